@@ -1,0 +1,73 @@
+"""`darkroom`: the root command, its global options, and the sub-commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from streams import __version__
+from streams.cli import broker, config_cmd, demo, publish, tail
+from streams.cli.common import AppState, fail
+from streams.config import CONFIG_FILE_ENV, load_settings
+from streams.logs import configure_logging
+
+app = typer.Typer(
+    name="darkroom",
+    help="Darkroom: Kafka stream processor that enriches photo uploads with computer vision.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+app.add_typer(broker.app, name="broker")
+app.command("publish")(publish.publish)
+app.command("tail")(tail.tail)
+app.command("config")(config_cmd.config)
+app.command("demo")(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"darkroom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help=f"TOML config file (default: ${CONFIG_FILE_ENV} or ./darkroom.toml)",
+        exists=True,
+        dir_okay=False,
+    ),
+    log_level: str | None = typer.Option(
+        None,
+        "--log-level",
+        help="DEBUG, INFO, WARNING or ERROR (default: from config, INFO)",
+        case_sensitive=False,
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Load the settings once for whichever sub-command runs."""
+    if config is not None:
+        os.environ[CONFIG_FILE_ENV] = str(config)
+    try:
+        overrides = {"log": {"level": log_level.upper()}} if log_level else {}
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        fail(f"invalid configuration:\n{exc}")
+    configure_logging(settings.log.level, settings.log.format)
+    ctx.obj = AppState(settings)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

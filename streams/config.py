@@ -1,0 +1,154 @@
+"""Configuration: one typed settings object, read from defaults, a TOML file and the environment.
+
+Precedence, highest first: environment variables, the config file, defaults. Environment names
+are ``DARKROOM_<SECTION>_<FIELD>`` (e.g. ``DARKROOM_KAFKA_BOOTSTRAP``); the config file is
+``darkroom.toml`` in the working directory, or the path in ``DARKROOM_CONFIG`` / ``--config``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "DARKROOM_"
+CONFIG_FILE_ENV = "DARKROOM_CONFIG"
+DEFAULT_CONFIG_FILE = Path("darkroom.toml")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+ClientProfileName = Literal["embedded", "standard"]
+
+
+class KafkaSettings(BaseModel):
+    """How every Darkroom client reaches Kafka."""
+
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port,...)")
+    profile: ClientProfileName = Field(
+        "embedded",
+        description="Client tuning: 'embedded' for the tansu broker, 'standard' for Apache Kafka",
+    )
+    client_id: str = Field("darkroom", description="Client id sent to the broker")
+    schema_registry_url: str | None = Field(
+        None, description="Confluent Schema Registry URL; unset = Avro single-object encoding"
+    )
+    schema_registry_auth: SecretStr | None = Field(
+        None, description="Schema Registry basic auth as user:password"
+    )
+    librdkafka: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings for every client (security.protocol, sasl.*...)",
+    )
+
+
+class TopicSettings(BaseModel):
+    """Topic names and how the embedded broker (or `darkroom topics`) creates them."""
+
+    uploaded: str = Field("photos.uploaded", description="Upload events (input)")
+    enriched: str = Field("photos.enriched", description="Enriched events (output)")
+    failed: str = Field("photos.failed", description="Dead letters")
+    partitions: int = Field(4, ge=1, description="Partitions per topic when created")
+    replication: int = Field(1, ge=1, description="Replication factor when created")
+
+
+class BrokerSettings(BaseModel):
+    """The embedded tansu broker that `darkroom broker start` runs."""
+
+    host: str = Field("127.0.0.1", description="Listen address (loopback by default)")
+    port: int = Field(9092, ge=1, le=65535, description="Listen port")
+    state_dir: Path = Field(Path(".darkroom/broker"), description="Pid file and log folder")
+    start_timeout_s: float = Field(15.0, gt=0, description="Seconds to wait until it answers")
+
+
+class BlobSettings(BaseModel):
+    """Where photo bytes live when they are not inline in the event."""
+
+    root: Path = Field(Path(".darkroom/blobs"), description="Blob root for file:// URIs")
+    inline_max_bytes: int = Field(
+        256 * 1024, ge=0, description="Largest photo `publish --inline` puts in the event itself"
+    )
+    max_bytes: int = Field(
+        50 * 1024 * 1024, gt=0, description="Largest photo accepted (BLOB_TOO_LARGE above)"
+    )
+
+
+class LogSettings(BaseModel):
+    """structlog output."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+    format: Literal["auto", "console", "json"] = Field(
+        "auto", description="auto = console in a terminal, JSON lines otherwise"
+    )
+
+
+class PathSettings(BaseModel):
+    """Folders of the repository that the code reads at run time."""
+
+    schemas: Path = Field(REPO_ROOT / "schemas", description="Avro schemas (source of truth)")
+
+
+class Settings(BaseSettings):
+    """Everything Darkroom can be told. Sections map to env names DARKROOM_<SECTION>_<FIELD>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    broker: BrokerSettings = BrokerSettings()
+    blobs: BlobSettings = BlobSettings()
+    log: LogSettings = LogSettings()
+    paths: PathSettings = PathSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats the TOML file, which beats defaults."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
+        return (init_settings, env_settings, toml)
+
+
+def config_file_path() -> Path:
+    """The TOML file in effect: $DARKROOM_CONFIG, else ./darkroom.toml (may not exist)."""
+    return Path(os.environ.get(CONFIG_FILE_ENV) or DEFAULT_CONFIG_FILE)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the effective settings; keyword overrides beat every other source (tests use them)."""
+    return Settings(**overrides)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in a child process (secrets included)."""
+    env: dict[str, str] = {}
+    for section_name in type(settings).model_fields:
+        section = getattr(settings, section_name)
+        for field_name, value in section:
+            if value is None:
+                continue
+            name = f"{ENV_PREFIX}{section_name}_{field_name}".upper()
+            if isinstance(value, SecretStr):
+                env[name] = value.get_secret_value()
+            elif isinstance(value, dict):
+                env[name] = json.dumps(value)
+            else:
+                env[name] = str(value)
+    return env

@@ -1,0 +1,52 @@
+"""Builders for event records, so every producer fills the same fields the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, truncated to the millisecond that timestamp-millis keeps."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def photo_id_for(user_id: str, content_sha256: str) -> str:
+    """A stable photo id: the same bytes uploaded by the same user get the same id."""
+    digest = hashlib.sha256(f"{user_id}\0{content_sha256}".encode()).hexdigest()
+    return f"ph_{digest[:24]}"
+
+
+def new_upload(
+    *,
+    photo_id: str,
+    user_id: str,
+    content_type: str,
+    byte_size: int,
+    blob: str | bytes,
+    content_sha256: str | None = None,
+    filename: str | None = None,
+    client_metadata: Mapping[str, str] | None = None,
+    trace_id: str | None = None,
+    uploaded_at: datetime | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A PhotoUploaded record; ``blob`` is a URI string or the bytes inline."""
+    blob_field = {"uri": blob} if isinstance(blob, str) else {"data": blob}
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "photo_id": photo_id,
+        "user_id": user_id,
+        "uploaded_at": uploaded_at or utc_now(),
+        "content_type": content_type,
+        "byte_size": byte_size,
+        "blob": blob_field,
+        "content_sha256": content_sha256,
+        "filename": filename,
+        "client_metadata": dict(client_metadata) if client_metadata is not None else None,
+        "trace_id": trace_id,
+    }

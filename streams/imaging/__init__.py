@@ -1,0 +1,1 @@
+"""Image bytes: format sniffing (and, with the engine, decoding)."""

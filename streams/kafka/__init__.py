@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every command: client profiles, client factories, topics."""

@@ -1,0 +1,78 @@
+"""Factories for confluent-kafka clients, configured from Settings and the client profile."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._metadata import ClusterMetadata
+
+from streams.config import Settings
+from streams.kafka.profiles import get_profile
+
+
+class BrokerUnreachableError(ConnectionError):
+    """Kafka did not answer a Metadata request in time."""
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap,
+        "client.id": settings.kafka.client_id,
+        # librdkafka logs through Python logging (and so through structlog).
+        "logger": logging.getLogger("librdkafka"),
+        **settings.kafka.librdkafka,
+    }
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Producer settings: common + profile + overrides."""
+    profile = get_profile(settings.kafka.profile)
+    return {"acks": "all", **_common(settings), **profile.producer, **overrides}
+
+
+def consumer_config(
+    settings: Settings, group_id: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """Consumer settings. Without a group id, a throwaway group that never commits."""
+    profile = get_profile(settings.kafka.profile)
+    config: dict[str, Any] = {
+        **_common(settings),
+        "group.id": group_id or f"darkroom-reader-{uuid.uuid4().hex[:12]}",
+        "enable.auto.commit": group_id is not None,
+        "auto.offset.reset": "earliest",
+        **profile.consumer,
+        **overrides,
+    }
+    return config
+
+
+def make_producer(settings: Settings, **overrides: Any) -> Producer:
+    """A producer for Darkroom events."""
+    return Producer(producer_config(settings, **overrides))
+
+
+def make_consumer(settings: Settings, group_id: str | None = None, **overrides: Any) -> Consumer:
+    """A consumer; pass a group id only when offsets should be committed for that group."""
+    return Consumer(consumer_config(settings, group_id, **overrides))
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    """An admin client (topics, metadata)."""
+    return AdminClient(_common(settings))
+
+
+def probe(settings: Settings, timeout_s: float = 5.0) -> ClusterMetadata:
+    """Cluster metadata, or BrokerUnreachableError naming the bootstrap and what to do."""
+    try:
+        metadata: ClusterMetadata = make_admin(settings).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokerUnreachableError(
+            f"Kafka at {settings.kafka.bootstrap} did not answer within {timeout_s:g} s "
+            f"({exc.args[0].str() if exc.args else exc}). Start the embedded broker with "
+            "`darkroom broker start`, or point DARKROOM_KAFKA_BOOTSTRAP at your cluster."
+        ) from None
+    return metadata

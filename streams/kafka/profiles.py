@@ -1,0 +1,70 @@
+"""Client profiles: the one place where broker-specific client tuning lives.
+
+``standard`` suits Apache Kafka. ``embedded`` suits the tansu broker that the demo and the tests
+run (see README, "Embedded broker"); each setting below says which of its quirks it works around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from streams.config import ClientProfileName
+
+ConfigValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    """librdkafka settings layered on top of the defaults for each kind of client."""
+
+    name: ClientProfileName
+    producer: MappingProxyType[str, ConfigValue] = field(default_factory=lambda: _frozen({}))
+    consumer: MappingProxyType[str, ConfigValue] = field(default_factory=lambda: _frozen({}))
+
+
+def _frozen(values: dict[str, ConfigValue]) -> MappingProxyType[str, ConfigValue]:
+    return MappingProxyType(values)
+
+
+STANDARD: Final = ClientProfile(
+    name="standard",
+    producer=_frozen({"enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"}),
+    consumer=_frozen({}),
+)
+
+EMBEDDED: Final = ClientProfile(
+    name="embedded",
+    producer=_frozen(
+        {
+            # ListOffsets(latest) answers the last *batch's* base offset + 1, so watermarks are
+            # only right when every batch holds one record.
+            "batch.num.messages": 1,
+            # No InitProducerId (no idempotence, no transactions): keep per-key order instead by
+            # allowing one request in flight.
+            "enable.idempotence": False,
+            "max.in.flight.requests.per.connection": 1,
+            "linger.ms": 0,
+        }
+    ),
+    consumer=_frozen(
+        {
+            # A group join takes about half the session timeout on tansu: 6 s -> ready in 3 s.
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+            # tansu holds every Fetch for the full max wait even when data is there.
+            "fetch.wait.max.ms": 10,
+        }
+    ),
+)
+
+PROFILES: Final[dict[ClientProfileName, ClientProfile]] = {
+    "standard": STANDARD,
+    "embedded": EMBEDDED,
+}
+
+
+def get_profile(name: ClientProfileName) -> ClientProfile:
+    """The profile called ``name``."""
+    return PROFILES[name]

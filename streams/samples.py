@@ -1,0 +1,139 @@
+"""Real sample photos for the demo, the tests and the benchmarks.
+
+The photos ship inside the scikit-image wheel (BSD-3), so nothing is downloaded. Besides the
+originals, the set has a near-duplicate (smaller, re-encoded), a rotated copy, and corrupt files
+that look like images to a sniffer but must end as dead letters.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+Image = npt.NDArray[np.uint8]
+
+
+class SamplesUnavailableError(RuntimeError):
+    """scikit-image (the `samples` extra) is not installed."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One file of the sample set: which user it belongs to and what it should produce."""
+
+    user: str
+    filename: str
+    expect: str  # what a person should see in the results
+
+
+def _skimage(name: str, index: int | None = None) -> Callable[[], Image]:
+    """Loader of skimage.data.<name>() (item ``index`` when it returns a tuple), as BGR."""
+
+    def load() -> Image:
+        try:
+            from skimage import data
+        except ImportError:
+            raise SamplesUnavailableError(
+                "sample photos need scikit-image: pip install 'darkroom[samples]'"
+            ) from None
+        loaded = getattr(data, name)()
+        image: Image = loaded if index is None else loaded[index]
+        if image.ndim == 2:
+            return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+        return np.ascontiguousarray(cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2BGR))
+
+    return load
+
+
+PHOTOS: dict[str, Callable[[], Image]] = {
+    **{
+        name: _skimage(name)
+        for name in (
+            "astronaut",
+            "chelsea",
+            "coffee",
+            "rocket",
+            "hubble_deep_field",
+            "coins",
+            "text",
+            "page",
+            "camera",
+        )
+    },
+    "motorcycle": _skimage("stereo_motorcycle", index=0),
+}
+
+
+def load_photo(name: str) -> Image:
+    """A sample photo as a BGR uint8 array (OpenCV's convention)."""
+    return PHOTOS[name]()
+
+
+def encode_jpeg(image: Image, quality: int = 92) -> bytes:
+    """JPEG bytes of a BGR image."""
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return bytes(buffer)
+
+
+def encode_png(image: Image) -> bytes:
+    """PNG bytes of a BGR image."""
+    ok, buffer = cv2.imencode(".png", image)
+    assert ok
+    return bytes(buffer)
+
+
+def png_bomb_header(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A PNG whose header claims a huge image: it must be refused before decoding."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+def write_demo_set(folder: Path) -> list[Sample]:
+    """Write the demo photo set as <folder>/<user>/<file>; returns what was written."""
+    chelsea = load_photo("chelsea")
+    half = np.asarray(
+        cv2.resize(chelsea, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), dtype=np.uint8
+    )
+    files: list[tuple[Sample, bytes]] = [
+        (Sample("alice", "chelsea.jpg", "cat labels"), encode_jpeg(chelsea)),
+        (
+            Sample("alice", "chelsea-small.jpg", "near-duplicate of chelsea.jpg"),
+            encode_jpeg(half, quality=40),
+        ),
+        (
+            Sample("alice", "chelsea-rotated.jpg", "rotated duplicate of chelsea.jpg"),
+            encode_jpeg(np.rot90(chelsea, k=-1).copy()),
+        ),
+        (Sample("alice", "coffee.jpg", "espresso"), encode_jpeg(load_photo("coffee"))),
+        (Sample("alice", "astronaut.jpg", "one face"), encode_jpeg(load_photo("astronaut"))),
+        (Sample("bob", "rocket.jpg", "rocket"), encode_jpeg(load_photo("rocket"))),
+        (Sample("bob", "motorcycle.png", "motorcycle"), encode_png(load_photo("motorcycle"))),
+        (Sample("bob", "hubble.jpg", "stars"), encode_jpeg(load_photo("hubble_deep_field"))),
+        (Sample("bob", "coins.png", "coins"), encode_png(load_photo("coins"))),
+        (Sample("carol", "text.png", "printed text"), encode_png(load_photo("text"))),
+        (Sample("carol", "page.png", "a page of text"), encode_png(load_photo("page"))),
+        (Sample("carol", "camera.png", "a cameraman"), encode_png(load_photo("camera"))),
+        (
+            Sample("mallory", "truncated.jpg", "dead letter: CORRUPT_IMAGE"),
+            encode_jpeg(load_photo("coffee"))[:5000],
+        ),
+        (Sample("mallory", "bomb.png", "dead letter: IMAGE_TOO_LARGE"), png_bomb_header()),
+    ]
+    for sample, data in files:
+        path = folder / sample.user / sample.filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return [sample for sample, _ in files]

@@ -1,0 +1,132 @@
+"""`darkroom publish` then `darkroom tail` on the real embedded broker."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from streams.broker import free_port
+from tests.cli.runner import darkroom, json_lines
+from tests.photos import write_photos
+
+pytestmark = pytest.mark.broker
+
+
+def _tail_json(topic: str, env: dict[str, str], expect: int, timeout: float = 5.0) -> list[dict]:
+    result = darkroom(
+        "tail",
+        topic,
+        "--from-beginning",
+        "--json",
+        "--max",
+        str(expect + 1),
+        "--timeout",
+        str(timeout),
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    return json_lines(result.stdout)
+
+
+def test_publish_folder_then_tail_shows_every_photo_once(
+    tmp_path: Path, kafka_env: dict[str, str]
+) -> None:
+    paths = write_photos(tmp_path / "photos", {"ann": 5, "ben": 4, "cy": 3})
+    result = darkroom("publish", str(tmp_path / "photos"), env=kafka_env)
+    assert result.exit_code == 0, result.output
+    assert "published 12 photo(s)" in result.stdout
+
+    events = _tail_json(kafka_env["DARKROOM_TOPICS_UPLOADED"], kafka_env, expect=12, timeout=2)
+    assert len(events) == 12
+    records = [e["event"] for e in events]
+    assert len({r["photo_id"] for r in records}) == 12
+    assert sorted(r["filename"] for r in records) == sorted(p.name for p in paths)
+    assert all(e["type"] == "PhotoUploaded" and e["key"] == e["event"]["user_id"] for e in events)
+    assert {r["user_id"] for r in records} == {"ann", "ben", "cy"}  # default: folder name
+    for record in records:
+        uri = record["blob"]["uri"]
+        assert uri.startswith("file://") and Path(uri.removeprefix("file://")).is_file()
+
+    by_user: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    for e in events:
+        by_user[e["key"]].append((e["partition"], e["offset"], e["event"]["filename"]))
+    for user, rows in by_user.items():
+        assert len({partition for partition, _, _ in rows}) == 1, f"{user} spans partitions"
+        in_offset_order = [name for _, _, name in sorted(rows)]
+        assert in_offset_order == sorted(in_offset_order), f"{user} out of order"
+
+
+def test_user_option_and_inline(tmp_path: Path, kafka_env: dict[str, str]) -> None:
+    write_photos(tmp_path, {"x": 2}, size=16)
+    result = darkroom(
+        "publish", str(tmp_path / "x" / "*.jpg"), "--user", "zoe", "--inline", env=kafka_env
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 inline" in result.stdout
+    events = _tail_json(kafka_env["DARKROOM_TOPICS_UPLOADED"], kafka_env, expect=2, timeout=2)
+    assert [e["key"] for e in events] == ["zoe", "zoe"]
+    assert all("data" in e["event"]["blob"] for e in events)
+
+
+def test_same_photo_same_user_keeps_its_photo_id(tmp_path: Path, kafka_env: dict[str, str]) -> None:
+    (path,) = write_photos(tmp_path, {"u": 1})
+    for _ in range(2):
+        assert darkroom("publish", str(path), env=kafka_env).exit_code == 0
+    events = _tail_json(kafka_env["DARKROOM_TOPICS_UPLOADED"], kafka_env, expect=2, timeout=2)
+    assert len({e["event"]["photo_id"] for e in events}) == 1
+    assert len({e["event"]["event_id"] for e in events}) == 2
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "message"),
+    [
+        (lambda d: d / "missing.jpg", "no such file or directory"),
+        (
+            lambda d: _write(d / "notes.jpg", b"just some text, not a photo"),
+            "not a recognised image",
+        ),
+        (lambda d: _write(d / "empty.png", b""), "is empty"),
+    ],
+)
+def test_bad_path_sends_nothing(
+    tmp_path: Path, kafka_env: dict[str, str], make_bad, message
+) -> None:
+    good = write_photos(tmp_path, {"u": 2})
+    bad = make_bad(tmp_path)
+    result = darkroom("publish", *map(str, good), str(bad), env=kafka_env)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "nothing was sent" in result.stderr
+    assert _tail_json(kafka_env["DARKROOM_TOPICS_UPLOADED"], kafka_env, expect=0, timeout=1) == []
+
+
+def test_skip_invalid_sends_the_rest(tmp_path: Path, kafka_env: dict[str, str]) -> None:
+    good = write_photos(tmp_path, {"u": 2})
+    bad = _write(tmp_path / "notes.txt", b"hello")
+    result = darkroom("publish", "--skip-invalid", *map(str, good), str(bad), env=kafka_env)
+    assert result.exit_code == 0, result.output
+    assert "published 2 photo(s)" in result.stdout
+    assert "notes.txt" in result.stderr
+
+
+def test_broker_down_is_exit_3_with_a_hint(tmp_path: Path, kafka_env: dict[str, str]) -> None:
+    good = write_photos(tmp_path, {"u": 1})
+    env = {**kafka_env, "DARKROOM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    result = darkroom("publish", str(good[0]), env=env)
+    assert result.exit_code == 3
+    assert "did not answer" in result.stderr and "darkroom broker start" in result.stderr
+
+
+def test_missing_topic_is_a_clear_error(tmp_path: Path, kafka_env: dict[str, str]) -> None:
+    good = write_photos(tmp_path, {"u": 1})
+    env = {**kafka_env, "DARKROOM_TOPICS_UPLOADED": "no.such.topic"}
+    result = darkroom("publish", str(good[0]), env=env)
+    assert result.exit_code == 2
+    assert "'no.such.topic' does not exist" in result.stderr
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,109 @@
+"""Schema evolution: every released version reads data written by every other (FULL_TRANSITIVE).
+
+FULL_TRANSITIVE is the rule for all Darkroom events: new consumers replay old events, and old
+consumers keep reading while producers upgrade. The checks below would catch a new version that
+breaks it (see the deliberately broken schemas at the end).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.config import REPO_ROOT
+from streams.contracts import EventType, SchemaRepository, SingleObjectCodec
+from tests.contracts.avro_strategies import records
+
+REPOSITORY = SchemaRepository(REPO_ROOT / "schemas")
+
+
+def read_as(writer: dict[str, Any], reader: dict[str, Any], record: dict[str, Any]) -> Any:
+    """Write ``record`` with ``writer`` and read it back resolved to ``reader``."""
+    buffer = io.BytesIO()
+    schemaless_writer(buffer, parse_schema(writer), record)
+    buffer.seek(0)
+    return schemaless_reader(buffer, parse_schema(writer), parse_schema(reader))
+
+
+def assert_compatible(writer: dict[str, Any], reader: dict[str, Any], data: st.DataObject) -> None:
+    """Records of ``writer`` read as ``reader`` keep every field both schemas have."""
+    record = data.draw(records(writer))
+    resolved = read_as(writer, reader, record)
+    shared = {f["name"] for f in writer["fields"]} & {f["name"] for f in reader["fields"]}
+    assert {k: resolved[k] for k in shared} == {k: record[k] for k in shared}
+
+
+PAIRS = [
+    (event_type, old, new)
+    for event_type in EventType
+    for old, new in itertools.product(REPOSITORY.versions(event_type), repeat=2)
+]
+
+
+@pytest.mark.parametrize(("event_type", "writer", "reader"), PAIRS, ids=lambda p: str(p))
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_version_reads_every_other(
+    event_type: EventType, writer: Any, reader: Any, data: st.DataObject
+) -> None:
+    assert_compatible(writer.raw, reader.raw, data)
+
+
+def _with_field(base: dict[str, Any], field: dict[str, Any]) -> dict[str, Any]:
+    schema = json.loads(json.dumps(base))
+    schema["fields"].append(field)
+    return schema
+
+
+UPLOADED_V1 = REPOSITORY.latest(EventType.PHOTO_UPLOADED).raw
+GOOD_V2 = _with_field(UPLOADED_V1, {"name": "album", "type": ["null", "string"], "default": None})
+BAD_V2 = _with_field(UPLOADED_V1, {"name": "album", "type": "string"})  # no default
+
+
+@settings(max_examples=10)
+@given(data=st.data())
+def test_an_optional_field_with_default_is_compatible_both_ways(data: st.DataObject) -> None:
+    assert_compatible(UPLOADED_V1, GOOD_V2, data)
+    assert_compatible(GOOD_V2, UPLOADED_V1, data)
+
+
+@settings(max_examples=5)
+@given(data=st.data())
+def test_a_required_field_without_default_is_caught(data: st.DataObject) -> None:
+    with pytest.raises(Exception, match="album"):
+        assert_compatible(UPLOADED_V1, BAD_V2, data)
+
+
+def test_codec_reads_old_events_as_the_new_version(tmp_path: Path) -> None:
+    """Release a v2 next to v1: events written with v1 decode, with the new field's default."""
+    root = tmp_path / "schemas"
+    shutil.copytree(REPO_ROOT / "schemas", root)
+    old_codec = SingleObjectCodec(SchemaRepository(root))
+    (root / "PhotoUploaded" / "2.avsc").write_text(json.dumps(GOOD_V2))
+    new_codec = SingleObjectCodec(SchemaRepository(root))
+    record = {
+        "event_id": "e",
+        "photo_id": "p",
+        "user_id": "u",
+        "uploaded_at": 0,
+        "content_type": "image/png",
+        "byte_size": 1,
+        "blob": {"data": b"x"},
+        "content_sha256": None,
+        "filename": None,
+        "client_metadata": None,
+        "trace_id": None,
+    }
+    decoded = new_codec.decode(old_codec.encode(EventType.PHOTO_UPLOADED, record))
+    assert decoded.writer_version == "v1"
+    assert decoded.record["album"] is None
+    assert decoded.record["photo_id"] == "p"

@@ -1,0 +1,19 @@
+"""The README's configuration table matches the settings the code reads."""
+
+from __future__ import annotations
+
+import re
+
+from streams.config import REPO_ROOT, Settings, settings_env
+
+
+def test_every_setting_is_documented_and_nothing_else() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(DARKROOM_[A-Z_]+)` \|", readme, flags=re.MULTILINE))
+    defaults = Settings(kafka={"schema_registry_url": "x", "schema_registry_auth": "a:b"})
+    assert documented == set(settings_env(defaults))
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert "make test" in (REPO_ROOT / "README.md").read_text()
+    assert (REPO_ROOT / ".ci" / "run").read_text().strip().endswith("make test")
