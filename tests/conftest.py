@@ -11,7 +11,10 @@ import pytest
 
 from streams.broker import EmbeddedBroker, private_broker_settings
 from streams.config import Settings, TopicSettings, load_settings, settings_env
+from streams.engine import Enricher
 from streams.kafka.topics import ensure_topics, project_topics
+from streams.models.build import build_model
+from streams.models.repository import ModelRepository
 
 # Tests are hermetic: no DARKROOM_* variable or darkroom.toml of the developer leaks in.
 for _name in [n for n in os.environ if n.startswith("DARKROOM_")]:
@@ -51,3 +54,21 @@ def kafka(broker_settings: Settings, tmp_path: Path) -> Settings:
 def kafka_env(kafka: Settings) -> dict[str, str]:
     """The environment a `darkroom` command needs to use the ``kafka`` settings."""
     return settings_env(kafka)
+
+
+@pytest.fixture(scope="session")
+def repository() -> ModelRepository:
+    """The project's model repository, every model built (idempotent: a no-op when cached)."""
+    settings = load_settings()
+    repo = ModelRepository(settings.paths.models, settings.paths.model_cache)
+    for manifest in repo.manifests():
+        build_model(repo, manifest)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def enricher(repository: ModelRepository) -> Iterator[Enricher]:
+    """An engine with every bundled model."""
+    engine = Enricher(load_settings().engine, repository)
+    yield engine
+    engine.close()

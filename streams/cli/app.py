@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from streams import __version__
-from streams.cli import broker, config_cmd, demo, publish, tail
+from streams.cli import broker, config_cmd, demo, models, publish, tail
 from streams.cli.common import AppState, fail
 from streams.config import CONFIG_FILE_ENV, load_settings
 from streams.logs import configure_logging
@@ -23,6 +24,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(broker.app, name="broker")
+app.add_typer(models.app, name="models")
 app.command("publish")(publish.publish)
 app.command("tail")(tail.tail)
 app.command("config")(config_cmd.config)
@@ -62,7 +64,7 @@ def root(
     try:
         overrides = {"log": {"level": log_level.upper()}} if log_level else {}
         settings = load_settings(**overrides)
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:
         fail(f"invalid configuration:\n{exc}")
     configure_logging(settings.log.level, settings.log.format)
     ctx.obj = AppState(settings)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.broker
 def test_demo_publishes_and_reads_back_every_sample(tmp_path: Path) -> None:
     result = darkroom("demo", "--workdir", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "published 14 photo(s)" in result.stdout
+    assert "published 15 photo(s)" in result.stdout
     for name in ("chelsea.jpg", "astronaut.jpg", "truncated.jpg", "bomb.png"):
         assert name in result.stdout
     assert "broker stopped" in result.stdout

@@ -1,0 +1,66 @@
+"""Model-free enrichments of a decoded photo: EXIF facts, quality, colours, perceptual hash.
+
+Each comes with the provenance that PhotoEnriched.produced_by records for it.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+from streams.imaging.decode import DecodedPhoto
+from streams.imaging.exif import ExifFacts, read_exif
+from streams.imaging.phash import phash, phash_hex
+from streams.imaging.quality import dominant_colors, measure_quality
+
+# Bump a version when its algorithm changes: consumers see which one made each value.
+PRODUCERS: dict[str, dict[str, str]] = {
+    "exif": {"name": "exifread", "version": version("exifread")},
+    "quality": {"name": "darkroom-quality", "version": "1"},
+    "dominant_colors": {"name": "darkroom-kmeans-colors", "version": "1"},
+    "phash": {"name": "darkroom-dct-phash", "version": "1"},
+}
+
+
+def exif_record(facts: ExifFacts) -> dict[str, Any]:
+    """ExifFacts as the PhotoEnriched ``exif`` record."""
+    gps = None
+    if facts.latitude is not None and facts.longitude is not None:
+        gps = {
+            "latitude": facts.latitude,
+            "longitude": facts.longitude,
+            "altitude_m": facts.altitude,
+        }
+    return {
+        "taken_at": facts.taken_at,
+        "camera_make": facts.make,
+        "camera_model": facts.model,
+        "lens_model": facts.lens_model,
+        "orientation": facts.orientation,
+        "gps": gps,
+    }
+
+
+def extract_features(
+    photo: DecodedPhoto, data: bytes, blur_threshold: float
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """(fields, produced_by) for every model-free enrichment of ``photo``."""
+    facts = read_exif(data)
+    quality = measure_quality(photo.image, blur_threshold)
+    fields: dict[str, Any] = {
+        "exif": exif_record(facts) if facts is not None else None,
+        "quality": {
+            "blur_variance": quality.blur_variance,
+            "is_blurry": quality.is_blurry,
+            "brightness": quality.brightness,
+            "contrast": quality.contrast,
+            "underexposed_fraction": quality.underexposed_fraction,
+            "overexposed_fraction": quality.overexposed_fraction,
+        },
+        "dominant_colors": [
+            {"hex": hex_, "fraction": share} for hex_, share in dominant_colors(photo.image)
+        ],
+        "phash": phash_hex(phash(photo.image)),
+    }
+    produced_by = {name: PRODUCERS[name] for name, value in fields.items() if value is not None}
+    return fields, produced_by

@@ -1,0 +1,1 @@
+"""ONNX Runtime inference: sessions with provider fallback, batch preprocessing, task runners."""

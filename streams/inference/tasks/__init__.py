@@ -1,0 +1,1 @@
+"""Task runners: one class per task, configured entirely by a model's manifest."""

@@ -1,0 +1,122 @@
+"""What every task runner shares: a manifest, a session, and the batch contract.
+
+The engine calls ``prepare`` for each photo in its decode threads (OpenCV geometry releases the
+GIL), then ``run`` once per batch on the prepared inputs; ``run`` returns the event fields it
+fills for each photo, in order. A runner never sees Kafka or the event schema's other fields.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from streams.imaging.decode import DecodedPhoto
+from streams.inference.preprocess import Image, Placement, TensorMaker, fit
+from streams.inference.sessions import ModelSession, SessionConfig
+from streams.models.manifest import InputSpec, ManifestError, ModelManifest
+from streams.models.repository import ModelRepository
+
+Fields = dict[str, Any]
+
+
+@dataclass
+class Prepared:
+    """One photo's input for one runner."""
+
+    fitted: Image
+    placement: Placement
+
+
+@dataclass
+class Work:
+    """One photo on its way through the runners of a batch."""
+
+    photo: DecodedPhoto
+    prepared: dict[str, Any] = field(default_factory=dict)  # runner name -> prepared input
+    fields: Fields = field(default_factory=dict)  # event fields filled so far
+
+
+class Runner(Protocol):
+    """What the engine needs of a runner (TaskRunner below, or the two-model OcrRunner)."""
+
+    name: str
+    fields: tuple[str, ...]
+    manifests: list[ModelManifest]
+    provenance: dict[str, str]  # what produced_by records for the fields it fills
+    provenance_key: str | None  # one produced_by key instead of the field names (or None)
+    session: ModelSession
+
+    def needed_side(self) -> int:
+        """The decoded long side below which the model would lose detail."""
+        ...
+
+    def prepare(self, photo: DecodedPhoto) -> Any:
+        """Per-photo input preparation, in a decode thread."""
+        ...
+
+    def warm_up(self) -> float:
+        """One run on blank input; returns seconds."""
+        ...
+
+    def run(self, works: Sequence[Work]) -> list[Fields]:
+        """The event fields for each photo of the batch."""
+        ...
+
+
+class TaskRunner(ABC):
+    """Base for runners of single-model tasks with a standard image input."""
+
+    fields: tuple[str, ...] = ()  # event fields this runner fills
+    provenance_key: str | None = None
+
+    def __init__(
+        self, manifest: ModelManifest, repository: ModelRepository, config: SessionConfig
+    ) -> None:
+        self.manifest = manifest
+        self.manifests = [manifest]
+        self.name = manifest.name
+        self.provenance = {"name": manifest.name, "version": manifest.version}
+        artifacts = repository.require_built(manifest)
+        self.labels = artifacts.read_labels() if manifest.labels is not None else []
+        self.session = ModelSession(artifacts.model, config, manifest.key)
+        self.spec = self._input_spec()
+        self.to_tensor = TensorMaker(self.spec)
+
+    def _input_spec(self) -> InputSpec:
+        if self.manifest.input is None:
+            raise ManifestError(f"{self.manifest.key}: task {self.manifest.task} needs [input]")
+        return self.manifest.input
+
+    def output(self, role: str) -> str:
+        """The graph output name the manifest maps ``role`` to."""
+        try:
+            return self.manifest.outputs[role]
+        except KeyError:
+            raise ManifestError(f"{self.manifest.key}: [outputs] needs {role!r}") from None
+
+    def prepare(self, photo: DecodedPhoto) -> Prepared:
+        """Fit the photo to the model's input (runs in a decode thread)."""
+        fitted, placement = fit(photo.image, self.spec, photo.scale)
+        return Prepared(fitted, placement)
+
+    def needed_side(self) -> int:
+        """The decoded long side below which this model would lose detail."""
+        return max(self.spec.resize_to or 0, *self.spec.size)
+
+    def infer(self, prepared: Sequence[Prepared], outputs: Sequence[str]) -> list[np.ndarray]:
+        """One session run over the batch."""
+        tensor = self.to_tensor([p.fitted for p in prepared])
+        return self.session.run({self.spec.name: tensor}, outputs)
+
+    def warm_up(self) -> float:
+        """Run a one-photo batch of zeros; returns seconds."""
+        blank = np.zeros((*self.spec.size, 3), dtype=np.uint8)
+        return self.session.warm_up({self.spec.name: self.to_tensor([blank])})
+
+    @abstractmethod
+    def run(self, works: Sequence[Work]) -> list[Fields]:
+        """The event fields for each photo of the batch."""

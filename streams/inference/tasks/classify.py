@@ -1,0 +1,73 @@
+"""classify (labels, plus an embedding when the graph has one) and embed (embedding only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from streams.inference.tasks.base import Fields, TaskRunner, Work
+
+
+def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Row-wise softmax, stable for large logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    probabilities: npt.NDArray[np.float32] = exp / exp.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: npt.NDArray[np.float32] = vectors / np.maximum(norms, 1e-12)
+    return unit
+
+
+class ClassifyRunner(TaskRunner):
+    """Top-k labels with softmax scores; the embedding too when ``emit_embedding``."""
+
+    fields = ("labels", "embedding")
+
+    emit_embedding = True  # the engine turns it off when a dedicated embed model is enabled
+
+    def run(self, works: Sequence[Work]) -> list[Fields]:
+        """Labels (top_k, at least min_score) and the L2-normalised embedding."""
+        top_k = int(self.manifest.params.get("top_k", 5))
+        min_score = float(self.manifest.params.get("min_score", 0.0))
+        names = [self.output("logits")]
+        has_embedding = self.emit_embedding and "embedding" in self.manifest.outputs
+        if has_embedding:
+            names.append(self.output("embedding"))
+        results = self.infer([w.prepared[self.name] for w in works], names)
+        probabilities = softmax(results[0])
+        best = np.argsort(-probabilities, axis=1)[:, :top_k]
+        fields: list[Fields] = []
+        for row, indices in enumerate(best):
+            labels = [
+                {
+                    "name": self.labels[i] if i < len(self.labels) else str(i),
+                    "score": float(probabilities[row, i]),
+                    "class_index": int(i),
+                }
+                for i in indices
+                if probabilities[row, i] >= min_score
+            ]
+            item: Fields = {"labels": labels}
+            if has_embedding:
+                item["embedding"] = l2_normalise(results[1])[row].tolist()
+            fields.append(item)
+        return fields
+
+
+class EmbedRunner(TaskRunner):
+    """An image embedding (e.g. a CLIP image tower a user drops into models/)."""
+
+    fields = ("embedding",)
+
+    def run(self, works: Sequence[Work]) -> list[Fields]:
+        """The L2-normalised embedding of each photo."""
+        (vectors,) = self.infer([w.prepared[self.name] for w in works], [self.output("embedding")])
+        flat = vectors.reshape(len(works), -1).astype(np.float32)
+        return [{"embedding": row.tolist()} for row in l2_normalise(flat)]

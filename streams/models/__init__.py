@@ -1,0 +1,1 @@
+"""The model repository: manifests in models/, offline builds into a cache, golden checks."""

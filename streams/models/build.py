@@ -1,0 +1,74 @@
+"""`darkroom models build`: turn each manifest's source into ONNX files in the cache, offline.
+
+Idempotent: a model whose build record names the same source SHA-256 and converter is skipped.
+A build is written to a temporary folder and renamed into place, so a crash never leaves a
+half-written model where a worker would load it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams import __version__
+from streams.models.converters import CONVERTERS
+from streams.models.manifest import ModelManifest
+from streams.models.repository import ModelRepository
+from streams.models.sources import load_labels, locate_source, sha256_file
+
+
+class BuildError(RuntimeError):
+    """A converter failed on its source."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What happened to one model."""
+
+    manifest: ModelManifest
+    built: bool  # False: an identical build was already there
+    path: Path
+    seconds: float
+
+
+def build_model(
+    repository: ModelRepository, manifest: ModelManifest, force: bool = False
+) -> BuildResult:
+    """Build one model (MissingSourceError / SourceMismatchError / BuildError on failure)."""
+    started = time.monotonic()
+    source = locate_source(manifest)
+    source_sha = sha256_file(source)
+    artifacts = repository.artifacts(manifest)
+    info = artifacts.build_info()
+    wanted = {"source_sha256": source_sha, "converter": manifest.source.converter}
+    if not force and info is not None and all(info.get(k) == v for k, v in wanted.items()):
+        return BuildResult(manifest, False, artifacts.model, time.monotonic() - started)
+
+    artifacts.folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{manifest.version}-", dir=artifacts.folder.parent))
+    try:
+        try:
+            CONVERTERS[manifest.source.converter](source, staging / "model.onnx")
+        except Exception as exc:
+            raise BuildError(f"{manifest.key}: {manifest.source.converter} failed: {exc}") from exc
+        if manifest.labels is not None:
+            labels = load_labels(manifest.labels, manifest.folder)
+            (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        record = {
+            **wanted,
+            "source": str(source),
+            "built_at": time.time(),
+            "darkroom": __version__,
+            "onnx_sha256": sha256_file(staging / "model.onnx"),
+        }
+        (staging / "build.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        if artifacts.folder.exists():
+            shutil.rmtree(artifacts.folder)
+        staging.rename(artifacts.folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return BuildResult(manifest, True, artifacts.model, time.monotonic() - started)

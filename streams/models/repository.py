@@ -1,0 +1,97 @@
+"""The model repository on disk: manifests in ``models/``, built artifacts in the cache.
+
+Artifacts of a model live in ``<cache>/<name>/<version>/``: ``model.onnx``, ``labels.txt`` (when
+the model has labels) and ``build.json`` (what it was built from). A new version never
+overwrites an old one, so a worker running the old version is never handed a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams.models.manifest import ManifestError, ModelManifest, Task, load_manifest
+
+
+class UnknownModelError(LookupError):
+    """A model name that is not in the repository."""
+
+
+class ModelNotBuiltError(FileNotFoundError):
+    """A model whose ONNX file has not been built yet."""
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """The built files of one model version."""
+
+    folder: Path
+
+    @property
+    def model(self) -> Path:
+        """The ONNX graph."""
+        return self.folder / "model.onnx"
+
+    @property
+    def labels(self) -> Path:
+        """One class name per line (only for models with labels)."""
+        return self.folder / "labels.txt"
+
+    @property
+    def record(self) -> Path:
+        """build.json: source SHA-256, converter, build time."""
+        return self.folder / "build.json"
+
+    def build_info(self) -> dict[str, Any] | None:
+        """The build record, or None when not built (or half built)."""
+        if not self.model.is_file():
+            return None
+        try:
+            info: dict[str, Any] = json.loads(self.record.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        return info
+
+    def read_labels(self) -> list[str]:
+        """The labels written at build time."""
+        return self.labels.read_text(encoding="utf-8").splitlines()
+
+
+class ModelRepository:
+    """Every model folder under ``root``, and where their builds go."""
+
+    def __init__(self, root: Path, cache: Path) -> None:
+        self.root = root
+        self.cache = cache
+        if not root.is_dir():
+            raise ManifestError(f"model repository {root} does not exist")
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        self._manifests = {m.name: m for m in (load_manifest(f) for f in folders)}
+
+    def manifests(self, task: Task | None = None) -> list[ModelManifest]:
+        """All manifests (of one task, if given), by name."""
+        return [m for m in self._manifests.values() if task is None or m.task is task]
+
+    def get(self, name: str) -> ModelManifest:
+        """The manifest called ``name``."""
+        try:
+            return self._manifests[name]
+        except KeyError:
+            known = ", ".join(self._manifests) or "none"
+            raise UnknownModelError(f"no model {name!r} in {self.root} (models: {known})") from None
+
+    def artifacts(self, manifest: ModelManifest) -> Artifacts:
+        """Where ``manifest``'s version is (or will be) built."""
+        return Artifacts(self.cache / manifest.name / manifest.version)
+
+    def require_built(self, manifest: ModelManifest) -> Artifacts:
+        """The artifacts, or ModelNotBuiltError saying how to build them."""
+        artifacts = self.artifacts(manifest)
+        if artifacts.build_info() is None:
+            raise ModelNotBuiltError(
+                f"model {manifest.key} is not built (no {artifacts.model}): "
+                "run `darkroom models build`"
+            )
+        return artifacts

@@ -1,0 +1,117 @@
+"""`darkroom models verify`: load each model and run its golden checks on real sample photos."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.config import EngineSettings
+from streams.engine.enricher import Enricher, PhotoInput
+from streams.engine.results import Enriched
+from streams.models.manifest import Golden, ModelManifest, Task
+from streams.models.repository import ModelRepository
+from streams.samples import encode_jpeg, load_photo
+
+# Tasks that only make sense together with another model.
+_COMPANIONS = {
+    Task.EMBED_FACES: Task.DETECT_FACES,
+    Task.OCR_DETECT: Task.OCR_RECOGNIZE,
+    Task.OCR_RECOGNIZE: Task.OCR_DETECT,
+}
+
+
+@dataclass
+class Check:
+    """One golden expectation and what was seen."""
+
+    description: str
+    passed: bool
+    seen: str
+
+
+@dataclass
+class VerifyResult:
+    """All checks of one model."""
+
+    manifest: ModelManifest
+    checks: list[Check] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        """Every check passed."""
+        return all(check.passed for check in self.checks)
+
+
+def verify_model(
+    manifest: ModelManifest, repository: ModelRepository, settings: EngineSettings
+) -> VerifyResult:
+    """Run ``manifest``'s golden checks (with its companion model, e.g. OCR det + rec)."""
+    started = time.monotonic()
+    names = [manifest.name]
+    companion = _COMPANIONS.get(manifest.task)
+    if companion is not None:
+        names += [m.name for m in repository.manifests(companion)][:1]
+    enricher = Enricher(settings.model_copy(update={"models": ",".join(names)}), repository)
+    result = VerifyResult(manifest)
+    try:
+        result.checks.append(
+            Check("loads and runs", True, f"on {enricher.runners[0].session.provider}")
+        )
+        for golden in manifest.golden:
+            (outcome,) = enricher.enrich(
+                [PhotoInput(golden.photo, encode_jpeg(load_photo(golden.photo)))]
+            )
+            if not isinstance(outcome, Enriched):
+                result.checks.append(Check(f"{golden.photo}: enriched", False, outcome.detail))
+                continue
+            result.checks.extend(_checks(golden, outcome.fields))
+    finally:
+        enricher.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _checks(golden: Golden, fields: dict[str, Any]) -> list[Check]:
+    checks = []
+    if golden.label is not None:
+        labels = fields.get("labels") or []
+        names = [label["name"] for label in labels]
+        seen = ", ".join(f"{lb['name']} {lb['score']:.2f}" for lb in labels[:3]) or "no labels"
+        checks.append(
+            Check(
+                f"{golden.photo}: label {golden.label!r}",
+                golden.label.lower() in (n.lower() for n in names),
+                seen,
+            )
+        )
+    if golden.faces is not None:
+        faces = fields.get("faces") or []
+        seen = ", ".join(f"{f['score']:.2f}" for f in faces) or "none"
+        checks.append(
+            Check(
+                f"{golden.photo}: {golden.faces} face(s)",
+                len(faces) == golden.faces,
+                f"{len(faces)} ({seen})",
+            )
+        )
+    if golden.text is not None:
+        text = " | ".join(line["text"] for line in fields.get("ocr") or [])
+        checks.append(
+            Check(
+                f"{golden.photo}: reads {golden.text!r}",
+                golden.text.lower() in text.lower(),
+                text or "no text",
+            )
+        )
+    for name, limit in (golden.max_score or {}).items():
+        score = ((fields.get("moderation") or {}).get("scores") or {}).get(name)
+        checks.append(
+            Check(
+                f"{golden.photo}: {name} <= {limit}",
+                score is not None and score <= limit,
+                f"{score}",
+            )
+        )
+    return checks

@@ -1,0 +1,88 @@
+"""Decoding: typed refusals before any pixel is decoded, reduced JPEG decoding, orientation."""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from streams.errors import (
+    CorruptImageError,
+    ImageTooLargeError,
+    PhotoError,
+    UnsupportedFormatError,
+)
+from streams.imaging.decode import Decoder, apply_orientation
+from streams.imaging.sniff import ImageFormat
+from streams.samples import encode_jpeg, encode_png, load_photo, png_bomb_header
+
+DECODER = Decoder(max_pixels=20_000_000, min_side=512)
+
+
+def with_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """Insert an APP1 Exif segment holding only the orientation tag after SOI."""
+    ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        (b"", CorruptImageError, "empty"),
+        (b"%PDF-1.7 not a photo", UnsupportedFormatError, "not a recognised image"),
+        (encode_jpeg(load_photo("coffee"))[:4000], CorruptImageError, "truncated JPEG"),
+        (encode_png(load_photo("coins"))[:3000], CorruptImageError, "truncated PNG"),
+        (png_bomb_header(), ImageTooLargeError, "50000x50000"),
+        (b"\xff\xd8\xff\xe0" + bytes(40), CorruptImageError, "header"),
+        (b"\x00\x00\x00\x18ftypheic" + bytes(20), UnsupportedFormatError, "heic"),
+    ],
+    ids=["empty", "pdf", "truncated-jpeg", "truncated-png", "bomb", "garbage-jpeg", "heic"],
+)
+def test_bad_bytes_get_the_right_typed_error(
+    data: bytes, error: type[PhotoError], message: str
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        DECODER.decode(data)
+    assert info.value.reason is error.reason
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp", ".bmp", ".tiff", ".gif"])
+def test_every_supported_format_decodes(extension: str) -> None:
+    image = load_photo("chelsea")
+    ok, data = cv2.imencode(extension, image)
+    assert ok
+    photo = DECODER.decode(data.tobytes())
+    assert (photo.width, photo.height) == (451, 300) and photo.image.shape == (300, 451, 3)
+    assert photo.format.extension.lstrip(".") in extension
+
+
+def test_large_jpegs_decode_reduced_but_report_full_size() -> None:
+    big = cv2.resize(load_photo("astronaut"), (4000, 3000))
+    photo = DECODER.decode(encode_jpeg(big))
+    assert (photo.width, photo.height) == (4000, 3000)
+    assert photo.image.shape == (750, 1000, 3) and photo.scale == 4.0
+    assert DECODER.reduction(ImageFormat.PNG, 4000, 3000) == 1  # only JPEG gains from DCT scaling
+    assert Decoder(10**9, min_side=4000).reduction(ImageFormat.JPEG, 4000, 3000) == 1
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_opencv(orientation: int) -> None:
+    image = load_photo("chelsea")
+    data = with_orientation(encode_jpeg(image), orientation)
+    reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # applies EXIF
+    photo = DECODER.decode(data)
+    assert photo.orientation == orientation
+    assert photo.image.shape == reference.shape
+    assert (photo.height, photo.width) == reference.shape[:2]
+    assert np.abs(photo.image.astype(int) - reference.astype(int)).mean() < 1.0
+
+
+def test_orientation_one_is_a_no_op() -> None:
+    image = load_photo("coins")
+    assert apply_orientation(image, 1) is image or np.array_equal(
+        apply_orientation(image, 1), image
+    )

