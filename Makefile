@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit clean
+.PHONY: install models demo test lint unit bench-engine clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ unit: models
 	$(BIN)/pytest -q
 
 test: lint unit
+
+bench-engine: models
+	$(BIN)/python -m benchmarks.engine
 
 clean:
 	rm -rf $(VENV) .darkroom .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -66,10 +66,8 @@ class OcrRunner:
         return seconds + self.rec.warm_up({self.rec.input_names[0]: batch.tensor})
 
     def run(self, works: Sequence[Work]) -> list[Fields]:
-        """Detect lines in the whole batch at once, then recognise all crops in batches."""
-        prepared = [w.prepared[self.name] for w in works]
-        (prob,) = self.det.run({self.det.input_names[0]: pp.det_batch([p[0] for p in prepared])})
-        detections = pp.det_postprocess(prob, [p[1] for p in prepared])
+        """Detect lines (photos of one detector size batched together), then read all crops."""
+        detections = self._detect([w.prepared[self.name] for w in works])
         crops: list[pp.U8Image] = []
         owners: list[tuple[int, pp.Quad]] = []
         for i, (work, found) in enumerate(zip(works, detections, strict=True)):
@@ -89,6 +87,21 @@ class OcrRunner:
                     }
                 )
         return [{"ocr": found} for found in lines]
+
+    def _detect(self, prepared: list[tuple[pp.U8Image, pp.DetMeta]]) -> list[pp.DetResult]:
+        """One detector run per distinct input size: padding a small photo up to a large one
+        costs the large one's time (measured: batch 4 of mixed sizes ran slower than batch 1)."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, (resized, _) in enumerate(prepared):
+            groups.setdefault(resized.shape[:2], []).append(index)
+        results: list[pp.DetResult | None] = [None] * len(prepared)
+        for indices in groups.values():
+            batch = pp.det_batch([prepared[i][0] for i in indices])
+            (prob,) = self.det.run({self.det.input_names[0]: batch})
+            found = pp.det_postprocess(prob, [prepared[i][1] for i in indices])
+            for index, result in zip(indices, found, strict=True):
+                results[index] = result
+        return [r for r in results if r is not None]
 
     def _recognise(self, crops: list[pp.U8Image]) -> list[tuple[str, float]]:
         results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
