@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from streams.imaging.sniff import ImageFormat
 from streams.publish import collect, default_user
 from tests.photos import write_photos
@@ -33,3 +36,17 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
 
 def test_default_user_is_the_folder_name(tmp_path: Path) -> None:
     assert default_user(tmp_path / "alice" / "x.jpg") == "alice"
+
+
+def test_the_bytes_decide_the_format_not_the_extension(tmp_path: Path) -> None:
+    (jpeg,) = write_photos(tmp_path, {"u": 1})
+    ok, png = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))
+    assert ok
+    misnamed = tmp_path / "u" / "really-a-png.jpg"
+    misnamed.write_bytes(png.tobytes())
+    files, problems = collect([str(misnamed), str(jpeg)])
+    assert problems == []
+    assert {f.path.name: f.format for f in files} == {
+        "really-a-png.jpg": ImageFormat.PNG,
+        "photo-00.jpg": ImageFormat.JPEG,
+    }
