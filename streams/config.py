@@ -110,6 +110,30 @@ class EngineSettings(BaseModel):
     )
 
 
+class WorkerSettings(BaseModel):
+    """The Faust worker (`darkroom worker`)."""
+
+    app_id: str = Field("darkroom", description="Faust app id = consumer group = table prefix")
+    data_dir: Path = Field(Path(".darkroom/worker"), description="RocksDB tables of this worker")
+    web_host: str = Field("127.0.0.1", description="Interactive queries + metrics bind address")
+    web_port: int = Field(6066, ge=1, le=65535, description="Interactive queries + metrics port")
+    batch_size: int = Field(16, ge=1, description="Most uploads the agent takes at once")
+    batch_wait_s: float = Field(0.2, gt=0, description="Longest wait to fill a batch (seconds)")
+    guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="exactly_once needs Kafka transactions (not the embedded broker)",
+    )
+    duplicate_max_distance: int = Field(
+        10, ge=0, le=64, description="Perceptual-hash bits that may differ for a near-duplicate"
+    )
+    duplicate_min_similarity: float = Field(
+        0.75, ge=-1, le=1, description="Embedding cosine that confirms a near-duplicate"
+    )
+    index_max_photos: int = Field(
+        5000, ge=1, description="Most recent photos per user kept in the near-duplicate index"
+    )
+
+
 class PathSettings(BaseModel):
     """Folders of the repository that the code reads at run time."""
 
@@ -137,6 +161,7 @@ class Settings(BaseSettings):
     blobs: BlobSettings = BlobSettings()
     log: LogSettings = LogSettings()
     engine: EngineSettings = EngineSettings()
+    worker: WorkerSettings = WorkerSettings()
     paths: PathSettings = PathSettings()
 
     @classmethod

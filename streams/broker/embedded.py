@@ -136,7 +136,7 @@ class EmbeddedBroker:
         if record is None:
             return False
         pid = int(record["pid"])
-        if not self._is_ours(pid):
+        if not _is_tansu(pid, record):
             self.pid_file.unlink(missing_ok=True)
             return False
         _terminate(pid, timeout_s)
@@ -149,22 +149,31 @@ class EmbeddedBroker:
         if record is None:
             return self._status(False, None, None, "not started (no pid file)")
         pid, started_at = int(record["pid"]), float(record["started_at"])
-        if not self._is_ours(pid):
+        if not _is_tansu(pid, record):
             return self._status(False, None, None, f"not running (stale pid file, pid {pid})")
+        bootstrap = f"{record['host']}:{record['port']}"  # where it runs, whatever we were told
         try:
-            probe(self._probe_settings(), timeout_s=2.0)
+            probe(self._probe_settings(bootstrap), timeout_s=2.0)
         except BrokerUnreachableError:
-            return self._status(True, pid, started_at, "process alive but not answering Metadata")
-        return self._status(True, pid, started_at, "answering Metadata")
+            detail = "process alive but not answering Metadata"
+            return self._status(True, pid, started_at, detail, bootstrap)
+        return self._status(True, pid, started_at, "answering Metadata", bootstrap)
 
     def _status(
-        self, running: bool, pid: int | None, started: float | None, detail: str
+        self,
+        running: bool,
+        pid: int | None,
+        started: float | None,
+        detail: str,
+        bootstrap: str | None = None,
     ) -> BrokerStatus:
-        return BrokerStatus(running, self.bootstrap, pid, started, self.log_file, detail)
+        return BrokerStatus(
+            running, bootstrap or self.bootstrap, pid, started, self.log_file, detail
+        )
 
     def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.settings.broker.start_timeout_s
-        settings = self._probe_settings()
+        settings = self._probe_settings(self.bootstrap)
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise BrokerError(
@@ -181,14 +190,9 @@ class EmbeddedBroker:
             f"{self.settings.broker.start_timeout_s:g} s; log: {self.log_file}"
         )
 
-    def _probe_settings(self) -> Settings:
-        kafka = self.settings.kafka.model_copy(update={"bootstrap": self.bootstrap})
+    def _probe_settings(self, bootstrap: str) -> Settings:
+        kafka = self.settings.kafka.model_copy(update={"bootstrap": bootstrap})
         return self.settings.model_copy(update={"kafka": kafka})
-
-    def _is_ours(self, pid: int) -> bool:
-        """True if ``pid`` is alive and is tansu listening on our URL."""
-        cmdline = _cmdline(pid)
-        return cmdline is not None and "tansu" in cmdline and self._url in cmdline
 
     def _write_pid_file(self, pid: int, started_at: float) -> None:
         payload = {"pid": pid, "host": self.host, "port": self.port, "started_at": started_at}
@@ -207,8 +211,16 @@ class EmbeddedBroker:
 
     def _clear_stale_pid_file(self) -> None:
         record = self._read_pid_file()
-        if record is not None and not self._is_ours(int(record["pid"])):
+        if record is not None and not _is_tansu(int(record["pid"]), record):
             self.pid_file.unlink(missing_ok=True)
+
+
+def _is_tansu(pid: int, record: dict[str, Any]) -> bool:
+    """True if ``pid`` is alive and is the tansu the pid file describes (its own host:port:
+    the settings of the command that asks may name another port)."""
+    cmdline = _cmdline(pid)
+    url = f"tcp://{record.get('host')}:{record.get('port')}"
+    return cmdline is not None and "tansu" in cmdline and url in cmdline
 
 
 def _cmdline(pid: int) -> str | None:

@@ -47,6 +47,7 @@ class _Job:
     work: Work | None = None
     produced_by: dict[str, dict[str, str]] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    phash_variants: list[int] = field(default_factory=list)
     failure: Failed | None = None
 
     def fail(self, error: PhotoError, stage: str) -> None:
@@ -124,7 +125,9 @@ class Enricher:
         finally:
             job.timings_ms["decode"] = _ms_since(started)
         started = time.perf_counter()
-        features, produced_by = extract_features(photo, item.data, self.settings.blur_threshold)
+        features, produced_by, job.phash_variants = extract_features(
+            photo, item.data, self.settings.blur_threshold
+        )
         job.timings_ms["features"] = _ms_since(started)
         job.produced_by.update(produced_by)
         started = time.perf_counter()
@@ -191,7 +194,9 @@ class Enricher:
         if job.failure is not None:
             return job.failure
         assert job.work is not None
-        return Enriched(job.photo_id, job.work.fields, job.produced_by, job.timings_ms)
+        return Enriched(
+            job.photo_id, job.work.fields, job.produced_by, job.timings_ms, job.phash_variants
+        )
 
 
 def _ms_since(started: float) -> float:

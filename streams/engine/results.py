@@ -16,6 +16,7 @@ class Enriched:
     fields: dict[str, Any]  # format, width, height, exif, quality, labels, faces, ...
     produced_by: dict[str, dict[str, str]]  # field -> {"name", "version"}
     timings_ms: dict[str, float] = field(default_factory=dict)
+    phash_variants: list[int] = field(default_factory=list)  # 8 rotations/mirrors, [0] = photo
 
     @property
     def processing_ms(self) -> float:

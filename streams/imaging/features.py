@@ -10,7 +10,7 @@ from typing import Any
 
 from streams.imaging.decode import DecodedPhoto
 from streams.imaging.exif import ExifFacts, read_exif
-from streams.imaging.phash import phash, phash_hex
+from streams.imaging.phash import dct_block, dihedral_hashes, phash_hex
 from streams.imaging.quality import dominant_colors, measure_quality
 
 # Bump a version when its algorithm changes: consumers see which one made each value.
@@ -43,9 +43,14 @@ def exif_record(facts: ExifFacts) -> dict[str, Any]:
 
 def extract_features(
     photo: DecodedPhoto, data: bytes, blur_threshold: float
-) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
-    """(fields, produced_by) for every model-free enrichment of ``photo``."""
+) -> tuple[dict[str, Any], dict[str, dict[str, str]], list[int]]:
+    """(fields, produced_by, dihedral hashes) for every model-free enrichment of ``photo``.
+
+    The dihedral hashes are the perceptual hashes of the photo's 8 rotations and mirror images
+    (index 0 is the photo itself), for near-duplicate search; they are not an event field.
+    """
     facts = read_exif(data)
+    variants = dihedral_hashes(dct_block(photo.image))
     quality = measure_quality(photo.image, blur_threshold)
     fields: dict[str, Any] = {
         "exif": exif_record(facts) if facts is not None else None,
@@ -60,7 +65,7 @@ def extract_features(
         "dominant_colors": [
             {"hex": hex_, "fraction": share} for hex_, share in dominant_colors(photo.image)
         ],
-        "phash": phash_hex(phash(photo.image)),
+        "phash": phash_hex(variants[0]),
     }
     produced_by = {name: PRODUCERS[name] for name, value in fields.items() if value is not None}
-    return fields, produced_by
+    return fields, produced_by, variants

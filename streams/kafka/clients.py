@@ -31,7 +31,15 @@ def _common(settings: Settings) -> dict[str, Any]:
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Producer settings: common + profile + overrides."""
     profile = get_profile(settings.kafka.profile)
-    return {"acks": "all", **_common(settings), **profile.producer, **overrides}
+    return {
+        "acks": "all",
+        # the Java client's partitioner, which aiokafka (the Faust worker) uses too: a key lands
+        # on the same partition whichever client sends it, so routing by key agrees everywhere
+        "partitioner": "murmur2_random",
+        **_common(settings),
+        **profile.producer,
+        **overrides,
+    }
 
 
 def consumer_config(

@@ -22,6 +22,9 @@ class ClientProfile:
     name: ClientProfileName
     producer: MappingProxyType[str, ConfigValue] = field(default_factory=lambda: _frozen({}))
     consumer: MappingProxyType[str, ConfigValue] = field(default_factory=lambda: _frozen({}))
+    faust: MappingProxyType[str, ConfigValue] = field(default_factory=lambda: _frozen({}))
+    fetch_max_wait_ms: int = 500  # the Faust worker's consumer (see streams/worker/transport.py)
+    transactions: bool = True
 
 
 def _frozen(values: dict[str, ConfigValue]) -> MappingProxyType[str, ConfigValue]:
@@ -57,6 +60,16 @@ EMBEDDED: Final = ClientProfile(
             "fetch.wait.max.ms": 10,
         }
     ),
+    faust=_frozen(
+        {
+            "broker_session_timeout": 6.0,
+            "broker_heartbeat_interval": 1.0,
+            # aiokafka's batch limit is in bytes: 1 puts every record in a batch of its own
+            "producer_max_batch_size": 1,
+        }
+    ),
+    fetch_max_wait_ms=10,
+    transactions=False,  # no InitProducerId: Faust's exactly_once cannot start
 )
 
 PROFILES: Final[dict[ClientProfileName, ClientProfile]] = {

@@ -90,3 +90,16 @@ def test_a_broker_that_dies_during_start_reports_its_log(
 def test_session_broker_is_up(broker_settings: Settings) -> None:
     assert probe(broker_settings, timeout_s=2.0).brokers
     assert os.environ.get("DARKROOM_KAFKA_BOOTSTRAP") is None  # tests are hermetic
+
+
+def test_stop_and_status_follow_the_pid_file_not_the_current_port(
+    own_broker: EmbeddedBroker,
+) -> None:
+    started = own_broker.start()
+    other_port = own_broker.settings.broker.model_copy(update={"port": own_broker.port + 1})
+    elsewhere = EmbeddedBroker(own_broker.settings.model_copy(update={"broker": other_port}))
+    status = elsewhere.status()
+    assert status.running and status.pid == started.pid
+    assert status.bootstrap == own_broker.bootstrap
+    assert elsewhere.stop() is True
+    assert not own_broker.status().running

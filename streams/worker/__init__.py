@@ -1,0 +1,1 @@
+"""The stream application: a Faust worker that enriches uploads, with state in RocksDB tables."""

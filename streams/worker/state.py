@@ -1,0 +1,113 @@
+"""What the worker remembers, as plain functions over JSON-able table values.
+
+``photo_state[photo_id]``: the outcome of the photo's last processing (status, event id, model
+versions, a summary). ``user_stats[user_id]``: counts over the user's photos, kept equal to the
+sum of their summaries: a photo re-enriched by a new model version replaces its old summary
+instead of being counted twice. Keeping these rules here, away from Faust, keeps them testable.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+PhotoState = dict[str, Any]
+UserStats = dict[str, Any]
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO-8601."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def already_done(state: PhotoState | None, event_id: str, versions: dict[str, str]) -> bool:
+    """True when processing this upload again would change nothing.
+
+    An enriched photo is done while the models are the same, whatever the event (a replayed or
+    re-published upload); a failed one only for the same event (a redelivery): a re-driven dead
+    letter is a new attempt.
+    """
+    if state is None:
+        return False
+    if state["status"] == "enriched":
+        return bool(state["model_versions"] == versions)
+    return bool(state["event_id"] == event_id)
+
+
+def summarise(record: dict[str, Any], byte_size: int) -> dict[str, Any]:
+    """The part of a PhotoEnriched that the stats and GET /photos need."""
+    labels = record.get("labels") or []
+    moderation = record.get("moderation")
+    duplicate = record.get("duplicate_of")
+    return {
+        "labels": [label["name"] for label in labels[:3]],
+        "faces": len(record.get("faces") or []),
+        "flagged": bool(moderation and moderation["flagged"]),
+        "text": " | ".join(line["text"] for line in record.get("ocr") or [])[:200],
+        "duplicate_of": duplicate["photo_id"] if duplicate else None,
+        "bytes": byte_size,
+        "size": [record["width"], record["height"]],
+    }
+
+
+def enriched_state(event_id: str, versions: dict[str, str], summary: dict[str, Any]) -> PhotoState:
+    """photo_state value after a successful enrichment."""
+    return {
+        "status": "enriched",
+        "event_id": event_id,
+        "model_versions": dict(versions),
+        "summary": summary,
+        "updated_at": now_iso(),
+    }
+
+
+def failed_state(event_id: str, reason: str, stage: str, detail: str) -> PhotoState:
+    """photo_state value after a dead letter."""
+    return {
+        "status": "failed",
+        "event_id": event_id,
+        "model_versions": {},
+        "reason": reason,
+        "stage": stage,
+        "detail": detail[:500],
+        "updated_at": now_iso(),
+    }
+
+
+def empty_stats() -> UserStats:
+    """A user with no photos yet."""
+    return {
+        "photos": 0,
+        "failed": 0,
+        "bytes": 0,
+        "faces": 0,
+        "flagged": 0,
+        "duplicates": 0,
+        "labels": {},
+    }
+
+
+def update_stats(stats: UserStats | None, old: PhotoState | None, new: PhotoState) -> UserStats:
+    """``stats`` with ``old``'s contribution replaced by ``new``'s."""
+    result = empty_stats() if stats is None else {**stats, "labels": dict(stats["labels"])}
+    if old is not None:
+        _apply(result, old, -1)
+    _apply(result, new, +1)
+    return result
+
+
+def _apply(stats: UserStats, state: PhotoState, sign: int) -> None:
+    if state["status"] == "failed":
+        stats["failed"] += sign
+        return
+    summary = state["summary"]
+    stats["photos"] += sign
+    stats["bytes"] += sign * summary["bytes"]
+    stats["faces"] += sign * summary["faces"]
+    stats["flagged"] += sign * int(summary["flagged"])
+    stats["duplicates"] += sign * int(summary["duplicate_of"] is not None)
+    labels: Counter[str] = Counter(stats["labels"])
+    if summary["labels"]:
+        labels[summary["labels"][0]] += sign  # the histogram counts each photo's top label
+    stats["labels"] = {name: count for name, count in labels.items() if count > 0}
