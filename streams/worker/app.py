@@ -103,6 +103,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
             "exactly_once needs Kafka transactions, which the embedded broker does not have; "
             "use DARKROOM_WORKER_GUARANTEE=at_least_once (idempotent effects) or a real Kafka"
         )
+    worker.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = DarkroomApp(
         worker.app_id,
         broker=f"darkroom://{settings.kafka.bootstrap}",

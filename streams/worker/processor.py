@@ -173,32 +173,38 @@ class BatchProcessor:
     def _build_outputs(self, items: list[Item]) -> None:
         """PhotoEnriched / PhotoFailed records; duplicates are searched in batch order."""
         indexes: dict[str, dedup.Index] = {}
+        embeddings: dict[str, str] = {}  # of this batch's photos: not in the table yet
         for item in items:
             if item.failure is not None:
                 reason, stage, detail = item.failure
                 item.record = self.outputs.failed(item.message, reason, stage, detail, item.upload)
             elif isinstance(item.outcome, Enriched):
-                item.record = self.outputs.enriched(
-                    item.upload or {}, item.outcome, self._duplicate_of(item, indexes)
-                )
+                duplicate = self._duplicate_of(item, indexes, embeddings)
+                item.record = self.outputs.enriched(item.upload or {}, item.outcome, duplicate)
 
-    def _duplicate_of(self, item: Item, indexes: dict[str, dedup.Index]) -> dict[str, Any] | None:
+    def _duplicate_of(
+        self, item: Item, indexes: dict[str, dedup.Index], embeddings: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Search the user's index as it stands after the batch's earlier photos."""
         assert item.upload is not None and isinstance(item.outcome, Enriched)
         user, photo = item.upload["user_id"], item.upload["photo_id"]
         if user not in indexes:
             indexes[user] = list(self.tables.dup_index.get(user) or [])
         index = [entry for entry in indexes[user] if entry[0] != photo]
         fields = item.outcome.fields
+
+        def stored(photo_id: str) -> str | None:
+            found: str | None = embeddings.get(photo_id) or self.tables.embeddings.get(photo_id)
+            return found
+
         duplicate = dedup.find_duplicate(
-            index,
-            item.outcome.phash_variants,
-            fields.get("embedding"),
-            self.tables.embeddings.get,
-            self.policy,
+            index, item.outcome.phash_variants, fields.get("embedding"), stored, self.policy
         )
         indexes[user] = dedup.add_to_index(
             indexes[user], photo, fields["phash"], self.policy.max_photos
         )
+        if fields.get("embedding") is not None:
+            embeddings[photo] = dedup.pack_embedding(fields["embedding"])
         return duplicate
 
     async def _send(self, items: list[Item]) -> None:

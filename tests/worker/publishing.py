@@ -1,0 +1,76 @@
+"""Put uploads (good, corrupt and malformed) on the uploads topic for worker tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from streams.blobs import BlobStore
+from streams.config import Settings
+from streams.contracts.codec import SingleObjectCodec
+from streams.contracts.events import new_upload, utc_now
+from streams.contracts.schemas import EventType, SchemaRepository
+from streams.kafka.clients import make_producer
+from streams.publish import Publisher, collect
+
+
+def codec(settings: Settings) -> SingleObjectCodec:
+    return SingleObjectCodec(SchemaRepository(settings.paths.schemas))
+
+
+def publish_folder(settings: Settings, folder: Path) -> list[Any]:
+    """Publish every photo under ``folder`` (user = sub-folder name); the delivered ones."""
+    files, problems = collect([str(folder)])
+    assert not problems
+    publisher = Publisher(
+        make_producer(settings),
+        codec(settings),
+        BlobStore(settings.blobs.root, settings.blobs.max_bytes),
+        settings.topics.uploaded,
+        settings.blobs.inline_max_bytes,
+    )
+    report = publisher.publish(files)
+    assert not report.failed
+    return report.delivered
+
+
+def produce(settings: Settings, items: list[tuple[bytes, bytes]]) -> None:
+    """Raw (key, value) messages onto the uploads topic."""
+    producer = make_producer(settings)
+    for key, value in items:
+        producer.produce(settings.topics.uploaded, key=key, value=value)
+    assert producer.flush(10) == 0
+
+
+def upload(settings: Settings, photo_id: str, blob: str | bytes, **extra: Any) -> bytes:
+    """An encoded PhotoUploaded for user 'mallory'."""
+    record = new_upload(
+        photo_id=photo_id,
+        user_id="mallory",
+        content_type="image/jpeg",
+        byte_size=10,
+        blob=blob,
+        **extra,
+    )
+    return codec(settings).encode(EventType.PHOTO_UPLOADED, record)
+
+
+def not_an_upload(settings: Settings) -> bytes:
+    """A valid Darkroom event of the wrong type (a dead letter) on the uploads topic."""
+    return codec(settings).encode(
+        EventType.PHOTO_FAILED,
+        {
+            "reason": "UNKNOWN",
+            "stage": "x",
+            "detail": "x",
+            "worker": "x",
+            "failed_at": utc_now(),
+            "event_id": None,
+            "photo_id": None,
+            "user_id": None,
+            "source": None,
+            "original_key": None,
+            "original_value": b"",
+            "original_decoded": False,
+        },
+    )

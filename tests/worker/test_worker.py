@@ -1,0 +1,121 @@
+"""The stream application on the real broker: conservation, queries, idempotency, recovery."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.config import Settings
+from streams.samples import write_demo_set
+from tests.worker.harness import WorkerProcess, outcomes, running, wait_for_outcomes
+from tests.worker.publishing import not_an_upload, produce, publish_folder, upload
+
+pytestmark = pytest.mark.broker
+
+
+def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing(
+    stream_settings: Settings, tmp_path: Path
+) -> None:
+    settings = stream_settings
+    samples = write_demo_set(tmp_path / "photos")
+    delivered = publish_folder(settings, tmp_path / "photos")
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(b"\xff\xd8\xff not really")
+    tampered = settings.blobs.root / "mallory" / "tampered.jpg"
+    tampered.parent.mkdir(parents=True, exist_ok=True)
+    tampered.write_bytes(delivered[0].file.path.read_bytes())
+    produce(
+        settings,
+        [
+            (b"mallory", b"definitely not avro"),
+            (b"mallory", not_an_upload(settings)),
+            (b"mallory", upload(settings, "missing", (settings.blobs.root / "gone.jpg").as_uri())),
+            (b"mallory", upload(settings, "escape", outside.as_uri())),
+            (
+                b"mallory",
+                upload(settings, "tampered", tampered.resolve().as_uri(), content_sha256="0" * 64),
+            ),
+            (b"mallory", upload(settings, "not-a-photo", b"just text, inline")),
+        ],
+    )
+    expected = len(samples) + 6
+    worker = WorkerProcess(settings, tmp_path, "w1")
+    with running(worker):
+        enriched, failed = wait_for_outcomes(settings, expected)
+        time.sleep(3)  # anything extra would show up by now
+        enriched, failed = outcomes(settings)
+        assert len(enriched) + len(failed) == expected
+
+        # every photo exactly once, every failure with its reason, the bytes kept
+        ids = [e["photo_id"] for e in enriched] + [f["photo_id"] for f in failed if f["photo_id"]]
+        assert len(ids) == len(set(ids)) == expected - 2
+        assert sorted(f["reason"] for f in failed) == sorted(
+            [
+                "MALFORMED_EVENT",
+                "MALFORMED_EVENT",
+                "BLOB_MISSING",
+                "BLOB_MISSING",
+                "BLOB_CHECKSUM_MISMATCH",
+                "UNSUPPORTED_FORMAT",
+                "CORRUPT_IMAGE",
+                "IMAGE_TOO_LARGE",
+            ]
+        )
+        raw = next(f for f in failed if f["original_value"] == b"definitely not avro")
+        assert raw["original_decoded"] is False and raw["stage"] == "decode_event"
+        assert raw["source"]["topic"] == settings.topics.uploaded
+
+        # enrichment content and keys
+        by_file = {d.file.path.name: d for d in delivered}
+        events = {e["photo_id"]: e for e in enriched}
+        chelsea = events[by_file["chelsea.jpg"].photo_id]
+        assert chelsea["labels"][0]["name"] in {"Egyptian cat", "tabby", "tiger cat"}
+        assert chelsea["_key"] == b"alice" and chelsea["produced_by"]["labels"]["name"]
+        cats = {
+            by_file[n].photo_id for n in ("chelsea.jpg", "chelsea-small.jpg", "chelsea-rotated.jpg")
+        }
+        links = [events[photo_id]["duplicate_of"] for photo_id in cats]
+        assert sum(link is None for link in links) == 1  # the first of the three processed
+        for link in filter(None, links):
+            assert link["photo_id"] in cats and link["hash_distance"] <= 10
+            assert link["similarity"] is not None and link["similarity"] > 0.75
+        coffee, sign = by_file["coffee.jpg"].photo_id, by_file["sign.jpg"].photo_id
+        assert events[coffee]["duplicate_of"] is None  # the sign is the coffee photo, edited:
+        assert events[sign]["duplicate_of"]["photo_id"] == coffee  # a near-duplicate too
+        assert len(events[by_file["astronaut.jpg"].photo_id]["faces"]) == 1
+        assert [line["text"] for line in events[by_file["sign.jpg"].photo_id]["ocr"]] == [
+            "OPEN 24 HOURS"
+        ]
+
+        # interactive queries
+        status, alice = worker.get("/users/alice")
+        assert status == 200 and alice["photos"] == 6 and alice["duplicates"] == 3
+        assert alice["labels"].get("Egyptian cat", 0) + alice["labels"].get("tabby", 0) >= 2
+        status, mallory = worker.get("/users/mallory")
+        assert status == 200 and mallory["failed"] == 6 and mallory["photos"] == 0
+        photo_id = by_file["coffee.jpg"].photo_id
+        status, photo = worker.get(f"/users/alice/photos/{photo_id}")
+        assert status == 200 and photo["status"] == "enriched"
+        assert photo["summary"]["labels"][0] == "espresso" and photo["model_versions"]
+        assert worker.get(f"/photos/{photo_id}")[1]["event_id"] == photo["event_id"]
+        assert worker.get("/photos/nope") == (404, worker.get("/photos/nope")[1])
+        assert "hint" in worker.get("/photos/nope")[1]
+        assert worker.get("/users/nobody")[0] == 404
+        stats_before = {user: worker.get(f"/users/{user}")[1] for user in ("alice", "bob")}
+
+        # a replay of already-processed uploads emits nothing new
+        publish_folder(settings, tmp_path / "photos")  # same photos again: new events, same ids
+        time.sleep(5)
+        again_enriched, again_failed = outcomes(settings)
+        assert len(again_enriched) == len(enriched)
+        # the corrupt samples are new *events* for photos that failed: they fail again
+        assert len(again_failed) == len(failed) + 2
+
+    # recovery: the tables come back from their changelogs
+    shutil.rmtree(worker.settings.worker.data_dir)
+    with running(worker):
+        for user, stats in stats_before.items():
+            assert worker.get(f"/users/{user}") == (200, stats)
