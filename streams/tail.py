@@ -28,6 +28,7 @@ class TailedMessage:
     key: bytes | None
     event: DecodedEvent | None
     error: str | None
+    raw: bytes = b""  # the value as consumed
 
 
 def tail(
@@ -79,8 +80,9 @@ def _read(
 
 def _decode(msg: Message, codec: Codec) -> TailedMessage:
     event, error = None, None
+    raw = msg.value() or b""
     try:
-        event = codec.decode(msg.value() or b"")
+        event = codec.decode(raw)
     except MalformedEventError as exc:
         error = str(exc)
     ts_type, ts = msg.timestamp()
@@ -92,4 +94,5 @@ def _decode(msg: Message, codec: Codec) -> TailedMessage:
         key=msg.key(),
         event=event,
         error=error,
+        raw=raw,
     )

@@ -36,7 +36,9 @@ def register_views(stream: StreamApp) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(stream.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway
+        content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return web.bytes(generate_latest(stream.metrics.registry), content_type=content_type)
 
     @app.page("/users/{user_id}")
     @app.topic_route(topic=uploads, match_info="user_id")

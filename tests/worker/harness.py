@@ -15,10 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import TopicPartition
+
 from streams.broker import free_port
 from streams.config import Settings, settings_env
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
+from streams.kafka.clients import make_consumer
 from streams.tail import tail
 
 READY_TIMEOUT_S = 90.0
@@ -74,6 +77,12 @@ class WorkerProcess:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return 0, {}
 
+    def metrics(self) -> str:
+        """The Prometheus exposition text."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+            text: str = response.read().decode()
+            return text
+
     def kill(self) -> None:
         """kill -9: no goodbye, no commit."""
         if self.process is not None and self.process.poll() is None:
@@ -101,8 +110,28 @@ def read_topic(settings: Settings, topic: str) -> list[dict[str, Any]]:
     out = []
     for message in tail(settings, codec, topic, from_beginning=True, idle_timeout_s=1.0):
         assert message.event is not None, message.error
-        out.append({**message.event.record, "_key": message.key})
+        out.append(
+            {
+                **message.event.record,
+                "_key": message.key,
+                "_partition": message.partition,
+                "_value": message.raw,
+            }
+        )
     return out
+
+
+def count(settings: Settings, topic: str) -> int:
+    """Messages on ``topic`` now, from the partitions' watermarks (milliseconds, no reading)."""
+    consumer = make_consumer(settings)
+    try:
+        partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
+        marks = [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5) for p in partitions
+        ]
+    finally:
+        consumer.close()
+    return sum(high - low for low, high in marks)
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:

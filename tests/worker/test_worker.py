@@ -105,6 +105,13 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
         assert "hint" in worker.get("/photos/nope")[1]
         assert worker.get("/users/nobody")[0] == 404
         stats_before = {user: worker.get(f"/users/{user}")[1] for user in ("alice", "bob")}
+        metrics = worker.metrics()
+        assert f'darkroom_photos_total{{outcome="enriched"}} {len(enriched)}.0' in metrics
+        assert 'darkroom_dead_letters_total{reason="MALFORMED_EVENT"} 2.0' in metrics
+        assert (
+            "darkroom_end_to_end_seconds_count" in metrics and "darkroom_in_flight 0.0" in metrics
+        )
+        assert 'darkroom_stage_seconds_count{stage="enrich"}' in metrics
 
         # a replay of already-processed uploads emits nothing new
         publish_folder(settings, tmp_path / "photos")  # same photos again: new events, same ids

@@ -1,0 +1,108 @@
+"""Crashes and rebalances: kill -9 mid-stream, two workers, a worker taking over."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.config import Settings
+from tests.photos import write_photos
+from tests.worker.harness import (
+    WorkerProcess,
+    count,
+    outcomes,
+    read_topic,
+    running,
+    wait_for,
+    wait_for_outcomes,
+)
+from tests.worker.publishing import publish_folder
+
+pytestmark = pytest.mark.broker
+USERS = {f"user{i}": 8 for i in range(8)}  # 64 photos over 8 keys: every partition gets some
+
+
+def users_stats(worker: WorkerProcess) -> dict[str, object]:
+    return {user: worker.get(f"/users/{user}")[1] for user in USERS}
+
+
+def test_kill_minus_9_mid_stream_loses_nothing_and_duplicates_nothing(
+    stream_settings: Settings, tmp_path: Path
+) -> None:
+    # small batches of large-ish photos: slow enough to be killed in the middle
+    settings = stream_settings.model_copy(
+        update={"worker": stream_settings.worker.model_copy(update={"batch_size": 4})}
+    )
+    write_photos(tmp_path / "photos", USERS, size=640)
+    delivered = publish_folder(settings, tmp_path / "photos")
+    worker = WorkerProcess(settings, tmp_path, "crashy")
+    worker.start().wait_ready()
+    wait_for(lambda: count(settings, settings.topics.enriched) >= 8, 60, "some outcomes")
+    worker.kill()
+    mid = sum(map(len, outcomes(settings)))
+    assert mid < len(delivered), "the worker finished before the kill: the test proves nothing"
+
+    with running(worker):  # same data folder: it resumes from its own RocksDB + committed offsets
+        enriched, failed = wait_for_outcomes(settings, len(delivered))
+        assert not failed
+        time.sleep(2)
+        enriched, _ = outcomes(settings)
+        by_photo: dict[str, set[str]] = {}
+        for event in enriched:
+            by_photo.setdefault(event["photo_id"], set()).add(event["event_id"])
+        assert set(by_photo) == {d.photo_id for d in delivered}  # every photo accounted for
+        assert all(len(ids) == 1 for ids in by_photo.values())  # re-emitted = same event id
+        crashed_stats = users_stats(worker)
+
+    clean = WorkerProcess(
+        settings.model_copy(
+            update={
+                "worker": settings.worker.model_copy(
+                    update={"app_id": settings.worker.app_id + "-clean"}
+                )
+            }
+        ),
+        tmp_path,
+        "clean",
+    )
+    with running(clean):
+        wait_for(lambda: users_stats(clean) == crashed_stats, 60, "a clean run's tables")
+    assert all(stats["photos"] == 8 for stats in crashed_stats.values())  # type: ignore[index]
+
+
+def test_two_workers_split_partitions_route_queries_and_take_over(
+    stream_settings: Settings, tmp_path: Path
+) -> None:
+    settings = stream_settings
+    first, second = WorkerProcess(settings, tmp_path, "a"), WorkerProcess(settings, tmp_path, "b")
+    with running(first, second):
+
+        def split() -> tuple[set[int], set[int]] | None:
+            a = set(first.get("/healthz")[1].get("partitions", []))
+            b = set(second.get("/healthz")[1].get("partitions", []))
+            return (a, b) if a and b and not a & b and a | b == {0, 1, 2, 3} else None
+
+        owned_a, owned_b = wait_for(split, 60, "partitions split between two workers")
+        write_photos(tmp_path / "photos", USERS, size=320)
+        delivered = publish_folder(settings, tmp_path / "photos")
+        wait_for_outcomes(settings, 10)
+
+        # a query asked of the wrong worker is answered by the owner
+        uploads = read_topic(settings, settings.topics.uploaded)
+        owner_of = {u["user_id"]: u["_partition"] for u in uploads}
+        user_on_a = next(u for u, p in owner_of.items() if p in owned_a)
+        wait_for(lambda: first.get(f"/users/{user_on_a}")[0] == 200, 60, "a's user processed")
+        assert second.get(f"/users/{user_on_a}")[1]["user_id"] == user_on_a
+
+        first.kill()
+        wait_for(
+            lambda: set(second.get("/healthz")[1].get("partitions", [])) == {0, 1, 2, 3},
+            60,
+            "the survivor to own every partition",
+        )
+        enriched, failed = wait_for_outcomes(settings, len(delivered))
+        assert not failed
+        assert {e["photo_id"] for e in enriched} == {d.photo_id for d in delivered}
+        assert all(second.get(f"/users/{user}")[1]["photos"] == 8 for user in USERS)

@@ -1,0 +1,65 @@
+"""Backfills: replaying uploads re-enriches only when a model version changed."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.config import REPO_ROOT, Settings
+from streams.models.build import build_model
+from streams.models.repository import ModelRepository
+from tests.photos import write_photos
+from tests.worker.harness import WorkerProcess, outcomes, read_topic, running, wait_for_outcomes
+from tests.worker.publishing import produce, publish_folder
+
+pytestmark = pytest.mark.broker
+
+
+def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
+    stream_settings: Settings, tmp_path: Path
+) -> None:
+    settings = stream_settings
+    write_photos(tmp_path / "photos", {"ann": 3, "ben": 3}, size=128)
+    delivered = publish_folder(settings, tmp_path / "photos")
+    worker = WorkerProcess(settings, tmp_path, "w")
+    with running(worker):
+        first, _ = wait_for_outcomes(settings, len(delivered))
+        before = {u: worker.get(f"/users/{u}")[1] for u in ("ann", "ben")}
+    replay = [(u["_key"], u["_value"]) for u in read_topic(settings, settings.topics.uploaded)]
+
+    # the same models: a replay is absorbed
+    with running(worker):
+        produce(settings, replay)
+        time.sleep(6)
+        assert len(outcomes(settings)[0]) == len(first)
+
+    # open_nsfw bumped to a new version: the replay is enriched again, stats unchanged
+    models = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "models", models)
+    manifest = models / "open_nsfw" / "model.toml"
+    manifest.write_text(manifest.read_text().replace('"yahoo-open-nsfw-1"', '"yahoo-open-nsfw-2"'))
+    repository = ModelRepository(models, settings.paths.model_cache)
+    build_model(repository, repository.get("open_nsfw"))
+    bumped = worker.settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"models": models})}
+    )
+    upgraded = WorkerProcess(bumped, tmp_path, "w")  # same data folder and consumer group
+    with running(upgraded):
+        produce(settings, replay)
+        enriched, failed = wait_for_outcomes(settings, 2 * len(delivered))
+        assert not failed
+        again = [
+            e for e in enriched if e["produced_by"]["moderation"]["version"] == "yahoo-open-nsfw-2"
+        ]
+        assert len(again) == len(delivered) == len(enriched) - len(first)
+        assert {e["photo_id"] for e in again} == {d.photo_id for d in delivered}
+        assert {(e["photo_id"], e["event_id"]) for e in again} == {
+            (e["photo_id"], e["event_id"]) for e in first
+        }  # same uploads, same event ids
+        after = {u: upgraded.get(f"/users/{u}")[1] for u in ("ann", "ben")}
+        assert after == before  # re-enriched, not counted twice
+        status, photo = upgraded.get(f"/users/ann/photos/{again[0]['photo_id']}")
+        assert photo["model_versions"]["open_nsfw"] == "yahoo-open-nsfw-2"
