@@ -1,106 +1,206 @@
-"""`darkroom demo`: the whole path end to end on a private embedded broker.
+"""`darkroom demo`: the whole system end to end on a private embedded broker.
 
-Writes the real sample photos (and a few corrupt ones), starts a broker of its own on a free
-port, publishes every photo, reads the uploads topic back and prints what arrived, then stops
-the broker. Ctrl-C (or SIGTERM) at any point still stops the broker: no process is left behind.
+Writes the real sample photos (and a few corrupt ones), builds any missing model, starts a broker
+and a worker of its own, publishes every photo, waits until each one is enriched or dead-lettered,
+prints both as tables, and stops everything. Ctrl-C (or SIGTERM) at any point still stops the
+worker and the broker: no process is left behind.
 """
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from streams.broker import BrokerError, EmbeddedBroker, private_broker_settings
-from streams.cli.common import AppState, ExitCode, console, fail, state
+from streams.cli.common import AppState, ExitCode, console, err_console, fail, state
 from streams.cli.publish import send_with_progress
-from streams.cli.render import summary
-from streams.contracts.schemas import EventType
+from streams.config import Settings
+from streams.kafka.clients import message_count
 from streams.kafka.topics import ensure_topics, project_topics
+from streams.models.build import build_model
+from streams.models.repository import ModelRepository
 from streams.publish import collect
 from streams.samples import SamplesUnavailableError, write_demo_set
 from streams.tail import tail
+from streams.worker.supervisor import WorkerFailedError, WorkerProcess
+
+OUTCOME_TIMEOUT_S = 120.0
 
 
 def demo(
     ctx: typer.Context,
     workdir: Path = typer.Option(Path(".darkroom/demo"), help="Where photos, blobs and logs go."),
 ) -> None:
-    """Run the demo end to end on a private embedded broker and print the results."""
-    base = state(ctx).settings
-    settings = private_broker_settings(base, workdir / "broker")
-    blobs = settings.blobs.model_copy(update={"root": workdir / "blobs"})
-    settings = settings.model_copy(update={"blobs": blobs})
-    app = AppState(settings)
+    """Run Darkroom end to end on real photos and print what came out."""
     started = time.monotonic()
-
+    shutil.rmtree(workdir, ignore_errors=True)  # the broker keeps nothing: neither may we
+    settings = _demo_settings(state(ctx).settings, workdir)
+    app = AppState(settings)
     console.rule("[bold]Darkroom demo")
     try:
         samples = write_demo_set(workdir / "photos")
     except SamplesUnavailableError as exc:
         fail(str(exc))
-    console.print(f"1. wrote {len(samples)} sample photos to {workdir / 'photos'}")
-
+    console.print(
+        f"1. wrote {len(samples)} sample photos (scikit-image's, plus two corrupt "
+        f"files) to {workdir / 'photos'}"
+    )
+    _build_models(settings)
     broker = EmbeddedBroker(settings)
+    worker = WorkerProcess(settings, workdir, "worker")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         status = broker.start()
         ensure_topics(settings, project_topics(settings))
-        console.print(f"2. started the embedded broker on {status.bootstrap} (pid {status.pid})")
+        console.print(f"3. started the embedded broker on {status.bootstrap}")
+        with console.status("4. starting a worker (loading models, joining the group)..."):
+            health = worker.start().wait_ready()
+        console.print(
+            f"4. worker ready on partitions {health['partitions']} ({worker.url}, log {worker.log})"
+        )
         files, problems = collect([str(workdir / "photos")])
         if problems:
-            fail(f"sample set has unpublishable files: {problems}", ExitCode.FAILED)
-        console.print(
-            "3. publishing (corrupt files are published too: they must end as dead "
-            "letters, not vanish)"
-        )
+            fail(f"the sample set has unpublishable files: {problems}", ExitCode.FAILED)
         report = send_with_progress(settings, app.codec, files, user=None, inline=False)
-        console.print(f"4. reading {settings.topics.uploaded} back from the beginning")
-        _show_uploads(app, expected=len(report.delivered))
-        console.print(
-            "[yellow]The worker that enriches these uploads (labels, faces, "
-            "moderation, OCR, dead letters) is not built yet; see the README.[/]"
-        )
-    except BrokerError as exc:
+        names = {d.photo_id: d.file.path.name for d in report.delivered}
+        _wait_for_outcomes(settings, len(report.delivered))
+        _show_results(app, names, worker)
+    except (BrokerError, WorkerFailedError) as exc:
         fail(str(exc), ExitCode.FAILED)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     finally:
+        worker.stop()
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
-        console.print(f"broker stopped; demo took {time.monotonic() - started:.1f} s")
+        console.print(
+            f"worker and broker stopped; the demo took {time.monotonic() - started:.1f} s"
+        )
+
+
+def _demo_settings(base: Settings, workdir: Path) -> Settings:
+    settings = private_broker_settings(base, workdir / "broker")
+    return settings.model_copy(
+        update={
+            "blobs": settings.blobs.model_copy(update={"root": (workdir / "blobs").resolve()}),
+            "worker": settings.worker.model_copy(
+                update={"app_id": "darkroom-demo", "batch_wait_s": 0.1}
+            ),
+        }
+    )
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _show_uploads(app: AppState, expected: int) -> None:
-    table = Table(title=f"{app.settings.topics.uploaded}")
-    columns = ["user", "file", "type", "bytes", "photo"]
-    for column in ["partition/offset", *columns]:
-        table.add_column(column, no_wrap=True)
-    count = 0
-    for message in tail(
-        app.settings,
-        app.codec,
-        app.settings.topics.uploaded,
-        from_beginning=True,
-        max_messages=expected,
-        idle_timeout_s=10,
+def _build_models(settings: Settings) -> None:
+    repository = ModelRepository(settings.paths.models, settings.paths.model_cache)
+    built = [build_model(repository, m) for m in repository.manifests()]
+    fresh = sum(result.built for result in built)
+    console.print(
+        f"2. models ready: {', '.join(r.manifest.key for r in built)} "
+        f"({fresh} built now, {len(built) - fresh} from the cache)"
+    )
+
+
+def _wait_for_outcomes(settings: Settings, expected: int) -> None:
+    def done() -> int:
+        return sum(
+            message_count(settings, t) for t in (settings.topics.enriched, settings.topics.failed)
+        )
+
+    progress = Progress(
+        TextColumn("[bold]5. enriching"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    deadline = time.monotonic() + OUTCOME_TIMEOUT_S
+    with progress:
+        task = progress.add_task("outcomes", total=expected)
+        while (count := done()) < expected:
+            progress.update(task, completed=count)
+            if time.monotonic() > deadline:
+                fail(
+                    f"only {count} of {expected} photos came out within {OUTCOME_TIMEOUT_S:g} s",
+                    ExitCode.FAILED,
+                )
+            time.sleep(0.3)
+    console.print(f"5. all {expected} uploads came out: enriched or dead-lettered")
+
+
+def _read(app: AppState, topic: str) -> list[dict[str, Any]]:
+    messages = tail(app.settings, app.codec, topic, from_beginning=True, idle_timeout_s=1.0)
+    return [m.event.record for m in messages if m.event is not None]
+
+
+def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -> None:
+    enriched = sorted(
+        _read(app, app.settings.topics.enriched),
+        key=lambda e: (e["user_id"], names.get(e["photo_id"], "")),
+    )
+    failed = _read(app, app.settings.topics.failed)
+    name: Callable[[str | None], str] = lambda photo_id: names.get(photo_id or "", "-")  # noqa: E731
+    table = Table(title=f"{app.settings.topics.enriched}: {len(enriched)} photos")
+    for column in (
+        "user",
+        "photo",
+        "size",
+        "labels",
+        "faces",
+        "nsfw",
+        "text",
+        "duplicate of",
+        "ms",
     ):
-        count += 1
-        if message.event is None:
-            table.add_row(f"{message.partition}/{message.offset}", f"undecodable: {message.error}")
-            continue
-        cells = summary(EventType.PHOTO_UPLOADED, message.event.record)
-        cells["file"] = message.event.record["filename"] or "-"
-        table.add_row(f"{message.partition}/{message.offset}", *[cells[c] for c in columns])
+        table.add_column(column, overflow="fold")
+    for e in enriched:
+        labels = ", ".join(f"{lb['name']} {lb['score']:.2f}" for lb in (e["labels"] or [])[:1])
+        moderation = e["moderation"]["scores"].get("nsfw") if e["moderation"] else None
+        duplicate = e["duplicate_of"]
+        table.add_row(
+            e["user_id"],
+            name(e["photo_id"]),
+            f"{e['width']}x{e['height']}",
+            labels or "-",
+            str(len(e["faces"] or [])),
+            "-" if moderation is None else f"{moderation:.2f}",
+            _short(" | ".join(line["text"] for line in e["ocr"] or []) or "-", 28),
+            f"{name(duplicate['photo_id'])} (d={duplicate['hash_distance']})" if duplicate else "-",
+            f"{e['processing_ms']:.0f}",
+        )
     console.print(table)
-    if count != expected:
-        fail(f"read {count} uploads back, expected {expected}", ExitCode.FAILED)
+    dead = Table(title=f"{app.settings.topics.failed}: {len(failed)} dead letters")
+    for column in ("user", "photo", "reason", "stage", "detail"):
+        dead.add_column(column, overflow="fold")
+    for f in failed:
+        dead.add_row(
+            f["user_id"] or "-",
+            name(f["photo_id"]),
+            f["reason"],
+            f["stage"],
+            _short(f["detail"], 60),
+        )
+    console.print(dead)
+    for user in sorted(
+        {e["user_id"] for e in enriched} | {f["user_id"] for f in failed if f["user_id"]}
+    ):
+        _, stats = worker.get(f"/users/{user}")
+        console.print(f"GET /users/{user}: {stats}", highlight=False)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

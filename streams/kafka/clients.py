@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata
 
@@ -84,3 +84,16 @@ def probe(settings: Settings, timeout_s: float = 5.0) -> ClusterMetadata:
             "`darkroom broker start`, or point DARKROOM_KAFKA_BOOTSTRAP at your cluster."
         ) from None
     return metadata
+
+
+def message_count(settings: Settings, topic: str) -> int:
+    """Messages on ``topic`` now, from its partitions' watermarks (no reading)."""
+    consumer = make_consumer(settings)
+    try:
+        partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
+        marks = [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5) for p in partitions
+        ]
+    finally:
+        consumer.close()
+    return sum(high - low for low, high in marks)

@@ -84,7 +84,7 @@ def test_two_workers_split_partitions_route_queries_and_take_over(
             b = set(second.get("/healthz")[1].get("partitions", []))
             return (a, b) if a and b and not a & b and a | b == {0, 1, 2, 3} else None
 
-        owned_a, owned_b = wait_for(split, 60, "partitions split between two workers")
+        owned_a, _ = wait_for(split, 60, "partitions split between two workers")
         write_photos(tmp_path / "photos", USERS, size=320)
         delivered = publish_folder(settings, tmp_path / "photos")
         wait_for_outcomes(settings, 10)

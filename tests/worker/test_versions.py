@@ -61,5 +61,5 @@ def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
         }  # same uploads, same event ids
         after = {u: upgraded.get(f"/users/{u}")[1] for u in ("ann", "ben")}
         assert after == before  # re-enriched, not counted twice
-        status, photo = upgraded.get(f"/users/ann/photos/{again[0]['photo_id']}")
+        _, photo = upgraded.get(f"/users/ann/photos/{again[0]['photo_id']}")
         assert photo["model_versions"]["open_nsfw"] == "yahoo-open-nsfw-2"
