@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,33 @@ def test_demo_enriches_every_sample_and_stops_everything(
         ["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True, check=False
     ).stdout.split()
     assert leftovers == []  # neither the worker nor the broker outlives the demo
+
+
+def test_ctrl_c_in_the_middle_leaves_no_process(
+    tmp_path: Path, repository: ModelRepository
+) -> None:
+    workdir = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from streams.cli.app import main; main()",
+            "demo",
+            "--workdir",
+            str(workdir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not (workdir / "worker.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the worker is starting: broker and worker are both running now
+    time.sleep(1)
+    demo.send_signal(signal.SIGINT)
+    output = demo.communicate(timeout=60)[0].decode()
+    assert demo.returncode == 130, output
+    assert "interrupted" in output and "worker and broker stopped" in output
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert leftovers == []
