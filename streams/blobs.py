@@ -10,6 +10,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from streams.errors import BlobChecksumError, BlobMissingError, BlobTooLargeError
@@ -51,6 +52,18 @@ class BlobStore:
             raise BlobMissingError(f"cannot read {uri}: {exc.strerror}") from None
         verify_checksum(data, expected_sha256, uri)
         return data
+
+    def fetch(self, blob: dict[str, Any], expected_sha256: str | None) -> bytes:
+        """The bytes of a PhotoUploaded ``blob`` field: inline data or a URI, both checked."""
+        if "data" in blob:
+            data: bytes = blob["data"]
+            if len(data) > self.max_bytes:
+                raise BlobTooLargeError(
+                    f"inline photo is {len(data)} bytes; the limit is {self.max_bytes}"
+                )
+            verify_checksum(data, expected_sha256, "inline photo")
+            return data
+        return self.get(str(blob["uri"]), expected_sha256)
 
     def _path_of(self, uri: str) -> Path:
         parsed = urlparse(uri)

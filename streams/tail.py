@@ -10,7 +10,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Top
 
 from streams.config import Settings
 from streams.contracts.codec import Codec, DecodedEvent, MalformedEventError
-from streams.kafka.clients import make_consumer, probe
+from streams.kafka.clients import make_consumer, message_headers, probe
 
 
 class TopicNotFoundError(LookupError):
@@ -29,6 +29,7 @@ class TailedMessage:
     event: DecodedEvent | None
     error: str | None
     raw: bytes = b""  # the value as consumed
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def tail(
@@ -95,4 +96,5 @@ def _decode(msg: Message, codec: Codec) -> TailedMessage:
         event=event,
         error=error,
         raw=raw,
+        headers=tuple(message_headers(msg)),
     )

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from streams import __version__
-from streams.cli import broker, config_cmd, demo, models, publish, tail, worker
+from streams.cli import broker, config_cmd, demo, models, publish, replay, tail, worker
 from streams.cli.common import AppState, fail
 from streams.config import CONFIG_FILE_ENV, load_settings
 from streams.logs import configure_logging
@@ -30,6 +30,7 @@ app.command("tail")(tail.tail)
 app.command("config")(config_cmd.config)
 app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
+app.command("replay")(replay.replay)
 
 
 def _version(value: bool) -> None:

@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata
 
@@ -97,3 +97,12 @@ def message_count(settings: Settings, topic: str) -> int:
     finally:
         consumer.close()
     return sum(high - low for low, high in marks)
+
+
+def message_headers(message: Message) -> list[tuple[str, bytes]]:
+    """A message's headers as (name, bytes) pairs, whatever form the client returned."""
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [
+        (name, value.encode() if isinstance(value, str) else value or b"") for name, value in pairs
+    ]

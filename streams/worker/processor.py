@@ -20,11 +20,12 @@ from typing import Any
 from faust import streams as faust_streams
 from faust.types import EventT
 
-from streams.blobs import BlobStore, verify_checksum
+from streams.blobs import BlobStore
+from streams.contracts import headers as headers_
 from streams.contracts.codec import Codec, MalformedEventError
 from streams.contracts.schemas import EventType
 from streams.engine import Enriched, Enricher, Failed, PhotoInput
-from streams.errors import BlobTooLargeError, FailureReason, PhotoError
+from streams.errors import FailureReason, PhotoError
 from streams.logs import get_logger
 from streams.worker import dedup, state
 from streams.worker.metrics import WorkerMetrics
@@ -32,7 +33,6 @@ from streams.worker.outputs import OutputBuilder, RawMessage
 from streams.worker.tables import Tables
 
 log = get_logger("darkroom.worker")
-FORCE_HEADER = "darkroom-force"
 
 
 @dataclass
@@ -123,7 +123,7 @@ class BatchProcessor:
         """Already done with these models (a redelivery or a replay), and not forced."""
         assert item.upload is not None
         headers = dict(item.event.message.headers or [])
-        if headers.get(FORCE_HEADER) in (b"1", "1"):
+        if headers.get(headers_.FORCE) in (b"1", "1"):
             return False
         done = state.already_done(
             self.tables.photo_state.get(item.upload["photo_id"]),
@@ -159,16 +159,7 @@ class BatchProcessor:
                 item.failure = (result.reason, result.stage, result.detail)
 
     def _fetch(self, upload: dict[str, Any]) -> bytes:
-        blob = upload["blob"]
-        if "data" in blob:
-            data: bytes = blob["data"]
-            if len(data) > self.blobs.max_bytes:
-                raise BlobTooLargeError(
-                    f"inline photo is {len(data)} bytes; the limit is {self.blobs.max_bytes}"
-                )
-            verify_checksum(data, upload.get("content_sha256"), "inline photo")
-            return data
-        return self.blobs.get(blob["uri"], upload.get("content_sha256"))
+        return self.blobs.fetch(upload["blob"], upload.get("content_sha256"))
 
     def _build_outputs(self, items: list[Item]) -> None:
         """PhotoEnriched / PhotoFailed records; duplicates are searched in batch order."""
