@@ -152,8 +152,6 @@ def _check_modes(
         raise ReplayUsageError(f"choose one of {', '.join(modes)}")
     if not modes and not dry_run:
         raise ReplayUsageError("say what to do: --into TOPIC, --reprocess, --out FILE or --dry-run")
-    if into is not None and into == topic:
-        raise ReplayUsageError("--into must differ from --topic (that would replay forever)")
     uploads, failed = app.settings.topics.uploaded, app.settings.topics.failed
     if reprocess and topic not in (uploads, failed):
         raise ReplayUsageError(f"--reprocess reads uploads: --topic {uploads} or {failed}")

@@ -240,12 +240,16 @@ def test_bad_arguments_exit_2_before_reading(
     assert message in result.stderr
 
 
-def test_unknown_topics_and_self_copies_exit_2(kafka: Settings, kafka_env: dict[str, str]) -> None:
+def test_unknown_topics_exit_2_and_a_replay_into_its_own_topic_ends(
+    kafka: Settings, kafka_env: dict[str, str]
+) -> None:
     result = darkroom("replay", "--topic", "nope", "--dry-run", env=kafka_env)
     assert result.exit_code == 2 and "does not exist" in result.stderr
+    produce_uploads(kafka, 5)
     topic = kafka.topics.uploaded
-    result = darkroom("replay", "--topic", topic, "--into", topic, env=kafka_env)
-    assert result.exit_code == 2 and "replay forever" in result.stderr
+    result = darkroom("replay", "--topic", topic, "--into", topic, "--force", env=kafka_env)
+    assert result.exit_code == 0 and "written 5" in result.stdout  # the end was fixed at start
+    assert len(read_topic(kafka, topic)) == 10
 
 
 def test_resume_after_kill_writes_each_output_once(
