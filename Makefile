@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine clean
+.PHONY: install models demo test lint unit bench-engine bench-e2e clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test: lint unit
 
 bench-engine: models
 	$(BIN)/python -m benchmarks.engine
+
+bench-e2e: models
+	$(BIN)/python -m benchmarks.e2e
 
 clean:
 	rm -rf $(VENV) .darkroom .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -27,13 +27,17 @@ class WorkerFailedError(RuntimeError):
 class WorkerProcess:
     """One `darkroom worker` in its own process group, data folder and web port."""
 
-    def __init__(self, settings: Settings, folder: Path, name: str) -> None:
+    def __init__(
+        self, settings: Settings, folder: Path, name: str, module: str | None = None
+    ) -> None:
+        """``module``: run ``python -m module`` instead of `darkroom worker` (benchmarks)."""
         worker = settings.worker.model_copy(
             update={"data_dir": folder / name / "data", "web_port": free_port()}
         )
         self.settings = settings.model_copy(update={"worker": worker})
         self.log = folder / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.module = module
 
     @property
     def url(self) -> str:
@@ -44,7 +48,11 @@ class WorkerProcess:
         """Spawn it (logs as JSON lines to ``self.log``)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **settings_env(self.settings), "DARKROOM_LOG_FORMAT": "json"}
-        command = [sys.executable, "-c", "from streams.cli.app import main; main()", "worker"]
+        command = (
+            [sys.executable, "-m", self.module]
+            if self.module
+            else [sys.executable, "-c", "from streams.cli.app import main; main()", "worker"]
+        )
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command,

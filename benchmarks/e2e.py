@@ -1,0 +1,395 @@
+"""End-to-end benchmark: Darkroom vs the naive worker vs the engine alone, one run, one machine.
+
+    .venv/bin/python -m benchmarks.e2e            # ~6 min on 2 cores; --quick for a smoke run
+
+Every worker runs as its own process against a private embedded broker. Throughput is photos
+divided by the span from the first upload's time to the last enriched event's time; latency is
+each photo's upload time -> enriched time (both stamped on this machine). Writes
+benchmarks/results/e2e.json, e2e.md and e2e.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks import photoset
+from benchmarks.engine import bench_engine, machine
+from streams.blobs import BlobStore
+from streams.broker import EmbeddedBroker, private_broker_settings
+from streams.config import Settings, TopicSettings, load_settings
+from streams.contracts.codec import SingleObjectCodec
+from streams.contracts.schemas import SchemaRepository
+from streams.engine import Enricher
+from streams.kafka.clients import make_producer, message_count
+from streams.kafka.topics import ensure_topics, project_topics
+from streams.logs import configure_logging
+from streams.models.repository import ModelRepository
+from streams.publish import Publisher, collect
+from streams.tail import tail
+from streams.worker.supervisor import WorkerProcess
+
+RESULTS = Path(__file__).parent / "results"
+Photos = list[tuple[str, bytes]]
+
+
+def scenario_settings(base: Settings, batch: int, wait: float) -> Settings:
+    """Fresh topics and consumer group for one configuration."""
+    tag = uuid.uuid4().hex[:6]
+    topics = TopicSettings(
+        uploaded=f"up.{tag}",
+        enriched=f"en.{tag}",
+        failed=f"fa.{tag}",
+        partitions=base.topics.partitions,
+    )
+    worker = base.worker.model_copy(
+        update={"app_id": f"bench-{tag}", "batch_size": batch, "batch_wait_s": wait}
+    )
+    return base.model_copy(update={"topics": topics, "worker": worker})
+
+
+def publish(
+    settings: Settings,
+    photos: Photos,
+    folder: Path,
+    prefix: str,
+    users: int = 8,
+    pace_s: float = 0.0,
+) -> int:
+    """Write the photos as files of users <prefix>-u0.., publish them; returns how many.
+
+    Consecutive photos go to the same user: the set cycles through its sources, so dealing
+    them round-robin would give a user byte-identical photos, which a worker rightly enriches
+    once (same photo id) and the run would wait for outcomes that never come.
+    """
+    folder = folder / prefix
+    per_user = -(-len(photos) // users)
+    for i, (name, data) in enumerate(photos):
+        path = folder / f"{prefix}-u{i // per_user}" / f"{name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    files, problems = collect([str(folder)])
+    assert not problems, problems
+    publisher = Publisher(
+        make_producer(settings),
+        SingleObjectCodec(SchemaRepository(settings.paths.schemas)),
+        BlobStore(settings.blobs.root, settings.blobs.max_bytes),
+        settings.topics.uploaded,
+        settings.blobs.inline_max_bytes,
+    )
+    if not pace_s:
+        return len(publisher.publish(files).delivered)
+    sent = 0
+    started = time.monotonic()
+    for i, file in enumerate(files):  # a steady offered rate: one photo every pace_s
+        time.sleep(max(0.0, started + i * pace_s - time.monotonic()))
+        sent += len(publisher.publish([file]).delivered)
+    return sent
+
+
+def wait_outcomes(settings: Settings, total: int, timeout_s: float = 600.0) -> None:
+    """Until ``total`` events are on the enriched + failed topics."""
+    deadline = time.monotonic() + timeout_s
+    while (
+        sum(message_count(settings, t) for t in (settings.topics.enriched, settings.topics.failed))
+        < total
+    ):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {total} outcomes after {timeout_s:g} s")
+        time.sleep(0.2)
+
+
+def run_stats(settings: Settings, users_prefix: str) -> dict[str, Any]:
+    """Throughput and latencies of the enriched events whose user starts with the prefix."""
+    codec = SingleObjectCodec(SchemaRepository(settings.paths.schemas))
+    events = [
+        m.event.record
+        for m in tail(
+            settings, codec, settings.topics.enriched, from_beginning=True, idle_timeout_s=1.0
+        )
+        if m.event is not None and m.event.record["user_id"].startswith(users_prefix)
+    ]
+    uploaded = [e["uploaded_at"].timestamp() for e in events]
+    done = [e["enriched_at"].timestamp() for e in events]
+    latencies = sorted(d - u for d, u in zip(done, uploaded, strict=True))
+    return {
+        "photos": len(events),
+        "photos_per_s": len(events) / (max(done) - min(uploaded)),
+        "latencies_s": latencies,
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def worker_metrics(worker: WorkerProcess) -> dict[str, Any]:
+    """Batch-size distribution and mean seconds per stage from the worker's /metrics."""
+    batches: dict[str, float] = {}
+    stages: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(worker.metrics()):
+        for sample in family.samples:
+            if sample.name == "darkroom_batch_size_bucket":
+                batches[sample.labels["le"]] = sample.value
+            elif family.name == "darkroom_stage_seconds" and sample.name.endswith(
+                ("_sum", "_count")
+            ):
+                stage = stages.setdefault(sample.labels["stage"], {})
+                stage[sample.name.rsplit("_", 1)[1]] = sample.value
+    means = {s: v["sum"] / v["count"] for s, v in stages.items() if v.get("count")}
+    return {"batch_size_cumulative": batches, "stage_mean_s": means}
+
+
+def measure_worker(
+    base: Settings,
+    photos: Photos,
+    folder: Path,
+    batch: int,
+    wait: float,
+    repeats: int,
+    module: str | None = None,
+    steady_rate: float | None = None,
+) -> dict[str, Any]:
+    """Start one worker configuration; publish the set ``repeats`` times as fast as possible
+    (and once at ``steady_rate`` photos/s if given); collect throughput, latency, metrics."""
+    settings = scenario_settings(base, batch, wait)
+    ensure_topics(settings, project_topics(settings))
+    worker = WorkerProcess(settings, folder, f"worker-{settings.worker.app_id}", module=module)
+    runs, total = [], 0
+    try:
+        worker.start().wait_ready(180)
+        for r in range(repeats):
+            total += publish(settings, photos, folder, f"r{r}")
+            wait_outcomes(settings, total)
+            runs.append(run_stats(settings, f"r{r}-"))
+        steady = None
+        if steady_rate:
+            sent = publish(settings, photos, folder, "steady", pace_s=1.0 / steady_rate)
+            wait_outcomes(settings, total + sent)
+            steady = run_stats(settings, "steady-")
+            steady["offered_photos_per_s"] = steady_rate
+        metrics = worker_metrics(worker) if module is None else {}
+    finally:
+        worker.stop()
+    rates = [r["photos_per_s"] for r in runs] or [0.0]
+    latencies = [x for r in runs for x in r["latencies_s"]] or [0.0]
+    return {
+        "batch": batch,
+        "wait_s": wait,
+        "naive": module is not None,
+        "photos_per_s": {
+            "median": statistics.median(rates),
+            "low": min(rates),
+            "high": max(rates),
+            "runs": rates,
+        },
+        "latency_s": {q: percentile(latencies, q) for q in (50, 95, 99)},
+        "latencies_s": latencies,
+        "steady": steady,
+        "metrics": metrics,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The README table."""
+    points = report["darkroom"]
+    best = report["darkroom_default"]
+    naive, ceiling = report["naive"], report["ceiling"]
+    lines = [
+        f"Measured {report['machine']['date']} on {report['machine']['cpus']} CPU cores "
+        f"(provider cpu), {report['photos']} photos per run (1/4 12 MP, 1/4 3 MP, 1/2 "
+        f"0.3 MP JPEGs), {report['repeats']} runs per point; median (range).",
+        "",
+        "| variant | photos/s | p50 / p95 / p99 latency (s) |",
+        "|---|---|---|",
+    ]
+    for label, row in [
+        ("naive worker (1 at a time, full decode, batch 1, reference OCR)", naive)
+    ] + [(f"Darkroom batch {p['batch']}, wait {p['wait_s']} s", p) for p in points]:
+        rate = row["photos_per_s"]
+        lat = row["latency_s"]
+        lines.append(
+            f"| {label} | {rate['median']:.2f} ({rate['low']:.2f}-{rate['high']:.2f})"
+            f" | {lat[50]:.2f} / {lat[95]:.2f} / {lat[99]:.2f} |"
+        )
+    engine = ceiling["engine_photos_per_s"]["median"]
+    inference = ceiling["inference_only_photos_per_s"]["median"]
+    lines += [
+        f"| engine alone, photos in memory (ceiling) | {engine:.2f} | |",
+        f"| inference alone, decoded tensors | {inference:.2f} | |",
+        "",
+    ]
+    dark = best["photos_per_s"]["median"]
+    lines.append(
+        f"Darkroom (batch {best['batch']}, wait {best['wait_s']} s) / naive: "
+        f"**{dark / naive['photos_per_s']['median']:.1f}x**; Darkroom / engine "
+        f"ceiling: **{dark / engine:.0%}**; Darkroom / inference alone: "
+        f"**{dark / inference:.0%}**."
+    )
+    steady = best.get("steady")
+    if steady:
+        lat = steady["latencies_s"]
+        bound = report["latency_bound_s"]
+        lines.append(
+            f"At a steady {steady['offered_photos_per_s']:.2f} photos/s (half the "
+            f"measured maximum): latency p50 {percentile(lat, 50):.2f} s, p95 "
+            f"{percentile(lat, 95):.2f} s, p99 {percentile(lat, 99):.2f} s; the goal "
+            f"(max wait + 2 x one batch's inference) is {bound:.2f} s."
+        )
+    stages = best["metrics"].get("stage_mean_s", {})
+    if stages:
+        lines.append(
+            "Worker stage means per batch (s): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in sorted(stages.items()))
+            + "."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Throughput vs batch size and vs wait; latency CDFs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_batch, by_wait, cdf) = plt.subplots(1, 3, figsize=(15, 4.5))
+    default_wait = report["darkroom_default"]["wait_s"]
+    default_batch = report["darkroom_default"]["batch"]
+    for axis, key, fixed_key, fixed, label in (
+        (by_batch, "batch", "wait_s", default_wait, "max batch size"),
+        (by_wait, "wait_s", "batch", default_batch, "max wait (s)"),
+    ):
+        rows = sorted(
+            (p for p in report["darkroom"] if p[fixed_key] == fixed), key=lambda p: p[key]
+        )
+        med = [p["photos_per_s"]["median"] for p in rows]
+        axis.errorbar(
+            [p[key] for p in rows],
+            med,
+            marker="o",
+            capsize=3,
+            label="Darkroom",
+            yerr=[
+                [m - p["photos_per_s"]["low"] for m, p in zip(med, rows, strict=True)],
+                [p["photos_per_s"]["high"] - m for m, p in zip(med, rows, strict=True)],
+            ],
+        )
+        axis.axhline(
+            report["naive"]["photos_per_s"]["median"], color="red", ls="--", label="naive worker"
+        )
+        axis.axhline(
+            report["ceiling"]["engine_photos_per_s"]["median"],
+            color="green",
+            ls=":",
+            label="engine ceiling",
+        )
+        axis.set(xlabel=label, ylabel="photos/s", title=f"Throughput vs {label}")
+        axis.legend(fontsize=8)
+    for label, latencies in (
+        ("naive, max rate", report["naive"]["latencies_s"]),
+        ("Darkroom, max rate", report["darkroom_default"]["latencies_s"]),
+        (
+            "Darkroom, half rate",
+            (report["darkroom_default"].get("steady") or {}).get("latencies_s", []),
+        ),
+    ):
+        if latencies:
+            ordered = sorted(latencies)
+            cdf.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=label)
+    cdf.set(
+        xscale="log", xlabel="upload -> enriched (s)", ylabel="share of photos", title="Latency CDF"
+    )
+    cdf.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run everything against one private broker; write JSON, markdown and PNG."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny set, one run per point")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    configure_logging("WARNING", "console")
+    signal.signal(signal.SIGTERM, _interrupt)  # so `finally` stops the broker and workers
+    repeats = 1 if args.quick else 3
+    photos = photoset.mixed_set(8 if args.quick else 48)
+    points = [(16, 0.2)] if args.quick else [(1, 0.2), (4, 0.2), (16, 0.2), (16, 0.05), (16, 0.5)]
+    with tempfile.TemporaryDirectory(prefix="darkroom-e2e-") as tmp:
+        folder = Path(tmp)
+        base = private_broker_settings(load_settings(), folder / "broker")
+        base = base.model_copy(
+            update={"blobs": base.blobs.model_copy(update={"root": folder / "blobs"})}
+        )
+        broker = EmbeddedBroker(base)
+        broker.start()
+        try:
+            print("ceiling: the engine alone on the same photos", flush=True)
+            repository = ModelRepository(base.paths.models, base.paths.model_cache)
+            enricher = Enricher(base.engine, repository)
+            try:
+                ceiling = bench_engine(enricher, photos, base.engine.max_batch, repeats)
+                batch_inference_s = ceiling["stage_ms_per_photo"]["inference"] / 1000
+            finally:
+                enricher.close()
+            print("naive worker", flush=True)
+            naive = measure_worker(
+                base,
+                photos,
+                folder / "naive",
+                1,
+                0.01,
+                max(1, repeats - 1),
+                module="benchmarks.naive_worker",
+            )
+            results = []
+            for batch, wait in points:
+                print(f"Darkroom worker: batch {batch}, wait {wait} s", flush=True)
+                results.append(
+                    measure_worker(base, photos, folder / f"b{batch}w{wait}", batch, wait, repeats)
+                )
+            default = next(r for r in results if (r["batch"], r["wait_s"]) == (16, 0.2))
+            half = default["photos_per_s"]["median"] / 2
+            print(f"Darkroom worker at a steady {half:.2f} photos/s", flush=True)
+            steady = measure_worker(base, photos, folder / "steady", 16, 0.2, 0, steady_rate=half)
+            default["steady"] = steady["steady"]
+        finally:
+            broker.stop()
+    report = {
+        "machine": machine(),
+        "photos": len(photos),
+        "repeats": repeats,
+        "ceiling": ceiling,
+        "naive": naive,
+        "darkroom": results,
+        "darkroom_default": default,
+        # at half rate batches hold about one photo: its inference time, twice, + the wait
+        "latency_bound_s": default["wait_s"] + 2 * batch_inference_s,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "e2e.json").write_text(json.dumps(report, indent=2, default=str))
+    (args.out / "e2e.md").write_text(markdown(report))
+    plot(report, args.out / "e2e.png")
+    print(markdown(report))
+    print(f"wrote {args.out}/e2e.json, e2e.md, e2e.png")
+
+
+if __name__ == "__main__":
+    main()
