@@ -1,6 +1,6 @@
 """End-to-end benchmark: Darkroom vs the naive worker vs the engine alone, one run, one machine.
 
-    .venv/bin/python -m benchmarks.e2e            # ~6 min on 2 cores; --quick for a smoke run
+    .venv/bin/python -m benchmarks.e2e            # ~10 min on 2 cores; --quick for a smoke run
 
 Every worker runs as its own process against a private embedded broker. Throughput is photos
 divided by the span from the first upload's time to the last enriched event's time; latency is
