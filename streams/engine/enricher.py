@@ -49,6 +49,7 @@ class _Job:
     timings_ms: dict[str, float] = field(default_factory=dict)
     phash_variants: list[int] = field(default_factory=list)
     failure: Failed | None = None
+    stage: str = "decode_image"  # where it is, for the dead letter if it fails
 
     def fail(self, error: PhotoError, stage: str) -> None:
         self.failure = Failed(self.photo_id, error, stage, self.timings_ms)
@@ -114,22 +115,32 @@ class Enricher:
         return [self._pool.submit(self._prepare, item) for item in items]
 
     def _prepare(self, item: PhotoInput) -> _Job:
-        """Decode, model-free features, and every runner's input fitting (a decode thread)."""
+        """Decode, features and fitting (a decode thread). Whatever goes wrong stays with this
+        photo: a typed PhotoError keeps its reason, anything unexpected is INTERNAL_ERROR."""
         job = _Job(item.photo_id)
+        try:
+            self._prepare_into(job, item)
+        except PhotoError as error:
+            job.fail(error, job.stage)
+        except Exception as error:
+            log.exception("photo failed unexpectedly", photo_id=item.photo_id, stage=job.stage)
+            job.fail(PhotoError(f"unexpected {type(error).__name__}: {error}"), job.stage)
+        return job
+
+    def _prepare_into(self, job: _Job, item: PhotoInput) -> None:
         started = time.perf_counter()
         try:
             photo = self.decoder.decode(item.data)
-        except PhotoError as error:
-            job.fail(error, "decode_image")
-            return job
         finally:
             job.timings_ms["decode"] = _ms_since(started)
+        job.stage = "features"
         started = time.perf_counter()
         features, produced_by, job.phash_variants = extract_features(
             photo, item.data, self.settings.blur_threshold
         )
         job.timings_ms["features"] = _ms_since(started)
         job.produced_by.update(produced_by)
+        job.stage = "preprocess"
         started = time.perf_counter()
         work = Work(
             photo,
@@ -144,7 +155,6 @@ class Enricher:
             work.prepared[runner.name] = runner.prepare(photo)
         job.timings_ms["preprocess"] = _ms_since(started)
         job.work = work
-        return job
 
     def _infer(self, jobs: list[_Job]) -> list[Enriched | Failed]:
         for runner in self.runners:

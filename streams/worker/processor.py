@@ -22,7 +22,7 @@ from faust.types import EventT
 
 from streams.blobs import BlobStore
 from streams.contracts import headers as headers_
-from streams.contracts.codec import Codec, MalformedEventError
+from streams.contracts.codec import Codec, EncodeError, MalformedEventError
 from streams.contracts.schemas import EventType
 from streams.engine import Enriched, Enricher, Failed, PhotoInput
 from streams.errors import FailureReason, PhotoError
@@ -142,6 +142,13 @@ class BatchProcessor:
                 item.data = self._fetch(item.upload or {})
             except PhotoError as exc:
                 item.failure = (exc.reason, "fetch_blob", str(exc))
+            except Exception as exc:  # an I/O error nobody foresaw: this photo's, not the batch's
+                log.exception("fetch failed unexpectedly")
+                item.failure = (
+                    FailureReason.INTERNAL_ERROR,
+                    "fetch_blob",
+                    f"unexpected {type(exc).__name__}: {exc}",
+                )
         self.metrics.stage_seconds.labels("fetch").observe(time.perf_counter() - started)
         ready = [item for item in items if item.data is not None and item.failure is None]
         started = time.perf_counter()
@@ -205,18 +212,24 @@ class BatchProcessor:
         for item in items:
             if not item.record:
                 continue  # skipped: already done
-            failed = item.failure is not None
-            event_type = EventType.PHOTO_FAILED if failed else EventType.PHOTO_ENRICHED
-            topic = self.failed_topic if failed else self.enriched_topic
-            pending.append(
-                await topic.send(
-                    key=item.message.key,
-                    force=True,
-                    value=self.codec.encode(event_type, item.record),
-                )
-            )
+            value = self._encode(item)
+            topic = self.failed_topic if item.failure is not None else self.enriched_topic
+            pending.append(await topic.send(key=item.message.key, force=True, value=value))
         await asyncio.gather(*pending)
         self.metrics.stage_seconds.labels("send").observe(time.perf_counter() - started)
+
+    def _encode(self, item: Item) -> bytes:
+        """The output's bytes; an enriched record that does not fit its schema (a bug) becomes
+        an INTERNAL_ERROR dead letter instead of stopping the batch."""
+        if item.failure is not None:
+            return self.codec.encode(EventType.PHOTO_FAILED, item.record)
+        try:
+            return self.codec.encode(EventType.PHOTO_ENRICHED, item.record)
+        except EncodeError as exc:
+            log.exception("enriched event does not fit its schema")
+            item.failure = (FailureReason.INTERNAL_ERROR, "encode_output", str(exc))
+            item.record = self.outputs.failed(item.message, *item.failure, item.upload)
+            return self.codec.encode(EventType.PHOTO_FAILED, item.record)
 
     def _record(self, items: list[Item]) -> None:
         """Tables and metrics, each write under its own event (its changelog partition)."""

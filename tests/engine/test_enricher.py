@@ -158,3 +158,24 @@ def test_pipelined_batches_match_single_batches(enricher: Enricher) -> None:
     for a, b in zip(piped, direct, strict=True):
         assert isinstance(a, Enriched) and isinstance(b, Enriched)
         assert a.fields["labels"] == b.fields["labels"] and a.fields["phash"] == b.fields["phash"]
+
+
+def test_an_unexpected_error_while_preparing_stays_with_its_photo(
+    enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = enricher.decoder.decode
+
+    def decode(data: bytes) -> Any:
+        photo = original(data)
+        if photo.width == 451:  # chelsea
+            raise MemoryError("simulated")
+        return photo
+
+    monkeypatch.setattr(enricher.decoder, "decode", decode)
+    results = enricher.enrich(
+        [PhotoInput(n, encode_jpeg(load_photo(n))) for n in ("coffee", "chelsea", "rocket")]
+    )
+    failed = results[1]
+    assert isinstance(failed, Failed) and failed.reason == "INTERNAL_ERROR"
+    assert failed.stage == "decode_image" and "MemoryError: simulated" in failed.detail
+    assert isinstance(results[0], Enriched) and isinstance(results[2], Enriched)
