@@ -22,22 +22,16 @@ from typing import Final
 
 __all__ = [
     "HeaderError",
-    "TooManyPixelsError",
     "display_dimensions",
     "exif_orientation",
     "iter_jpeg_segments",
     "jpeg_exif_tiff",
     "read_dimensions",
-    "require_max_pixels",
 ]
 
 
 class HeaderError(ValueError):
     """The data looks like a supported format but its header is unusable."""
-
-
-class TooManyPixelsError(HeaderError):
-    """The header declares more pixels than the caller allows."""
 
 
 # SOFn markers that carry frame dimensions.  C4 (DHT), C8 (JPG, reserved) and
@@ -329,20 +323,4 @@ def display_dimensions(data: bytes) -> tuple[int, int] | None:
     dims = read_dimensions(data)
     if dims is not None and exif_orientation(data) >= 5:
         return dims[1], dims[0]
-    return dims
-
-
-def require_max_pixels(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Return ``(width, height)`` or raise before anything is decoded.
-
-    Raises :class:`HeaderError` for unknown/broken headers and
-    :class:`TooManyPixelsError` when ``width * height > max_pixels``.
-    """
-    dims = read_dimensions(data)
-    if dims is None:
-        raise HeaderError("unrecognised image format")
-    if dims[0] * dims[1] > max_pixels:
-        raise TooManyPixelsError(
-            f"{dims[0]}x{dims[1]} = {dims[0] * dims[1]} pixels exceeds {max_pixels}"
-        )
     return dims
