@@ -210,7 +210,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Measured {report['machine']['date']} on {report['machine']['cpus']} CPU cores "
         f"(provider cpu), {report['photos']} photos per run (1/4 12 MP, 1/4 3 MP, 1/2 "
-        f"0.3 MP JPEGs), {report['repeats']} runs per point; median (range).",
+        f"0.3 MP JPEGs), {report['repeats']} runs per point "
+        f"({len(report['naive']['photos_per_s']['runs'])} for the naive worker); "
+        "median (range).",
         "",
         "| variant | photos/s | p50 / p95 / p99 latency (s) |",
         "|---|---|---|",
@@ -219,7 +221,7 @@ def markdown(report: dict[str, Any]) -> str:
         ("naive worker (1 at a time, full decode, batch 1, reference OCR)", naive)
     ] + [(f"Darkroom batch {p['batch']}, wait {p['wait_s']} s", p) for p in points]:
         rate = row["photos_per_s"]
-        lat = row["latency_s"]
+        lat = {int(q): v for q, v in row["latency_s"].items()}  # JSON turns the keys to strings
         lines.append(
             f"| {label} | {rate['median']:.2f} ({rate['low']:.2f}-{rate['high']:.2f})"
             f" | {lat[50]:.2f} / {lat[95]:.2f} / {lat[99]:.2f} |"
@@ -248,6 +250,13 @@ def markdown(report: dict[str, Any]) -> str:
             f"{percentile(lat, 95):.2f} s, p99 {percentile(lat, 99):.2f} s; the goal "
             f"(max wait + 2 x one batch's inference) is {bound:.2f} s."
         )
+    sizes = _batch_sizes(best["metrics"].get("batch_size_cumulative", {}))
+    if sizes:
+        lines.append(
+            "Batch sizes taken by the agent (worker metrics, all runs of that point): "
+            + ", ".join(f"{label}: {count}" for label, count in sizes)
+            + "."
+        )
     stages = best["metrics"].get("stage_mean_s", {})
     if stages:
         lines.append(
@@ -256,6 +265,19 @@ def markdown(report: dict[str, Any]) -> str:
             + "."
         )
     return "\n".join(lines) + "\n"
+
+
+def _batch_sizes(cumulative: dict[str, float]) -> list[tuple[str, int]]:
+    """Prometheus cumulative buckets -> [("5-8", n), ("9-16", n), ...], empty ranges left out."""
+    bounds = sorted((float(le), count) for le, count in cumulative.items() if le != "+Inf")
+    out, previous_bound, previous_count = [], 0.0, 0.0
+    for bound, count in bounds:
+        if count > previous_count:
+            low = int(previous_bound) + 1
+            label = f"{low}-{int(bound)}" if low < bound else f"{int(bound)}"
+            out.append((label, int(count - previous_count)))
+        previous_bound, previous_count = bound, count
+    return out
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -326,7 +348,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny set, one run per point")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render e2e.md and e2e.png from an existing e2e.json",
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        report = json.loads((args.out / "e2e.json").read_text())
+        (args.out / "e2e.md").write_text(markdown(report))
+        plot(report, args.out / "e2e.png")
+        print(markdown(report))
+        return
     configure_logging("WARNING", "console")
     signal.signal(signal.SIGTERM, _interrupt)  # so `finally` stops the broker and workers
     repeats = 1 if args.quick else 3
