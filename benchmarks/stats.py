@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,3 +37,9 @@ def measure(call: Callable[[], object], runs: int, warmup: int = 1) -> Timing:
         call()
         seconds.append(time.perf_counter() - started)
     return Timing(statistics.median(seconds), min(seconds), max(seconds), runs)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
