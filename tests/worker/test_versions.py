@@ -12,7 +12,14 @@ from streams.config import REPO_ROOT, Settings
 from streams.models.build import build_model
 from streams.models.repository import ModelRepository
 from tests.photos import write_photos
-from tests.worker.harness import WorkerProcess, outcomes, read_topic, running, wait_for_outcomes
+from tests.worker.harness import (
+    WorkerProcess,
+    outcomes,
+    read_topic,
+    running,
+    wait_for,
+    wait_for_outcomes,
+)
 from tests.worker.publishing import produce, publish_folder
 
 pytestmark = pytest.mark.broker
@@ -27,6 +34,11 @@ def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
     worker = WorkerProcess(settings, tmp_path, "w")
     with running(worker):
         first, _ = wait_for_outcomes(settings, len(delivered))
+        wait_for(
+            lambda: all(worker.get(f"/users/{u}")[1].get("photos") == 3 for u in ("ann", "ben")),
+            30,
+            "tables after the outputs",
+        )
         before = {u: worker.get(f"/users/{u}")[1] for u in ("ann", "ben")}
     replay = [(u["_key"], u["_value"]) for u in read_topic(settings, settings.topics.uploaded)]
 
@@ -59,7 +71,21 @@ def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
         assert {(e["photo_id"], e["event_id"]) for e in again} == {
             (e["photo_id"], e["event_id"]) for e in first
         }  # same uploads, same event ids
-        after = {u: upgraded.get(f"/users/{u}")[1] for u in ("ann", "ben")}
-        assert after == before  # re-enriched, not counted twice
+        # re-enriched, not counted twice (tables change just after the outputs: poll)
+        wait_for(
+            lambda: {u: upgraded.get(f"/users/{u}")[1] for u in ("ann", "ben")} == before,
+            30,
+            "the same stats as before the backfill",
+        )
+        wait_for(
+            lambda: (
+                upgraded.get(f"/users/ann/photos/{again[0]['photo_id']}")[1]
+                .get("model_versions", {})
+                .get("open_nsfw")
+                == "yahoo-open-nsfw-2"
+            ),
+            30,
+            "photo_state to record the new version",
+        )
         _, photo = upgraded.get(f"/users/ann/photos/{again[0]['photo_id']}")
         assert photo["model_versions"]["open_nsfw"] == "yahoo-open-nsfw-2"
