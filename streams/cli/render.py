@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from streams.contracts.codec import DecodedEvent
 from streams.contracts.schemas import EventType
 
 # column name -> width, per event type (the summary a person wants at a glance)
@@ -56,6 +57,21 @@ def jsonable(value: Any) -> Any:
 def to_json_line(payload: Mapping[str, Any]) -> str:
     """One compact JSON line."""
     return json.dumps(jsonable(payload), separators=(",", ":"), ensure_ascii=False)
+
+
+def message_row(
+    topic: str, partition: int, offset: int, key: bytes | None, event: DecodedEvent | None
+) -> dict[str, Any]:
+    """Where a message was and what it says, as `tail --json` and `replay --out` write it."""
+    row: dict[str, Any] = {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "key": key.decode(errors="replace") if key is not None else None,
+    }
+    if event is not None:
+        return row | {"type": event.event_type.value, "event": event.record}
+    return row | {"type": None}
 
 
 def summary(event_type: EventType, record: Mapping[str, Any]) -> dict[str, str]:

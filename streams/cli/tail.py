@@ -7,7 +7,7 @@ import sys
 import typer
 
 from streams.cli.common import ExitCode, console, err_console, fail, state
-from streams.cli.render import header, row, to_json_line
+from streams.cli.render import header, message_row, row, to_json_line
 from streams.contracts.schemas import EventType
 from streams.kafka.clients import BrokerUnreachableError
 from streams.tail import TailedMessage, TopicNotFoundError
@@ -62,21 +62,14 @@ def _where(message: TailedMessage) -> str:
 
 
 def _json(message: TailedMessage) -> str:
-    payload = {
-        "topic": message.topic,
-        "partition": message.partition,
-        "offset": message.offset,
-        "timestamp_ms": message.timestamp_ms,
-        "key": message.key.decode(errors="replace") if message.key is not None else None,
-    }
+    payload = message_row(
+        message.topic, message.partition, message.offset, message.key, message.event
+    )
+    payload["timestamp_ms"] = message.timestamp_ms
     if message.event is not None:
-        payload |= {
-            "type": message.event.event_type.value,
-            "writer_schema": message.event.writer_version,
-            "event": message.event.record,
-        }
+        payload["writer_schema"] = message.event.writer_version
     else:
-        payload |= {"type": None, "error": message.error}
+        payload["error"] = message.error
     return to_json_line(payload)
 
 

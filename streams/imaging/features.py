@@ -11,7 +11,12 @@ from typing import Any
 from streams.imaging.decode import DecodedPhoto
 from streams.imaging.exif import ExifFacts, read_exif
 from streams.imaging.phash import dct_block, dihedral_hashes, phash_hex
-from streams.imaging.quality import dominant_colors, measure_quality
+from streams.imaging.quality import (
+    WORKING_LONG_SIDE,
+    dominant_colors,
+    measure_quality,
+    working_image,
+)
 
 # Bump a version when its algorithm changes: consumers see which one made each value.
 PRODUCERS: dict[str, dict[str, str]] = {
@@ -50,8 +55,13 @@ def extract_features(
     (index 0 is the photo itself), for near-duplicate search; they are not an event field.
     """
     facts = read_exif(data)
-    variants = dihedral_hashes(dct_block(photo.image))
-    quality = measure_quality(photo.image, blur_threshold)
+    # one shrink for all three measures (each would otherwise shrink the photo itself); small
+    # photos are used as they are
+    image = photo.image
+    if max(image.shape[:2]) > WORKING_LONG_SIDE:
+        image = working_image(image)
+    variants = dihedral_hashes(dct_block(image))
+    quality = measure_quality(image, blur_threshold)
     fields: dict[str, Any] = {
         "exif": exif_record(facts) if facts is not None else None,
         "quality": {
@@ -63,7 +73,7 @@ def extract_features(
             "overexposed_fraction": quality.overexposed_fraction,
         },
         "dominant_colors": [
-            {"hex": hex_, "fraction": share} for hex_, share in dominant_colors(photo.image)
+            {"hex": hex_, "fraction": share} for hex_, share in dominant_colors(image)
         ],
         "phash": phash_hex(variants[0]),
     }

@@ -11,7 +11,7 @@ from typing import IO, Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.cli.render import to_json_line
+from streams.cli.render import message_row, to_json_line
 from streams.config import Settings
 from streams.contracts import headers
 from streams.contracts.codec import Codec, DecodedEvent, MalformedEventError
@@ -194,16 +194,11 @@ class ExportSink:
         return through
 
     def write(self, message: SourceMessage) -> None:
-        row: dict[str, Any] = {
-            "topic": message.topic,
-            "partition": message.partition,
-            "offset": message.offset,
-            "key": message.key.decode(errors="replace") if message.key else None,
-        }
-        if message.event is not None:
-            row |= {"type": message.event.event_type.value, "event": message.event.record}
-        else:
-            row |= {"type": None, "value": message.value}
+        row = message_row(
+            message.topic, message.partition, message.offset, message.key, message.event
+        )
+        if message.event is None:
+            row["value"] = message.value
         self.handle.write(to_json_line(row) + "\n")
         self.counts.written += 1
 

