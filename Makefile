@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine bench-e2e clean
+.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/ruff check streams tests benchmarks
 	$(BIN)/ruff format --check streams tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: models
 	$(BIN)/pytest -q
@@ -38,6 +39,12 @@ bench-engine: models
 
 bench-e2e: models
 	$(BIN)/python -m benchmarks.e2e
+
+bench-memory: models
+	$(BIN)/python -m benchmarks.memory
+
+bench-isolation: models
+	$(BIN)/python -m benchmarks.isolation
 
 clean:
 	rm -rf $(VENV) .darkroom .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -85,7 +85,7 @@ def publish(
     publisher = Publisher(
         make_producer(settings),
         SingleObjectCodec(SchemaRepository(settings.paths.schemas)),
-        BlobStore(settings.blobs.root, settings.blobs.max_bytes),
+        BlobStore.from_settings(settings),
         settings.topics.uploaded,
         settings.blobs.inline_max_bytes,
     )

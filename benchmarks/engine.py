@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs = 2 if args.quick else 5
     settings = load_settings()
     configure_logging("WARNING", "console")
-    repository = ModelRepository(settings.paths.models, settings.paths.model_cache)
+    repository = ModelRepository.from_settings(settings)
     enricher = Enricher(settings.engine, repository)
     try:
         print("decode: 12 MP JPEG, full vs reduced", flush=True)

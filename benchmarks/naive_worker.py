@@ -31,7 +31,7 @@ from streams.inference.tasks.base import Work
 from streams.inference.tasks.ocr import OcrRunner
 from streams.kafka.profiles import get_profile
 from streams.models.repository import ModelRepository
-from streams.worker.outputs import OutputBuilder
+from streams.pipeline import OutputBuilder
 
 REFERENCE_OCR = {"limit_side_len": 736, "limit_type": "min"}
 
@@ -42,9 +42,9 @@ def main() -> None:
     profile = get_profile(settings.kafka.profile)
     schemas = SchemaRepository(settings.paths.schemas)
     codec = SingleObjectCodec(schemas)
-    blobs = BlobStore(settings.blobs.root, settings.blobs.max_bytes)
+    blobs = BlobStore.from_settings(settings)
     outputs = OutputBuilder(schemas)
-    repository = ModelRepository(settings.paths.models, settings.paths.model_cache)
+    repository = ModelRepository.from_settings(settings)
     runners = load_runners(settings.engine, repository)
     for runner in runners:
         if isinstance(runner, OcrRunner):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,9 @@ DEFAULT_CONFIG_FILE = Path("darkroom.toml")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ClientProfileName = Literal["embedded", "standard"]
+
+# What an upload event needs beside an inline photo's bytes (ids, URI, headers, framing).
+INLINE_EVENT_ROOM_BYTES = 16 * 1024
 
 
 class KafkaSettings(BaseModel):
@@ -42,6 +45,12 @@ class KafkaSettings(BaseModel):
     )
     schema_registry_auth: SecretStr | None = Field(
         None, description="Schema Registry basic auth as user:password"
+    )
+    max_message_bytes: int = Field(
+        1_000_000,
+        ge=64 * 1024,
+        description="Largest record any Darkroom producer sends; keep it at or below the "
+        "broker's message.max.bytes (outputs are fitted to it, never dropped)",
     )
     librdkafka: dict[str, str] = Field(
         default_factory=dict,
@@ -108,6 +117,36 @@ class EngineSettings(BaseModel):
     blur_threshold: float = Field(
         50.0, ge=0, description="quality.is_blurry below this Laplacian variance"
     )
+    max_aspect_ratio: float = Field(
+        50.0,
+        ge=1,
+        description="Photos whose long side exceeds this many short sides are refused "
+        "(DEGENERATE_IMAGE); wide panoramas are about 10:1",
+    )
+    max_jpeg_scans: int = Field(
+        100,
+        ge=1,
+        description="JPEGs with more scans are refused (IMAGE_TOO_COMPLEX); a progressive "
+        "JPEG has about 10, and each scan costs a pass over the whole photo",
+    )
+    photo_deadline_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a photo may spend decoding and preparing (DEADLINE_EXCEEDED "
+        "after it; the rest of its batch does not wait)",
+    )
+    max_decoded_pixels_in_flight: int = Field(
+        100_000_000,
+        gt=0,
+        description="Pixels the decode threads may hold at full size at once (6 bytes each "
+        "at the peak of a PNG decode); a photo larger than this decodes alone",
+    )
+    max_inference_pixels: int = Field(
+        16 * 256 * 256,
+        gt=0,
+        description="Largest batch x input side^2 of one inference run, to bound activation "
+        "memory: 16 inputs of 256 px, or one 960 px OCR input (~250 MB of activations each)",
+    )
 
 
 class WorkerSettings(BaseModel):
@@ -131,6 +170,12 @@ class WorkerSettings(BaseModel):
     )
     index_max_photos: int = Field(
         5000, ge=1, description="Most recent photos per user kept in the near-duplicate index"
+    )
+    shutdown_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="Longest clean stop; past it the worker exits (status 1), abandoning its "
+        "unacknowledged batch to be processed again",
     )
 
 
@@ -163,6 +208,18 @@ class Settings(BaseSettings):
     engine: EngineSettings = EngineSettings()
     worker: WorkerSettings = WorkerSettings()
     paths: PathSettings = PathSettings()
+
+    @model_validator(mode="after")
+    def _inline_photos_fit(self) -> Settings:
+        """An inline photo must leave room for the rest of its event in one message."""
+        room = self.kafka.max_message_bytes - INLINE_EVENT_ROOM_BYTES
+        if self.blobs.inline_max_bytes > room:
+            raise ValueError(
+                f"blobs.inline_max_bytes ({self.blobs.inline_max_bytes}) must be at most "
+                f"kafka.max_message_bytes - {INLINE_EVENT_ROOM_BYTES} ({room}): an inline photo "
+                "travels inside its event"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -1,13 +1,62 @@
-"""Why a photo failed: the typed errors that become PhotoFailed dead letters.
+"""Every error Darkroom raises on purpose, under one root.
 
-Every error that can stop one photo (and only that photo) derives from PhotoError and names its
-FailureReason, so the stage that catches it can build the dead letter without guessing.
+``DarkroomError`` has a few families, each with the exit code a command ends with when one
+escapes to the CLI (one handler there turns it into a one-line message, never a traceback):
+
+    UsageError        2  bad arguments, settings or input files
+    UnreachableError  3  Kafka, the schema registry or a store did not answer
+    SetupError        4  something must be installed or built first (models, Java, ...)
+    OperationError    1  the command ran, but part of its work failed
+
+``PhotoError`` is the family of one photo's failure: it never reaches the CLI; it names its
+``FailureReason`` and becomes that photo's PhotoFailed dead letter (as a ``Failed``).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import ClassVar
+
+
+class ExitCode(IntEnum):
+    """Exit statuses of every command (also in the README)."""
+
+    OK = 0
+    FAILED = 1  # the command ran but some work failed (e.g. a photo not delivered)
+    USAGE = 2  # bad arguments or input (missing path, not an image, bad config)
+    UNREACHABLE = 3  # Kafka (or the schema registry) did not answer
+    SETUP = 4  # something must be installed or built first
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class DarkroomError(Exception):
+    """The root: an expected failure with a message meant for a person."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILED
+
+
+class UsageError(DarkroomError):
+    """Bad arguments, settings or input: the person can fix the command."""
+
+    exit_code = ExitCode.USAGE
+
+
+class UnreachableError(DarkroomError):
+    """A service (Kafka, the schema registry, a blob store) did not answer in time."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class SetupError(DarkroomError):
+    """Something must be installed, built or started first (the message says what)."""
+
+    exit_code = ExitCode.SETUP
+
+
+class OperationError(DarkroomError):
+    """The command ran, but some of its work did not complete (the message says which)."""
+
+    exit_code = ExitCode.FAILED
 
 
 class FailureReason(StrEnum):
@@ -23,12 +72,22 @@ class FailureReason(StrEnum):
     IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
     INFERENCE_ERROR = "INFERENCE_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    DEGENERATE_IMAGE = "DEGENERATE_IMAGE"
+    IMAGE_TOO_COMPLEX = "IMAGE_TOO_COMPLEX"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"
 
 
-class PhotoError(Exception):
+class PhotoError(DarkroomError):
     """One photo cannot be enriched; the message is the dead letter's detail."""
 
     reason: ClassVar[FailureReason] = FailureReason.INTERNAL_ERROR
+
+
+class MalformedUploadError(PhotoError):
+    """The message is not a PhotoUploaded this code can read."""
+
+    reason = FailureReason.MALFORMED_EVENT
 
 
 class BlobMissingError(PhotoError):
@@ -65,6 +124,30 @@ class ImageTooLargeError(PhotoError):
     """The header declares more pixels than the configured limit (a decompression bomb?)."""
 
     reason = FailureReason.IMAGE_TOO_LARGE
+
+
+class DegenerateImageError(PhotoError):
+    """Geometry no model can use: a side too short, or an absurd aspect ratio (1x100000)."""
+
+    reason = FailureReason.DEGENERATE_IMAGE
+
+
+class ImageTooComplexError(PhotoError):
+    """The encoding would cost far more than its size suggests (e.g. thousands of scans)."""
+
+    reason = FailureReason.IMAGE_TOO_COMPLEX
+
+
+class DeadlineExceededError(PhotoError):
+    """The photo took longer than its per-photo deadline; the others did not wait for it."""
+
+    reason = FailureReason.DEADLINE_EXCEEDED
+
+
+class OutputTooLargeError(PhotoError):
+    """The enriched event would exceed the largest message the producer may send."""
+
+    reason = FailureReason.OUTPUT_TOO_LARGE
 
 
 class InferenceError(PhotoError):

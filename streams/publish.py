@@ -2,7 +2,8 @@
 
 Nothing is sent until every path has been checked, so a typo never leaves half a batch published.
 Once sending starts, every photo ends as delivered (with partition and offset) or failed (with the
-error): flush waits for every delivery report, and a report that never comes counts as a failure.
+error): a file that cannot be read any more (deleted, replaced, grown past the limit) fails alone,
+flush waits for every delivery report, and a report that never comes counts as a failure.
 """
 
 from __future__ import annotations
@@ -15,12 +16,32 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.blobs import BlobStore, sha256_hex
+from streams.blobs import BlobStore, read_regular_file, sha256_hex
 from streams.contracts.codec import Codec
 from streams.contracts.events import new_upload, photo_id_for
 from streams.contracts.schemas import EventType
-from streams.errors import UnsupportedFormatError
+from streams.errors import DarkroomError, UnsupportedFormatError, UsageError
 from streams.imaging.sniff import SNIFF_BYTES, ImageFormat, require_image
+
+
+class InvalidUserIdError(UsageError):
+    """A user id that cannot be a Kafka key and an event's user_id."""
+
+
+def check_user_id(user_id: str) -> str:
+    """``user_id`` if it is usable; InvalidUserIdError saying why not.
+
+    Any non-empty text is: its blob folder name is encoded (streams.blobs.path_component), so
+    '..', '/' or a 300-character id cannot escape the blob root or overflow a file name. Only
+    text that has no UTF-8 form (an undecodable folder name or argument) is refused.
+    """
+    if not user_id:
+        raise InvalidUserIdError("the user id must not be empty")
+    try:
+        user_id.encode()
+    except UnicodeEncodeError:
+        raise InvalidUserIdError(f"user id {user_id!r} is not valid UTF-8 text") from None
+    return user_id
 
 
 @dataclass(frozen=True)
@@ -79,9 +100,9 @@ def collect(arguments: Sequence[str]) -> tuple[list[PhotoFile], list[PathProblem
     files: dict[Path, PhotoFile] = {}
     problems: list[PathProblem] = []
     for argument in arguments:
-        paths = _expand(argument)
-        if not paths:
-            problems.append(PathProblem(argument, "no such file or directory"))
+        paths, empty_because = _expand(argument)
+        if empty_because is not None:
+            problems.append(PathProblem(argument, empty_because))
         for path in paths:
             try:
                 files.setdefault(path.resolve(), _check(path))
@@ -90,18 +111,25 @@ def collect(arguments: Sequence[str]) -> tuple[list[PhotoFile], list[PathProblem
     return list(files.values()), problems
 
 
-def _expand(argument: str) -> list[Path]:
+def _expand(argument: str) -> tuple[list[Path], str | None]:
+    """The files ``argument`` names, or none and why."""
     if glob.has_magic(argument):
         matches = [Path(m) for m in sorted(glob.glob(argument, recursive=True))]  # noqa: PTH207
     else:
         matches = [Path(argument)] if Path(argument).exists() else []
+    if not matches:
+        return [], "no such file or directory"
     expanded: list[Path] = []
     for path in matches:
         if path.is_dir():
             expanded.extend(p for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p))
         elif path.is_file():
             expanded.append(path)
-    return expanded
+    if expanded:
+        return expanded, None
+    if all(path.is_dir() for path in matches):
+        return [], "no photos in this folder or its sub-folders (hidden files are skipped)"
+    return [], "not a regular file (a FIFO, device or socket?)"
 
 
 def _hidden(path: Path) -> bool:
@@ -179,24 +207,12 @@ class Publisher:
         report: PublishReport,
         on_done: Callable[[PhotoFile, bool], None],
     ) -> None:
-        data = file.path.read_bytes()
-        user_id = user or default_user(file.path)
-        digest = sha256_hex(data)
-        photo_id = photo_id_for(user_id, digest)
-        as_inline = inline and len(data) <= self.inline_max_bytes
-        blob: str | bytes = (
-            data if as_inline else self.blobs.put(user_id, photo_id, data, file.format.extension)
-        )
-        event = new_upload(
-            photo_id=photo_id,
-            user_id=user_id,
-            content_type=file.format.mime,
-            byte_size=len(data),
-            blob=blob,
-            content_sha256=digest,
-            filename=file.path.name,
-        )
-        value = self.codec.encode(EventType.PHOTO_UPLOADED, event)
+        try:
+            value, user_id, photo_id, as_inline = self._prepare(file, user, inline)
+        except DarkroomError as exc:  # this file's problem, or the blob root's: the rest go on
+            report.failed.append(NotDelivered(file, str(exc)))
+            on_done(file, False)
+            return
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
@@ -217,6 +233,36 @@ class Publisher:
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self.producer.poll(0.1)
+
+    def _prepare(
+        self, file: PhotoFile, user: str | None, inline: bool
+    ) -> tuple[bytes, str, str, bool]:
+        """The encoded event for ``file``: (value, user id, photo id, inline?).
+
+        The file was checked by ``collect`` but is read only now, maybe minutes later: it may
+        have been deleted, replaced (by a directory, a FIFO, another format) or have grown. So
+        it is read like a blob (never blocking, bounded by the size limit the worker enforces),
+        sniffed again, and the event describes the bytes actually read.
+        """
+        data = read_regular_file(file.path, self.blobs.max_bytes, "the file", follow_symlinks=True)
+        image_format = require_image(data[:SNIFF_BYTES], "the file")
+        user_id = check_user_id(user if user is not None else default_user(file.path))
+        digest = sha256_hex(data)
+        photo_id = photo_id_for(user_id, digest)
+        as_inline = inline and len(data) <= self.inline_max_bytes
+        blob: str | bytes = (
+            data if as_inline else self.blobs.put(user_id, photo_id, data, image_format.extension)
+        )
+        event = new_upload(
+            photo_id=photo_id,
+            user_id=user_id,
+            content_type=image_format.mime,
+            byte_size=len(data),
+            blob=blob,
+            content_sha256=digest,
+            filename=file.path.name,
+        )
+        return self.codec.encode(EventType.PHOTO_UPLOADED, event), user_id, photo_id, as_inline
 
     def _drain(
         self,

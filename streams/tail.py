@@ -10,10 +10,11 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Top
 
 from streams.config import Settings
 from streams.contracts.codec import Codec, DecodedEvent, MalformedEventError
-from streams.kafka.clients import make_consumer, message_headers, probe
+from streams.errors import UsageError
+from streams.kafka.clients import KafkaReadError, make_consumer, message_headers, probe
 
 
-class TopicNotFoundError(LookupError):
+class TopicNotFoundError(UsageError, LookupError):
     """The topic does not exist on the cluster."""
 
 
@@ -73,7 +74,7 @@ def _read(
             continue
         error = msg.error()
         if error is not None:  # partition EOF is off by default; anything here is a real error
-            raise RuntimeError(f"consume failed: {error.str()}")
+            raise KafkaReadError(f"consume failed: {error.str()}")
         last_seen = time.monotonic()
         count += 1
         yield _decode(msg, codec)

@@ -60,7 +60,7 @@ def kafka_env(kafka: Settings) -> dict[str, str]:
 def repository() -> ModelRepository:
     """The project's model repository, every model built (idempotent: a no-op when cached)."""
     settings = load_settings()
-    repo = ModelRepository(settings.paths.models, settings.paths.model_cache)
+    repo = ModelRepository.from_settings(settings)
     for manifest in repo.manifests():
         build_model(repo, manifest)
     return repo

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.config import Settings
+from streams.errors import OperationError
 from streams.kafka.clients import BrokerUnreachableError, probe
 
 # tansu reads these from the environment too; an inherited value must not change what we start.
@@ -35,7 +36,7 @@ _TANSU_ENV = (
 )
 
 
-class BrokerError(RuntimeError):
+class BrokerError(OperationError, RuntimeError):
     """The embedded broker could not be started, found or stopped."""
 
 

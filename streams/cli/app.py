@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from typer.core import TyperGroup
 
 from streams import __version__
 from streams.cli import broker, config_cmd, demo, models, publish, replay, tail, worker
 from streams.cli.common import AppState, fail
 from streams.config import CONFIG_FILE_ENV, load_settings
+from streams.errors import DarkroomError
 from streams.logs import configure_logging
 
+
+class DarkroomGroup(TyperGroup):
+    """The one place an expected failure becomes a message and an exit code: every
+    DarkroomError a command lets escape is printed as one line on stderr and ends the command
+    with its family's exit code (streams/errors.py); anything else is a bug and keeps its
+    traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DarkroomError as exc:
+            fail(str(exc), exc.exit_code)
+
+
 app = typer.Typer(
+    cls=DarkroomGroup,
     name="darkroom",
     help="Darkroom: Kafka stream processor that enriches photo uploads with computer vision.",
     no_args_is_help=True,

@@ -6,8 +6,8 @@ import time
 
 import typer
 
-from streams.broker import BrokerError, EmbeddedBroker
-from streams.cli.common import ExitCode, console, fail, state
+from streams.broker import EmbeddedBroker
+from streams.cli.common import ExitCode, console, state
 from streams.kafka.topics import ensure_topics, project_topics
 
 app = typer.Typer(
@@ -20,11 +20,8 @@ def start(ctx: typer.Context) -> None:
     """Start the broker (if not running) and create the project's topics."""
     settings = state(ctx).settings
     broker = EmbeddedBroker(settings)
-    try:
-        status = broker.start()
-        created = ensure_topics(settings, project_topics(settings))
-    except BrokerError as exc:
-        fail(str(exc), ExitCode.FAILED)
+    status = broker.start()
+    created = ensure_topics(settings, project_topics(settings))
     verb = "started" if status.detail == "started" else "already running"
     console.print(
         f"broker {verb} on [bold]{status.bootstrap}[/] (pid {status.pid}); log: {status.log_file}"
@@ -44,10 +41,7 @@ def start(ctx: typer.Context) -> None:
 def stop(ctx: typer.Context) -> None:
     """Stop the broker that `darkroom broker start` started (and nothing else)."""
     broker = EmbeddedBroker(state(ctx).settings)
-    try:
-        stopped = broker.stop()
-    except BrokerError as exc:
-        fail(str(exc), ExitCode.FAILED)
+    stopped = broker.stop()
     console.print("broker stopped" if stopped else "no broker was running")
 
 
@@ -55,10 +49,7 @@ def stop(ctx: typer.Context) -> None:
 def status(ctx: typer.Context) -> None:
     """Say whether the broker runs and answers; exit 1 if it does not."""
     broker = EmbeddedBroker(state(ctx).settings)
-    try:
-        current = broker.status()
-    except BrokerError as exc:
-        fail(str(exc), ExitCode.FAILED)
+    current = broker.status()
     if not current.running:
         console.print(f"broker on {current.bootstrap}: {current.detail}")
         raise typer.Exit(int(ExitCode.FAILED))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from functools import cached_property
 from typing import NoReturn
 
@@ -11,21 +10,14 @@ import typer
 from rich.console import Console
 
 from streams.config import Settings
-from streams.contracts.codec import Codec, make_codec
+from streams.contracts.codec import Codec, codec_from_settings
 from streams.contracts.schemas import SchemaRepository
+from streams.errors import ExitCode
+
+__all__ = ["AppState", "ExitCode", "console", "err_console", "fail", "state"]
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
-
-
-class ExitCode(IntEnum):
-    """Exit statuses of every command (also in the README)."""
-
-    OK = 0
-    FAILED = 1  # the command ran but some work failed (e.g. a photo not delivered)
-    USAGE = 2  # bad arguments or input (missing path, not an image, bad config)
-    UNREACHABLE = 3  # Kafka (or the schema registry) did not answer
-    INTERRUPTED = 130  # Ctrl-C
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
@@ -48,12 +40,7 @@ class AppState:
     @cached_property
     def codec(self) -> Codec:
         """The configured wire format."""
-        auth = self.settings.kafka.schema_registry_auth
-        return make_codec(
-            self.repository,
-            self.settings.kafka.schema_registry_url,
-            auth.get_secret_value() if auth else None,
-        )
+        return codec_from_settings(self.settings, self.repository)
 
 
 def state(ctx: typer.Context) -> AppState:

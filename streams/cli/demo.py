@@ -20,7 +20,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams.broker import BrokerError, EmbeddedBroker, private_broker_settings
+from streams.broker import EmbeddedBroker, private_broker_settings
 from streams.cli.common import AppState, ExitCode, console, err_console, fail, state
 from streams.cli.publish import send_with_progress
 from streams.config import Settings
@@ -29,9 +29,9 @@ from streams.kafka.topics import ensure_topics, project_topics
 from streams.models.build import build_model
 from streams.models.repository import ModelRepository
 from streams.publish import collect
-from streams.samples import SamplesUnavailableError, write_demo_set
+from streams.samples import write_demo_set
 from streams.tail import tail
-from streams.worker.supervisor import WorkerFailedError, WorkerProcess
+from streams.worker.supervisor import WorkerProcess
 
 OUTCOME_TIMEOUT_S = 120.0
 
@@ -46,10 +46,7 @@ def demo(
     settings = _demo_settings(state(ctx).settings, workdir)
     app = AppState(settings)
     console.rule("[bold]Darkroom demo")
-    try:
-        samples = write_demo_set(workdir / "photos")
-    except SamplesUnavailableError as exc:
-        fail(str(exc))
+    samples = write_demo_set(workdir / "photos")
     console.print(
         f"1. wrote {len(samples)} sample photos (scikit-image's, plus two corrupt "
         f"files) to {workdir / 'photos'}"
@@ -74,8 +71,6 @@ def demo(
         names = {d.photo_id: d.file.path.name for d in report.delivered}
         _wait_for_outcomes(settings, len(report.delivered))
         _show_results(app, names, worker)
-    except (BrokerError, WorkerFailedError) as exc:
-        fail(str(exc), ExitCode.FAILED)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -105,7 +100,7 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 def _build_models(settings: Settings) -> None:
-    repository = ModelRepository(settings.paths.models, settings.paths.model_cache)
+    repository = ModelRepository.from_settings(settings)
     built = [build_model(repository, m) for m in repository.manifests()]
     fresh = sum(result.built for result in built)
     console.print(

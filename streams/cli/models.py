@@ -8,11 +8,11 @@ from rich.table import Table
 
 from streams.cli.common import ExitCode, console, err_console, fail, state
 from streams.config import Settings
+from streams.engine.verify import verify_model
 from streams.models.build import BuildError, build_model
 from streams.models.manifest import ManifestError, ModelManifest
 from streams.models.repository import ModelRepository, UnknownModelError
 from streams.models.sources import MissingSourceError, SourceMismatchError
-from streams.models.verify import verify_model
 
 app = typer.Typer(
     help="The model repository: list, build (offline) and verify models.", no_args_is_help=True
@@ -22,16 +22,16 @@ app = typer.Typer(
 def open_repository(settings: Settings) -> ModelRepository:
     """The configured repository, or a clear exit."""
     try:
-        return ModelRepository(settings.paths.models, settings.paths.model_cache)
+        return ModelRepository.from_settings(settings)
     except ManifestError as exc:
-        fail(str(exc))
+        fail(str(exc), exc.exit_code)
 
 
 def _select(repository: ModelRepository, names: list[str] | None) -> list[ModelManifest]:
     try:
         return [repository.get(n) for n in names] if names else repository.manifests()
     except UnknownModelError as exc:
-        fail(str(exc))
+        fail(str(exc), exc.exit_code)
 
 
 @app.command("list")

@@ -16,7 +16,14 @@ from streams.cli.common import ExitCode, console, err_console, fail, state
 from streams.config import Settings
 from streams.contracts.codec import Codec, RegistryError
 from streams.kafka.clients import BrokerUnreachableError, make_producer, probe
-from streams.publish import PhotoFile, Publisher, PublishReport, collect
+from streams.publish import (
+    InvalidUserIdError,
+    PhotoFile,
+    Publisher,
+    PublishReport,
+    check_user_id,
+    collect,
+)
 
 DELIVERY_TIMEOUT_S = 30.0
 
@@ -41,10 +48,15 @@ def publish(
     """
     app = state(ctx)
     settings = app.settings
+    if user is not None:
+        try:
+            check_user_id(user)
+        except InvalidUserIdError as exc:
+            fail(f"--user: {exc}")
     files, problems = collect(paths)
     for problem in problems:
         err_console.print(f"[red]✗[/] {problem.argument}: {problem.message}", highlight=False)
-    if problems and not skip_invalid:
+    if problems and files and not skip_invalid:
         fail(
             f"{len(problems)} path(s) cannot be published; nothing was sent "
             "(use --skip-invalid to send the rest)"
@@ -73,7 +85,7 @@ def send_with_progress(
     publisher = Publisher(
         make_producer(settings, **{"message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)}),
         codec,
-        BlobStore(settings.blobs.root, settings.blobs.max_bytes),
+        BlobStore.from_settings(settings),
         topic,
         settings.blobs.inline_max_bytes,
         delivery_timeout_s=DELIVERY_TIMEOUT_S + 5,

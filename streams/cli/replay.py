@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
+from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import typer
+from confluent_kafka import Consumer
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,16 +20,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from streams.cli.common import AppState, ExitCode, console, err_console, fail, state
-from streams.contracts.codec import RegistryError
+from streams.cli.common import AppState, console, err_console, state
 from streams.engine import Enricher
-from streams.kafka.clients import BrokerUnreachableError, make_consumer, make_producer, probe
-from streams.models.repository import ModelNotBuiltError, ModelRepository
+from streams.kafka.clients import make_consumer, make_producer, probe
 from streams.replay.checkpoint import Checkpoint
 from streams.replay.positions import OffsetResolver, PartitionRange
 from streams.replay.reprocess import ReprocessSink
-from streams.replay.runner import Replayer, ReplaySummary
-from streams.replay.selection import Filters, ReplayUsageError, bound, parse_partitions
+from streams.replay.request import Mode, ReplayRequest
+from streams.replay.runner import Replayer, ReplayInterruptedError, ReplaySummary
 from streams.replay.sinks import CopySink, ExportSink, Sink
 
 BATCH = 32
@@ -67,153 +64,106 @@ def replay(
 ) -> None:
     """Replay partitions: --into TOPIC, --reprocess, --out FILE, or --dry-run.
 
-    Ranges are half-open: --to-offset and --to-time are not included. Exit 2 for bad arguments
-    (before anything is read), 3 when Kafka does not answer.
+    Ranges are half-open: --to-offset and --to-time are not included, so an end equal to the
+    start selects nothing (a valid, empty replay). Exit 2 for bad arguments (before anything is
+    read), 3 when Kafka does not answer.
     """
     app = state(ctx)
-    args = {k: v for k, v in locals().items() if k not in ("ctx", "app", "checkpoint")}
-    try:
-        modes = [
-            m for m, on in (("--into", into), ("--reprocess", reprocess), ("--out", out)) if on
-        ]
-        _check_modes(app, topic, modes, into, reprocess, out, force, stale_models, dry_run, resume)
-        start = bound(
-            from_offset,
-            from_time,
-            from_beginning,
-            ("--from-offset", "--from-time", "--from-beginning"),
-        )
-        end = bound(to_offset, to_time, until_end, ("--to-offset", "--to-time", "--until-end"))
-        metadata = probe(app.settings)
-        if topic not in metadata.topics:
-            raise ReplayUsageError(f"--topic {topic!r} does not exist")
-        if into is not None and into not in metadata.topics:
-            raise ReplayUsageError(f"--into {into!r} does not exist")
-        chosen = parse_partitions(partitions, len(metadata.topics[topic].partitions))
-        request = {
-            k: (str(v) if isinstance(v, Path) else v)
-            for k, v in args.items()
-            if k not in ("resume", "dry_run")
-        }
-        path = checkpoint or _default_checkpoint(request)
-        consumer = make_consumer(app.settings)
-        resolver = OffsetResolver(consumer, topic)
-        if resume:
-            saved = Checkpoint.load(path, request)
-            ranges = [_range_from(saved, p) for p in chosen]
+    topics = app.settings.topics
+    request = ReplayRequest.from_options(
+        topic=topic,
+        partitions=partitions,
+        from_offset=from_offset,
+        from_time=from_time,
+        from_beginning=from_beginning,
+        to_offset=to_offset,
+        to_time=to_time,
+        until_end=until_end,
+        user=user,
+        photo=photo,
+        reason=reason,
+        limit=limit,
+        into=into,
+        reprocess=reprocess,
+        out=out,
+        force=force,
+        stale_models=stale_models,
+        dry_run=dry_run,
+        rate=rate,
+        resume=resume,
+        checkpoint=checkpoint,
+        upload_topics=(topics.uploaded, topics.failed),
+    )
+    _replay(app, request)
+
+
+def _replay(app: AppState, request: ReplayRequest) -> None:
+    metadata = probe(app.settings)
+    chosen = request.partitions_of({n: len(t.partitions) for n, t in metadata.topics.items()})
+    with closing(make_consumer(app.settings)) as consumer:
+        resolver = OffsetResolver(consumer, request.topic)
+        if request.resume:
+            saved = Checkpoint.load(request)
+            ranges = saved.partition_ranges(chosen)
         else:
-            ranges = [resolver.resolve(p, start, end) for p in chosen]
-            saved = Checkpoint(
-                path,
-                uuid.uuid4().hex[:12],
-                request,
-                {r.partition: (r.start, r.end) for r in ranges},
+            ranges = [resolver.resolve(p, request.start, request.end) for p in chosen]
+            saved = Checkpoint.new(request, uuid.uuid4().hex[:12], ranges)
+        if resolver.fallbacks:
+            err_console.print(
+                f"note: the broker's offsets_for_times answer was wrong "
+                f"{resolver.fallbacks} time(s); used a binary search on timestamps"
             )
-    except ReplayUsageError as exc:
-        fail(str(exc))
-    except BrokerUnreachableError as exc:
-        fail(str(exc), ExitCode.UNREACHABLE)
-    if resolver.fallbacks:
-        err_console.print(
-            f"note: the broker's offsets_for_times answer was wrong "
-            f"{resolver.fallbacks} time(s); used a binary search on timestamps"
+        if request.dry_run:
+            _print_plan(request.topic, ranges)
+            return
+        saved.begin()  # before the sink is made: --out is not truncated for a bad --checkpoint
+        sink = _make_sink(app, request, saved.replay_id)
+        if request.resume:
+            for partition, through in sink.written_through().items():
+                saved.next_offsets[partition] = max(
+                    saved.next_offsets.get(partition, 0), through + 1
+                )
+        saved.save()
+        summary = _run(app, consumer, sink, request, ranges, saved)
+    _print_summary(request.topic, summary, sink, saved.path)
+
+
+def _make_sink(app: AppState, request: ReplayRequest, replay_id: str) -> Sink:
+    settings, topic = app.settings, request.topic
+    if request.mode is Mode.INTO:
+        assert request.into is not None
+        return CopySink(
+            settings,
+            app.codec,
+            make_producer(settings),
+            request.into,
+            replay_id,
+            topic,
+            request.force,
         )
-    if dry_run:
-        _print_plan(topic, ranges)
-        return
-    filters = Filters(user=user, photo=photo, reason=reason)
-    try:
-        sink = _make_sink(
-            app, topic, saved.replay_id, into, reprocess, out, force, stale_models, resume
-        )
-    except (ModelNotBuiltError, RegistryError) as exc:
-        fail(str(exc))
-    if resume:
-        for partition, through in sink.written_through().items():
-            saved.next_offsets[partition] = max(saved.next_offsets.get(partition, 0), through + 1)
-    saved.save()
-    summary = _run(app, consumer, sink, topic, ranges, saved, filters, limit, rate)
-    _print_summary(topic, summary, sink, saved.path)
-
-
-def _check_modes(
-    app: AppState,
-    topic: str,
-    modes: list[str],
-    into: str | None,
-    reprocess: bool,
-    out: str | None,
-    force: bool,
-    stale_models: bool,
-    dry_run: bool,
-    resume: bool,
-) -> None:
-    if len(modes) > 1:
-        raise ReplayUsageError(f"choose one of {', '.join(modes)}")
-    if not modes and not dry_run:
-        raise ReplayUsageError("say what to do: --into TOPIC, --reprocess, --out FILE or --dry-run")
-    uploads, failed = app.settings.topics.uploaded, app.settings.topics.failed
-    if reprocess and topic not in (uploads, failed):
-        raise ReplayUsageError(f"--reprocess reads uploads: --topic {uploads} or {failed}")
-    if stale_models and not reprocess:
-        raise ReplayUsageError("--stale-models goes with --reprocess")
-    if force and not (reprocess or into):
-        raise ReplayUsageError("--force goes with --reprocess or --into")
-    if resume and (dry_run or out == "-"):
-        raise ReplayUsageError("--resume needs a replay that writes somewhere durable")
-
-
-def _default_checkpoint(request: dict[str, Any]) -> Path:
-    digest = hashlib.sha1(json.dumps(request, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(".darkroom/replay") / f"{request['topic']}-{digest}.json"
-
-
-def _range_from(saved: Checkpoint, partition: int) -> PartitionRange:
-    start, end = saved.ranges[partition]
-    return PartitionRange(partition, start, end, start, end)
-
-
-def _make_sink(
-    app: AppState,
-    topic: str,
-    replay_id: str,
-    into: str | None,
-    reprocess: bool,
-    out: str | None,
-    force: bool,
-    stale_models: bool,
-    resume: bool,
-) -> Sink:
-    settings = app.settings
-    if into is not None:
-        return CopySink(settings, app.codec, make_producer(settings), into, replay_id, topic, force)
-    if reprocess:
-        repository = ModelRepository(settings.paths.models, settings.paths.model_cache)
+    if request.mode is Mode.REPROCESS:
         return ReprocessSink(
             settings,
             app.codec,
             make_producer(settings),
-            Enricher(settings.engine, repository),
+            Enricher.from_settings(settings),
             replay_id,
             topic,
-            force=force,
-            stale_only=stale_models,
+            force=request.force,
+            stale_only=request.stale_models,
             batch_size=settings.engine.max_batch,
         )
-    assert out is not None
-    return ExportSink(out, resume)
+    assert request.out is not None
+    return ExportSink(request.out, request.resume)
 
 
 def _run(
     app: AppState,
-    consumer: Any,
+    consumer: Consumer,
     sink: Sink,
-    topic: str,
+    request: ReplayRequest,
     ranges: list[PartitionRange],
     saved: Checkpoint,
-    filters: Filters,
-    limit: int | None,
-    rate: float | None,
 ) -> ReplaySummary:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -225,19 +175,19 @@ def _run(
         transient=False,
     )
     tasks = {
-        r.partition: progress.add_task(f"{topic}/{r.partition}", total=max(r.count, 1))
+        r.partition: progress.add_task(f"{request.topic}/{r.partition}", total=max(r.count, 1))
         for r in ranges
     }
     replayer = Replayer(
         consumer=consumer,
         codec=app.codec,
         sink=sink,
-        topic=topic,
+        topic=request.topic,
         ranges=ranges,
         checkpoint=saved,
-        filters=filters,
-        limit=limit,
-        rate=rate,
+        filters=request.filters,
+        limit=request.limit,
+        rate=request.rate,
         batch=BATCH,
         on_progress=lambda p, n: progress.update(tasks[p], completed=n),
     )
@@ -245,15 +195,13 @@ def _run(
         with progress:
             summary = replayer.run()
     except KeyboardInterrupt:
-        sink.flush()
+        sink.flush()  # raises if the outputs are not all written: then the checkpoint stays
         saved.save()
-        fail(
-            f"interrupted; continue with the same arguments and --resume (checkpoint {saved.path})",
-            ExitCode.INTERRUPTED,
-        )
+        raise ReplayInterruptedError(
+            f"interrupted; continue with the same arguments and --resume (checkpoint {saved.path})"
+        ) from None
     finally:
         sink.close()
-        consumer.close()
     return summary
 
 

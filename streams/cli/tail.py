@@ -6,11 +6,11 @@ import sys
 
 import typer
 
-from streams.cli.common import ExitCode, console, err_console, fail, state
-from streams.cli.render import header, message_row, row, to_json_line
+from streams.cli.common import console, err_console, state
+from streams.cli.render import header, row
+from streams.contracts.rows import message_row, to_json_line
 from streams.contracts.schemas import EventType
-from streams.kafka.clients import BrokerUnreachableError
-from streams.tail import TailedMessage, TopicNotFoundError
+from streams.tail import TailedMessage
 from streams.tail import tail as tail_topic
 
 
@@ -46,10 +46,6 @@ def tail(
                 sys.stdout.flush()
             else:
                 _print_row(message, headers_shown)
-    except BrokerUnreachableError as exc:
-        fail(str(exc), ExitCode.UNREACHABLE)
-    except TopicNotFoundError as exc:
-        fail(str(exc))
     except KeyboardInterrupt:
         pass
     err_console.print(

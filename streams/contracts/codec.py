@@ -21,22 +21,24 @@ from typing import Any, Protocol
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import validate
 
+from streams.config import Settings
 from streams.contracts.schemas import EventType, SchemaRepository, UnknownSchemaError
+from streams.errors import OperationError, UnreachableError, UsageError
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = 0
 _HEADER_LEN = len(SINGLE_OBJECT_MAGIC) + 8
 
 
-class MalformedEventError(ValueError):
+class MalformedEventError(UsageError, ValueError):
     """Bytes that are not a Darkroom event this code can read (the reason for a dead letter)."""
 
 
-class EncodeError(ValueError):
+class EncodeError(OperationError, ValueError):
     """A record that does not fit its schema (a bug in the code that built it)."""
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UnreachableError, RuntimeError):
     """The Schema Registry could not be reached or refused a schema."""
 
 
@@ -174,6 +176,16 @@ def make_codec(
     if registry_url:
         return ConfluentCodec(repository, registry_url, basic_auth)
     return SingleObjectCodec(repository)
+
+
+def codec_from_settings(settings: Settings, repository: SchemaRepository | None = None) -> Codec:
+    """The codec ``settings`` configure (the schemas/ folder is read unless given)."""
+    auth = settings.kafka.schema_registry_auth
+    return make_codec(
+        repository or SchemaRepository(settings.paths.schemas),
+        settings.kafka.schema_registry_url,
+        auth.get_secret_value() if auth else None,
+    )
 
 
 def _record_subject(_ctx: Any, record_name: str | None) -> str | None:

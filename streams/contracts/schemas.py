@@ -18,6 +18,8 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from streams.errors import DarkroomError, SetupError
+
 
 class EventType(StrEnum):
     """The three events Darkroom reads and writes; the value is the Avro record name."""
@@ -27,11 +29,11 @@ class EventType(StrEnum):
     PHOTO_FAILED = "PhotoFailed"
 
 
-class SchemaError(Exception):
+class SchemaError(SetupError):
     """The schema repository on disk is incomplete or inconsistent."""
 
 
-class UnknownSchemaError(LookupError):
+class UnknownSchemaError(DarkroomError, LookupError):
     """A fingerprint or registry schema that this repository does not know."""
 
 

@@ -24,9 +24,12 @@ def area_resize(image: NDArray[np.uint8], width: int, height: int) -> NDArray[np
     integers.  For reductions of 16x or more the image is first box-averaged
     by the largest integer factor that keeps it at least 8x the target size
     (cropping the < factor remainder rows/columns, split between both
-    edges), then area-resized to the exact target.
+    edges), then area-resized to the exact target.  Raises ValueError for an empty
+    image or target (a 0 side would divide by zero below, or allocate nothing useful).
     """
     h, w = image.shape[:2]
+    if min(w, h, width, height) < 1:
+        raise ValueError(f"cannot resize {w}x{h} to {width}x{height}: every side must be >= 1")
     factor = min(w // (_MIN_OVERSAMPLE * width), h // (_MIN_OVERSAMPLE * height))
     if factor >= 2:
         cw, ch = w - w % factor, h - h % factor

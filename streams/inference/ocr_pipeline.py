@@ -72,8 +72,9 @@ class RecBatch:
 
 # --- detection preprocessing -----------------------------------------------------
 def _round32(value: int) -> int:
-    """Round to the nearest multiple of 32 (Python banker's rounding, as the reference)."""
-    return int(round(value / 32) * 32)
+    """Round to the nearest multiple of 32 (Python banker's rounding, as the reference), but
+    never to 0: a strip 1 px high would otherwise round to 0 and divide by zero below."""
+    return max(32, int(round(value / 32) * 32))
 
 
 def det_target_size(
@@ -87,8 +88,11 @@ def det_target_size(
     """Detector input (h, w): RapidOCR's global bound resize, then DetPreProcess.resize.
 
     limit_type "min" (reference): upscale until the short side >= limit; "max": downscale
-    until the long side <= limit; "long": scale so the long side == limit.
+    until the long side <= limit; "long": scale so the long side == limit. Every side of the
+    result is a multiple of 32, at least 32.
     """
+    if min(h, w) < 1:
+        raise ValueError(f"no detector size for an empty {h}x{w} image")
     if max(h, w) > max_side_len:
         r = max_side_len / max(h, w)
         h, w = _round32(int(h * r)), _round32(int(w * r))
@@ -101,7 +105,7 @@ def det_target_size(
         r = limit_side_len / max(h, w)
     else:
         r = limit_side_len / min(h, w) if min(h, w) < limit_side_len else 1.0
-    return max(32, _round32(int(h * r))), max(32, _round32(int(w * r)))
+    return _round32(int(h * r)), _round32(int(w * r))
 
 
 def det_resize(
@@ -256,8 +260,9 @@ def crop_lines(image: U8Image, quads: Sequence[Quad]) -> list[U8Image]:
     crops: list[U8Image] = []
     for quad in quads:
         pts = np.asarray(quad, dtype=np.float32)
-        cw = int(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3])))
-        ch = int(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2])))
+        # at least 1 px: a 0 side is an empty crop, and a division by zero in rec_preprocess
+        cw = max(1, int(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3]))))
+        ch = max(1, int(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2]))))
         dst = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], dtype=np.float32)
         mat = cv2.getPerspectiveTransform(pts, dst)
         crop = cv2.warpPerspective(
@@ -272,7 +277,7 @@ def crop_lines(image: U8Image, quads: Sequence[Quad]) -> list[U8Image]:
 def _resize_norm(crop: U8Image, height: int, width: int, pad_to: int) -> F32:
     """Aspect-preserving resize to `height` (width capped), normalise, right-pad with 0."""
     ratio = crop.shape[1] / crop.shape[0]
-    rw = min(width, math.ceil(height * ratio))
+    rw = max(1, min(width, math.ceil(height * ratio)))
     out = np.zeros((3, height, pad_to), dtype=np.float32)
     resized = cv2.resize(crop, (rw, height)).astype(np.float32)
     out[:, :, :rw] = resized.transpose(2, 0, 1) * np.float32(2.0 / 255.0) - np.float32(1.0)

@@ -38,6 +38,8 @@ class Placement:
 
 
 def _resize(image: Image, width: int, height: int) -> Image:
+    if min(width, height, *image.shape[:2]) < 1:  # callers round sizes; none may reach 0
+        raise ValueError(f"cannot resize {image.shape[:2]} to {height}x{width}")
     shrinking = width < image.shape[1] or height < image.shape[0]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return np.asarray(cv2.resize(image, (width, height), interpolation=interpolation), np.uint8)
@@ -47,6 +49,8 @@ def fit(image: Image, spec: InputSpec, photo_scale: float = 1.0) -> tuple[Image,
     """Fit a BGR photo to ``spec.size``. ``photo_scale``: original pixels per decoded pixel."""
     out_h, out_w = spec.size
     h, w = image.shape[:2]
+    if min(h, w) < 1:
+        raise ValueError(f"cannot fit an empty {w}x{h} image")
     if spec.resize == "stretch":
         fitted = _resize(image, out_w, out_h)
         return fitted, Placement(w / out_w * photo_scale, h / out_h * photo_scale, 0.0, 0.0)

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from streams.config import ProviderName
+from streams.errors import SetupError
 from streams.logs import get_logger
 
 log = get_logger("darkroom.inference")
@@ -33,7 +34,7 @@ _GPU_PROVIDERS = {"tensorrt", "cuda"}
 Array = npt.NDArray[Any]
 
 
-class InferenceSetupError(RuntimeError):
+class InferenceSetupError(SetupError):
     """No configured execution provider could open the model."""
 
 

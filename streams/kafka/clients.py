@@ -11,11 +11,16 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata
 
 from streams.config import Settings
+from streams.errors import OperationError, UnreachableError
 from streams.kafka.profiles import get_profile
 
 
-class BrokerUnreachableError(ConnectionError):
+class BrokerUnreachableError(UnreachableError, ConnectionError):
     """Kafka did not answer a Metadata request in time."""
+
+
+class KafkaReadError(OperationError):
+    """A consumer met an error from the broker, or no record where one must be."""
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -36,6 +41,8 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         # the Java client's partitioner, which aiokafka (the Faust worker) uses too: a key lands
         # on the same partition whichever client sends it, so routing by key agrees everywhere
         "partitioner": "murmur2_random",
+        # the one size limit, shared with the Faust worker's producer (Settings.kafka)
+        "message.max.bytes": settings.kafka.max_message_bytes,
         **_common(settings),
         **profile.producer,
         **overrides,

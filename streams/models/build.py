@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams import __version__
+from streams.errors import OperationError
 from streams.models.converters import CONVERTERS
 from streams.models.manifest import ModelManifest
 from streams.models.repository import ModelRepository
 from streams.models.sources import load_labels, locate_source, sha256_file
 
 
-class BuildError(RuntimeError):
-    """A converter failed on its source."""
+class BuildError(OperationError):
+    """A converter failed on its source (the build ran; this model's part of it did not)."""
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from streams.errors import UsageError
+from streams.models.converters import CONVERTERS
 
 
 class Task(StrEnum):
-    """What a model does; each task has one runner in streams/inference/tasks/."""
+    """What a model does; each has one runner class in streams.inference.tasks.RUNNERS (tested)."""
 
     CLASSIFY = "classify"  # labels (and an embedding, when the model has that output)
     EMBED = "embed"  # an image embedding (e.g. a CLIP image tower)
@@ -25,7 +28,7 @@ class Task(StrEnum):
     OCR_RECOGNIZE = "ocr_recognize"  # text of each line crop
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError):
     """A model.toml that is missing, unreadable or inconsistent."""
 
 
@@ -40,9 +43,17 @@ class Source(_Strict):
     package_version: str | None = Field(None, description="The version it was checked with")
     file: str = Field(description="Path inside the package, or relative to the model folder")
     sha256: str | None = Field(None, description="Expected SHA-256 of the source file")
-    converter: Literal["copy", "mobilenet_v2_torch", "blazeface_tflite"] = Field(
-        "copy", description="How the source becomes model.onnx"
+    converter: str = Field(
+        "copy", description="How the source becomes model.onnx (a key of CONVERTERS)"
     )
+
+    @field_validator("converter")
+    @classmethod
+    def _known_converter(cls, name: str) -> str:
+        # Checked here, not only at build time: a typo should fail `models list`, not a build.
+        if name not in CONVERTERS:
+            raise ValueError(f"unknown converter {name!r} (known: {', '.join(sorted(CONVERTERS))})")
+        return name
 
 
 class Labels(_Strict):

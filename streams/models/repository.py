@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.config import Settings
+from streams.errors import SetupError, UsageError
 from streams.models.manifest import ManifestError, ModelManifest, Task, load_manifest
 
 
-class UnknownModelError(LookupError):
+class UnknownModelError(UsageError):
     """A model name that is not in the repository."""
 
 
-class ModelNotBuiltError(FileNotFoundError):
+class ModelNotBuiltError(SetupError):
     """A model whose ONNX file has not been built yet."""
 
 
@@ -69,6 +71,11 @@ class ModelRepository:
             raise ManifestError(f"model repository {root} does not exist")
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         self._manifests = {m.name: m for m in (load_manifest(f) for f in folders)}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelRepository:
+        """The repository and build cache ``settings`` configure."""
+        return cls(settings.paths.models, settings.paths.model_cache)
 
     def manifests(self, task: Task | None = None) -> list[ModelManifest]:
         """All manifests (of one task, if given), by name."""

@@ -7,15 +7,19 @@ import importlib.metadata
 import json
 from pathlib import Path
 
+from streams.errors import SetupError
 from streams.models.manifest import Labels, ModelManifest, Source
 
 
-class MissingSourceError(FileNotFoundError):
+class MissingSourceError(SetupError):
     """The package or file a model is built from is not installed / not there."""
 
 
-class SourceMismatchError(ValueError):
-    """The source file is not the one the manifest was checked with (SHA-256 differs)."""
+class SourceMismatchError(SetupError):
+    """The source file is not the one the manifest was checked with (SHA-256 differs).
+
+    A setup problem: the fix is installing the package version the manifest names.
+    """
 
 
 def install_hint(package: str, version: str | None) -> str:

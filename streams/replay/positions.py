@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.kafka.clients import KafkaReadError
 from streams.replay.selection import Bound, ReplayUsageError
 
 READ_TIMEOUT_S = 5.0
@@ -109,13 +110,13 @@ class OffsetResolver:
             while True:
                 message = self.consumer.poll(READ_TIMEOUT_S)
                 if message is None:
-                    raise RuntimeError(
+                    raise KafkaReadError(
                         f"{self.topic}/{partition}: no record at offset {offset} "
                         f"within {READ_TIMEOUT_S:g} s"
                     )
                 error = message.error()
                 if error is not None:
-                    raise RuntimeError(f"{self.topic}/{partition}: {error.str()}")
+                    raise KafkaReadError(f"{self.topic}/{partition}: {error.str()}")
                 if (message.offset() or 0) >= offset:
                     return int(message.timestamp()[1])
         finally:

@@ -1,4 +1,4 @@
-"""--reprocess: run the engine on selected uploads and emit to the enriched / failed topics.
+"""--reprocess: run the worker's pipeline on selected uploads, emit to enriched / failed.
 
 Which photos are already done, and with which model versions, is read from photos.enriched
 itself (each event's ``produced_by``), so the replay needs nothing from the workers' tables.
@@ -8,26 +8,22 @@ uploads with `--into photos.uploaded --force` instead.
 
 from __future__ import annotations
 
-from typing import Any
-
 from confluent_kafka import Producer
 
-from streams.blobs import BlobStore
 from streams.config import Settings
 from streams.contracts.codec import Codec
-from streams.contracts.schemas import EventType, SchemaRepository
-from streams.engine import Enriched, Enricher, PhotoInput
-from streams.errors import PhotoError
+from streams.contracts.schemas import EventType
+from streams.engine import Enricher
+from streams.pipeline import Photo, Pipeline, RawMessage
 from streams.replay.sinks import (
     DeliveryTracker,
     SinkCounts,
     SourceMessage,
+    original_upload,
     replay_headers,
     replayed_offsets,
-    upload_of,
 )
 from streams.tail import tail
-from streams.worker.outputs import OutputBuilder, RawMessage
 
 
 def versions_from_produced_by(produced_by: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -57,7 +53,8 @@ def is_stale(recorded: dict[str, str] | None, current: dict[str, str]) -> bool:
 
 
 class ReprocessSink:
-    """Enrich in batches, emit like a worker does (without duplicates), tag with the replay id."""
+    """Enrich in batches through the worker's pipeline (without duplicates), tag with the
+    replay id."""
 
     def __init__(
         self,
@@ -72,81 +69,49 @@ class ReprocessSink:
         stale_only: bool,
         batch_size: int,
     ) -> None:
-        self.settings, self.codec, self.enricher = settings, codec, enricher
+        self.settings, self.codec = settings, codec
         self.replay_id, self.source_topic = replay_id, source_topic
         self.force, self.stale_only, self.batch_size = force, stale_only, batch_size
         self.delivery = DeliveryTracker(producer)
-        self.blobs = BlobStore(settings.blobs.root, settings.blobs.max_bytes)
-        self.outputs = OutputBuilder(SchemaRepository(settings.paths.schemas))
+        self.pipeline = Pipeline.from_settings(settings, enricher, skip=self._skip)
         self.current = enricher.model_versions
         self.recorded = recorded_versions(settings, codec)
         self.counts = SinkCounts()
-        self._pending: list[tuple[SourceMessage, dict[str, Any]]] = []
+        self._pending: list[tuple[SourceMessage, RawMessage]] = []
 
     def write(self, message: SourceMessage) -> None:
-        upload = upload_of(message, self.codec)
-        if upload is None or not self._wanted(upload["photo_id"]):
-            self.counts.skipped += 1
+        original = original_upload(message, self.codec)
+        if original is None:
+            self.counts.skipped += 1  # not an upload (the worker dead-lettered it already)
             return
-        self._pending.append((message, upload))
+        self._pending.append((message, original))
         if len(self._pending) >= self.batch_size:
             self._enrich_pending()
 
-    def _wanted(self, photo_id: str) -> bool:
-        recorded = self.recorded.get(photo_id)
+    def _skip(self, photo: Photo) -> bool:
+        assert photo.upload is not None
+        recorded = self.recorded.get(photo.upload["photo_id"])
         if self.stale_only:
-            return is_stale(recorded, self.current)
-        return self.force or recorded is None or is_stale(recorded, self.current)
+            wanted = is_stale(recorded, self.current)
+        else:
+            wanted = self.force or recorded is None or is_stale(recorded, self.current)
+        return not wanted
 
     def _enrich_pending(self) -> None:
-        batch, self._pending = self._pending, []
-        inputs, failures = [], []
-        for message, upload in batch:
-            try:
-                inputs.append(
-                    (
-                        message,
-                        upload,
-                        PhotoInput(
-                            upload["photo_id"],
-                            self.blobs.fetch(upload["blob"], upload.get("content_sha256")),
-                        ),
-                    )
-                )
-            except PhotoError as exc:
-                failures.append((message, upload, exc.reason.value, "fetch_blob", str(exc)))
-        results = self.enricher.enrich([item for _, _, item in inputs])
-        for (message, upload, _), result in zip(inputs, results, strict=True):
-            if isinstance(result, Enriched):
-                record = self.outputs.enriched(upload, result, duplicate_of=None)
-                self._emit(message, EventType.PHOTO_ENRICHED, record)
-                self.recorded[upload["photo_id"]] = dict(self.current)
-            else:
-                failures.append((message, upload, result.reason, result.stage, result.detail))
-        for message, upload, reason, stage, detail in failures:
-            raw = RawMessage(
-                message.topic, message.partition, message.offset, message.key, message.value
-            )
-            self._emit(
-                message,
-                EventType.PHOTO_FAILED,
-                self.outputs.failed(raw, reason, stage, detail, upload),
-            )
-
-    def _emit(self, message: SourceMessage, event_type: EventType, record: dict[str, Any]) -> None:
-        topic = (
-            self.settings.topics.enriched
-            if event_type is EventType.PHOTO_ENRICHED
-            else self.settings.topics.failed
-        )
-        key = record["user_id"].encode() if record.get("user_id") else message.key
-        self.delivery.produce(
-            topic,
-            key,
-            self.codec.encode(event_type, record),
-            replay_headers(self.replay_id, message, force=False),
-        )
-        self.counts.written += 1
+        pending, self._pending = self._pending, []
+        batch = self.pipeline.run([original for _, original in pending])
+        for (source, _), photo in zip(pending, batch.photos, strict=True):
+            if photo.topic is None or photo.value is None:
+                self.counts.skipped += 1
+                continue
+            topic = self.settings.topics.enriched
+            if photo.topic == "failed":
+                topic = self.settings.topics.failed
+            elif photo.upload is not None:
+                self.recorded[photo.upload["photo_id"]] = dict(self.current)
+            hdrs = replay_headers(self.replay_id, source, force=False)
+            self.delivery.produce(topic, photo.message.key, photo.value, hdrs)
+            self.counts.written += 1
 
     def flush(self) -> None:
         if self._pending:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from streams.contracts.codec import Codec, MalformedEventError
-from streams.kafka.clients import message_headers
+from streams.errors import DarkroomError, ExitCode
+from streams.kafka.clients import KafkaReadError, message_headers
 from streams.replay.checkpoint import Checkpoint
 from streams.replay.positions import PartitionRange
 from streams.replay.selection import Filters
@@ -22,6 +23,12 @@ from streams.replay.sinks import Sink, SourceMessage
 STALL_TIMEOUT_S = 15.0
 
 Progress = Callable[[int, int], None]  # (partition, offsets done in its range)
+
+
+class ReplayInterruptedError(DarkroomError):
+    """Ctrl-C: what was written is flushed and checkpointed, so --resume continues from it."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 @dataclass
@@ -73,14 +80,14 @@ def read_range(
             message = consumer.poll(0.5)
             if message is None:
                 if time.monotonic() - last_progress > STALL_TIMEOUT_S:
-                    raise RuntimeError(
+                    raise KafkaReadError(
                         f"{topic}/{partition}: no record between {start} and "
                         f"{end} for {STALL_TIMEOUT_S:g} s"
                     )
                 continue
             error = message.error()
             if error is not None:
-                raise RuntimeError(f"{topic}/{partition}: {error.str()}")
+                raise KafkaReadError(f"{topic}/{partition}: {error.str()}")
             offset = message.offset() or 0
             last_progress = time.monotonic()
             if offset >= end:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.cli.render import message_row, to_json_line
 from streams.config import Settings
 from streams.contracts import headers
 from streams.contracts.codec import Codec, DecodedEvent, MalformedEventError
+from streams.contracts.rows import message_row, to_json_line
 from streams.contracts.schemas import EventType
+from streams.errors import OperationError
+from streams.pipeline import RawMessage
 from streams.tail import tail
 
 
@@ -76,6 +80,10 @@ def replay_headers(
     return kept
 
 
+class DeliveryError(OperationError):
+    """The broker did not acknowledge every message a replay sent."""
+
+
 class DeliveryTracker:
     """Counts acknowledgements of a producer; flush raises if any message was refused."""
 
@@ -106,7 +114,7 @@ class DeliveryTracker:
     def flush(self, timeout_s: float = 60.0) -> None:
         left = self.producer.flush(timeout_s)
         if left or self.errors:
-            raise RuntimeError(f"{left} message(s) unacknowledged, errors: {self.errors[:3]}")
+            raise DeliveryError(f"{left} message(s) unacknowledged, errors: {self.errors[:3]}")
 
 
 def replayed_offsets(
@@ -167,30 +175,64 @@ class CopySink:
         self.flush()
 
 
+class ExportWriteError(OperationError):
+    """The export file (or stdout) could not be opened, read back, written or flushed."""
+
+
 class ExportSink:
-    """--out FILE.jsonl (or - for stdout): one decoded event per line, as `tail --json` prints."""
+    """--out FILE.jsonl (or - for stdout): one decoded event per line, as `tail --json` prints.
+
+    Every OSError (a full disk, a folder that cannot be made, a closed pipe) is an
+    ExportWriteError; since flush() raises it, the replay's checkpoint never moves past lines
+    that did not reach the file.
+    """
 
     def __init__(self, target: str, resume: bool) -> None:
         self.target = target
         self.counts = SinkCounts()
-        self._through = self._read_existing() if resume else {}
+        with self._os_errors("read"):
+            self._through = self._read_existing() if resume else {}
         if target == "-":
             self.handle: IO[str] = sys.stdout
         else:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            # kept open across batches; close() closes it
-            self.handle = Path(target).open("a" if resume else "w", encoding="utf-8")  # noqa: SIM115
+            with self._os_errors("write"):
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                # kept open across batches; close() closes it
+                self.handle = Path(target).open("a" if resume else "w", encoding="utf-8")  # noqa: SIM115
+
+    @contextmanager
+    def _os_errors(self, doing: str) -> Iterator[None]:
+        name = "stdout" if self.target == "-" else self.target
+        try:
+            yield
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            # mkdir fails on a folder above the file: say which one
+            if exc.filename is not None and os.fsdecode(exc.filename) != name:
+                reason += f" ({os.fsdecode(exc.filename)})"
+            raise ExportWriteError(f"cannot {doing} {name}: {reason}") from None
 
     def _read_existing(self) -> dict[int, int]:
-        if self.target == "-" or not Path(self.target).exists():
-            return {}
+        path = Path(self.target)
+        if self.target == "-" or not path.is_file():
+            return {}  # nothing written yet, or a device or pipe: nothing to read back
         through: dict[int, int] = {}
-        for line in Path(self.target).read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by the crash: it is written again
-            through[row["partition"]] = max(through.get(row["partition"], -1), row["offset"])
+        with path.open("r+b") as handle:
+            complete = 0  # the end of the last whole line
+            for line in handle:  # line by line: an export may be larger than memory
+                if not line.endswith(b"\n"):
+                    # a line cut short by the crash is written again: drop it, or the first
+                    # line appended would be glued to it
+                    handle.truncate(complete)
+                    break
+                complete += len(line)
+                try:
+                    row = json.loads(line)
+                    partition, offset = row["partition"], row["offset"]
+                except (ValueError, TypeError, KeyError, RecursionError):
+                    continue  # not a row of ours: nothing to skip for it
+                if isinstance(partition, int) and isinstance(offset, int):
+                    through[partition] = max(through.get(partition, -1), offset)
         return through
 
     def write(self, message: SourceMessage) -> None:
@@ -199,32 +241,57 @@ class ExportSink:
         )
         if message.event is None:
             row["value"] = message.value
-        self.handle.write(to_json_line(row) + "\n")
+        with self._os_errors("write"):
+            self.handle.write(to_json_line(row) + "\n")
         self.counts.written += 1
 
     def flush(self) -> None:
-        self.handle.flush()
+        with self._os_errors("write"):
+            self.handle.flush()
 
     def written_through(self) -> dict[int, int]:
         return dict(self._through)
 
     def close(self) -> None:
-        self.flush()
-        if self.handle is not sys.stdout:
-            self.handle.close()
+        if self.handle is sys.stdout:
+            self.flush()
+            return
+        with self._os_errors("write"):
+            self.handle.close()  # flushes first, and closes the file even when that fails
 
 
-def upload_of(message: SourceMessage, codec: Codec) -> dict[str, Any] | None:
-    """The PhotoUploaded a message carries: itself, or a dead letter's original."""
+def original_upload(message: SourceMessage, codec: Codec) -> RawMessage | None:
+    """The upload message a selected message carries, as the pipeline takes it: itself, or a
+    dead letter's original at its original position. None when it carries no whole upload
+    (not an upload, or a dead letter that kept only the first bytes of a huge original)."""
     event = message.event
     if event is None:
         return None
     if event.event_type is EventType.PHOTO_UPLOADED:
-        return event.record
-    if event.event_type is EventType.PHOTO_FAILED and event.record["original_decoded"]:
-        try:
-            original = codec.decode(event.record["original_value"])
-        except MalformedEventError:
-            return None
-        return original.record if original.event_type is EventType.PHOTO_UPLOADED else None
-    return None
+        return RawMessage(
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+            tuple(message.headers),
+        )
+    record = event.record
+    if event.event_type is not EventType.PHOTO_FAILED or not record["original_decoded"]:
+        return None
+    if record.get("original_truncated"):
+        return None
+    try:
+        original = codec.decode(record["original_value"])
+    except MalformedEventError:
+        return None
+    if original.event_type is not EventType.PHOTO_UPLOADED:
+        return None
+    source = record.get("source") or {}
+    return RawMessage(
+        source.get("topic", message.topic),
+        source.get("partition", message.partition),
+        source.get("offset", message.offset),
+        record["original_key"],
+        record["original_value"],
+    )

@@ -2,37 +2,36 @@
 
     stream = create_stream_app(settings)   # what `darkroom worker` runs
 
-The uploads topic is read as raw bytes and decoded by Darkroom's codec, so an event that is not
-valid Avro still reaches the agent and becomes a dead letter with its bytes kept, instead of
+The uploads topic is read as raw bytes and decoded by the pipeline's codec, so an event that is
+not valid Avro still reaches the agent and becomes a dead letter with its bytes kept, instead of
 crashing Faust's deserializer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from faust.types import EventT
 
-from streams.blobs import BlobStore
 from streams.config import Settings
-from streams.contracts.codec import make_codec
-from streams.contracts.schemas import SchemaRepository
 from streams.engine import Enricher
+from streams.errors import UsageError
 from streams.kafka.profiles import get_profile
 from streams.logs import get_logger
-from streams.models.repository import ModelRepository
-from streams.worker.dedup import DuplicatePolicy
+from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
+from streams.worker.agent import InFlight, consume, describe, stop_self
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.outputs import OutputBuilder
-from streams.worker.processor import BatchProcessor
+from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates
 from streams.worker.tables import Tables
-from streams.worker.views import register_views
+from streams.worker.views import Readiness, register_views
 
 log = get_logger("darkroom.worker")
 
 
-class WorkerConfigError(ValueError):
+class WorkerConfigError(UsageError):
     """Settings that cannot work (e.g. exactly-once on a broker without transactions)."""
 
 
@@ -53,45 +52,58 @@ class StreamApp:
     failed: Any
     tables: Tables
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
-    enricher: Any = None
+    readiness: Readiness = field(default_factory=Readiness)
+    in_flight: InFlight = field(default_factory=InFlight)
+    enricher: Enricher | None = None
     processor: BatchProcessor | None = None
-    ready: bool = False
+    fatal: BaseException | None = None  # why the agent stopped the worker, if it did
 
     def start_engine(self) -> None:
         """Load every model (seconds) and wire the batch processor."""
-        settings = self.settings
-        repository = ModelRepository(settings.paths.models, settings.paths.model_cache)
-        self.enricher = Enricher(settings.engine, repository)
-        schemas = SchemaRepository(settings.paths.schemas)
-        auth = settings.kafka.schema_registry_auth
+        settings, worker = self.settings, self.settings.worker
+        enricher = self.enricher = Enricher.from_settings(settings)
+        policy = DuplicatePolicy(
+            worker.duplicate_max_distance,
+            worker.duplicate_min_similarity,
+            worker.index_max_photos,
+        )
+        stage_seconds = self.metrics.stage_seconds
+        pipeline = Pipeline.from_settings(
+            settings,
+            enricher,
+            skip=AlreadyDone(self.tables, enricher.model_versions),
+            duplicates=DuplicateSearch(TableDuplicates(self.tables), policy),
+            on_stage=lambda stage, seconds: stage_seconds.labels(stage).observe(seconds),
+        )
         self.processor = BatchProcessor(
-            codec=make_codec(
-                schemas,
-                settings.kafka.schema_registry_url,
-                auth.get_secret_value() if auth else None,
-            ),
-            blobs=BlobStore(settings.blobs.root, settings.blobs.max_bytes),
-            enricher=self.enricher,
+            pipeline=pipeline,
             tables=self.tables,
-            outputs=OutputBuilder(schemas),
             metrics=self.metrics,
+            versions=enricher.model_versions,
             enriched_topic=self.enriched,
             failed_topic=self.failed,
-            policy=DuplicatePolicy(
-                settings.worker.duplicate_max_distance,
-                settings.worker.duplicate_min_similarity,
-                settings.worker.index_max_photos,
-            ),
         )
-        self.ready = True
+        self.readiness.models = enricher.model_versions
 
     def stop_engine(self) -> None:
         """Release threads."""
-        self.ready = False
+        self.readiness.models = {}
         if self.processor is not None:
             self.processor.close()
         if self.enricher is not None:
             self.enricher.close()
+
+    def on_fatal(self, error: BaseException, events: Sequence[EventT[Any]]) -> None:
+        """A batch could not be completed: stop without acknowledging it."""
+        self.fatal = error
+        self.readiness.models = {}
+        log.critical(
+            "batch not completed; stopping the worker without acknowledging it",
+            batch=describe(events),
+            error=repr(error),
+            exc_info=error,
+        )
+        stop_self()
 
 
 def create_stream_app(settings: Settings) -> StreamApp:
@@ -114,10 +126,18 @@ def create_stream_app(settings: Settings) -> StreamApp:
         topic_replication_factor=settings.topics.replication,
         consumer_auto_offset_reset="earliest",
         broker_client_id=settings.kafka.client_id,
+        producer_max_request_size=settings.kafka.max_message_bytes,
         web_enabled=True,
         web_bind=worker.web_host,
         web_host=worker.web_host,
         web_port=worker.web_port,
+        # Faust's own pages (/router/, /table/<name>/<key>/, /graph/, /stats/) would serve
+        # every table to anyone who reaches the port: only Darkroom's documented pages are on
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         autodiscover=False,
         table_standby_replicas=0,
         **_faust_settings(profile.faust),
@@ -140,13 +160,23 @@ def create_stream_app(settings: Settings) -> StreamApp:
 
     @app.agent(stream.uploads, name="enrich")
     async def enrich(events_stream: Any) -> None:
-        async for events in events_stream.take_events(
-            worker.batch_size, within=worker.batch_wait_s
-        ):
-            assert stream.processor is not None
-            await stream.processor.process(events)
+        assert stream.processor is not None
+        await consume(
+            events_stream,
+            stream.processor.process,
+            batch_size=worker.batch_size,
+            within_s=worker.batch_wait_s,
+            in_flight=stream.in_flight,
+            on_fatal=stream.on_fatal,
+        )
 
-    register_views(stream)
+    def recovered(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
+        # sent after the assignment and table recovery (faust/tables/recovery.py)
+        stream.readiness.recovered = True
+
+    app.on_rebalance_complete.connect(recovered)
+
+    register_views(app, stream.tables, stream.uploads, stream.metrics, stream.readiness)
     return stream
 
 

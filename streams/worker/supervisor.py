@@ -18,9 +18,10 @@ from typing import Any
 
 from streams.broker import free_port
 from streams.config import Settings, settings_env
+from streams.errors import OperationError
 
 
-class WorkerFailedError(RuntimeError):
+class WorkerFailedError(OperationError, RuntimeError):
     """The worker exited or did not become ready."""
 
 
@@ -83,7 +84,11 @@ class WorkerProcess:
             with urllib.request.urlopen(self.url + path, timeout=5) as response:
                 return int(response.status), json.loads(response.read())
         except urllib.error.HTTPError as error:
-            return int(error.code), json.loads(error.read() or b"{}")
+            body = error.read()
+            try:
+                return int(error.code), json.loads(body or b"{}")
+            except ValueError:  # not one of Darkroom's pages (e.g. aiohttp's own 404)
+                return int(error.code), {"text": body.decode(errors="replace")}
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             return 0, {}
 

@@ -1,5 +1,7 @@
 """Interactive queries over HTTP (Faust web, 127.0.0.1 by default) and Prometheus metrics.
 
+GET /healthz is 200 only when the worker is ready: models loaded, partitions assigned and its
+tables recovered (Faust's on_rebalance_complete), and no rebalance under way; 503 before.
 GET /users/{user_id} and /users/{user_id}/photos/{photo_id} are routed by Faust to the worker
 that owns the user's partition of photos.uploaded. GET /photos/{photo_id} answers from this
 worker only (a photo id does not say which partition holds it): 404 with a hint otherwise.
@@ -7,38 +9,58 @@ worker only (a photo id does not say which partition holds it): 404 with a hint 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
+import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-if TYPE_CHECKING:
-    from streams.worker.app import StreamApp
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.tables import Tables
 
 
-def register_views(stream: StreamApp) -> None:
-    """Add the pages to ``stream.app``."""
-    app, tables, uploads = stream.app, stream.tables, stream.uploads
+@dataclass
+class Readiness:
+    """What /healthz reports; the app sets each part when it happens."""
+
+    models: dict[str, str] = field(default_factory=dict)  # empty until the engine is loaded
+    recovered: bool = False  # assignment received and tables recovered at least once
+
+
+def register_views(
+    app: faust.App, tables: Tables, uploads: Any, metrics: WorkerMetrics, readiness: Readiness
+) -> None:
+    """Add the pages to ``app``."""
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         assigned = sorted(
             tp.partition for tp in app.consumer.assignment() if tp.topic == uploads.get_topic_name()
         )
-        ready = stream.ready and not app.rebalancing
+        waiting = [
+            what
+            for what, missing in (
+                ("models", not readiness.models),
+                ("assignment and table recovery", not readiness.recovered),
+                ("rebalance", app.rebalancing),
+            )
+            if missing
+        ]
         return web.json(
             {
-                "status": "ok" if ready else "starting",
+                "status": "starting" if waiting else "ok",
+                "waiting_for": waiting,
                 "partitions": assigned,
-                "models": stream.enricher.model_versions if stream.ready else {},
+                "models": readiness.models,
             },
-            status=200 if ready else 503,
+            status=503 if waiting else 200,
         )
 
     @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
+    async def metrics_page(web: Any, request: Any) -> Any:
         # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway
         content_type = CONTENT_TYPE_LATEST.split(";")[0]
-        return web.bytes(generate_latest(stream.metrics.registry), content_type=content_type)
+        return web.bytes(generate_latest(metrics.registry), content_type=content_type)
 
     @app.page("/users/{user_id}")
     @app.topic_route(topic=uploads, match_info="user_id")

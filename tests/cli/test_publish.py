@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from streams.blobs import BlobStore
 from streams.broker import free_port
+from streams.cli import publish as cli_publish
+from streams.config import Settings
+from streams.publish import PathProblem, PhotoFile, collect
 from tests.cli.runner import darkroom, json_lines
 from tests.photos import write_photos
 
@@ -130,3 +135,54 @@ def test_missing_topic_is_a_clear_error(tmp_path: Path, kafka_env: dict[str, str
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize("user", ["..", "../../outside", "u" * 300])
+def test_any_user_id_stays_inside_the_blob_root(
+    tmp_path: Path, kafka: Settings, kafka_env: dict[str, str], user: str
+) -> None:
+    (path,) = write_photos(tmp_path / "photos", {"u": 1})
+    result = darkroom("publish", str(path), "--user", user, env=kafka_env)
+    assert result.exit_code == 0, result.output
+    (event,) = _tail_json(kafka_env["DARKROOM_TOPICS_UPLOADED"], kafka_env, expect=1, timeout=2)
+    assert event["key"] == event["event"]["user_id"] == user  # the id itself is kept whole
+    blobs = BlobStore(kafka.blobs.root, kafka.blobs.max_bytes)
+    uri = event["event"]["blob"]["uri"]
+    assert Path(unquote(urlsplit(uri).path)).parent.parent == blobs.root
+    assert blobs.get(uri, event["event"]["content_sha256"]) == path.read_bytes()  # worker's view
+    assert not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize(("user", "message"), [("", "must not be empty"), ("\udcff", "UTF-8")])
+def test_an_unusable_user_id_is_a_usage_error(
+    tmp_path: Path, kafka_env: dict[str, str], user: str, message: str
+) -> None:
+    (path,) = write_photos(tmp_path, {"u": 1})
+    result = darkroom("publish", str(path), "--user", user, env=kafka_env)
+    assert result.exit_code == 2
+    assert "--user" in result.stderr and message in result.stderr
+
+
+def test_a_file_deleted_while_publishing_is_listed_and_the_rest_summarised(
+    tmp_path: Path, kafka_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = write_photos(tmp_path / "photos", {"u": 3})
+
+    def collect_then_delete(arguments: list[str]) -> tuple[list[PhotoFile], list[PathProblem]]:
+        checked = collect(arguments)
+        paths[1].unlink()  # gone after it was checked, before it was read
+        return checked
+
+    monkeypatch.setattr(cli_publish, "collect", collect_then_delete)
+    result = darkroom("publish", str(tmp_path / "photos"), env=kafka_env)
+    assert result.exit_code == 1, result.output
+    assert f"not delivered {paths[1]}: the file does not exist" in result.stderr
+    assert "published 2 photo(s)" in result.stdout and "1 not delivered" in result.stdout
+
+
+def test_an_empty_folder_says_it_has_no_photos(tmp_path: Path, kafka_env: dict[str, str]) -> None:
+    (tmp_path / "empty").mkdir()
+    result = darkroom("publish", str(tmp_path / "empty"), env=kafka_env)
+    assert result.exit_code == 2
+    assert "no photos in this folder" in result.stderr
+    assert "no such file" not in result.stderr and "--skip-invalid" not in result.stderr

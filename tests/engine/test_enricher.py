@@ -165,8 +165,8 @@ def test_an_unexpected_error_while_preparing_stays_with_its_photo(
 ) -> None:
     original = enricher.decoder.decode
 
-    def decode(data: bytes) -> Any:
-        photo = original(data)
+    def decode(data: bytes, **kwargs: Any) -> Any:
+        photo = original(data, **kwargs)
         if photo.width == 451:  # chelsea
             raise MemoryError("simulated")
         return photo

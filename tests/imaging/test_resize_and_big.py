@@ -29,6 +29,12 @@ def test_area_resize_matches_single_stage(big: NDArray[np.uint8], size: tuple[in
     assert diff.max() <= 12
 
 
+@pytest.mark.parametrize("size", [(0, 10), (10, 0)])
+def test_area_resize_refuses_a_side_of_0(size: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="every side must be >= 1"):
+        area_resize(np.zeros((100, 100, 3), np.uint8), *size)
+
+
 def test_working_image_gives_same_features(big: NDArray[np.uint8]) -> None:
     work = working_image(big)
     assert work.shape == (384, 512, 3)

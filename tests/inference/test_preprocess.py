@@ -36,6 +36,28 @@ def test_placement_maps_model_pixels_back_to_the_photo(spec: InputSpec, photo_sc
     assert np.allclose(back, [200 * photo_scale, 160 * photo_scale], atol=3 * photo_scale)
 
 
+SPECS = [
+    InputSpec(size=(192, 192), resize="letterbox"),
+    InputSpec(size=(224, 224), resize="crop", resize_to=256),
+    InputSpec(size=(224, 224), resize="stretch_crop", resize_to=256),
+    InputSpec(size=(100, 160), resize="stretch"),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.resize)
+@pytest.mark.parametrize("shape", [(1, 50), (50, 1), (8, 400)], ids=str)
+def test_thin_photos_fit_every_mode(spec: InputSpec, shape: tuple[int, int]) -> None:
+    fitted, placement = fit(np.full((*shape, 3), 200, np.uint8), spec)
+    assert fitted.shape == (*spec.size, 3)
+    assert placement.scale_x > 0 and placement.scale_y > 0
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.resize)
+def test_an_empty_photo_cannot_be_fitted(spec: InputSpec) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        fit(np.zeros((0, 10, 3), np.uint8), spec)
+
+
 def test_tensor_maker_applies_colour_order_scale_and_layout() -> None:
     pixel = np.array([[[10, 20, 30]]], dtype=np.uint8)  # B, G, R
     rgb = InputSpec(

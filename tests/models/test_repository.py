@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from streams.config import REPO_ROOT
 from streams.models.build import build_model
+from streams.models.converters import CONVERTERS
 from streams.models.manifest import ManifestError, Task, load_manifest
 from streams.models.repository import ModelNotBuiltError, ModelRepository, UnknownModelError
 from streams.models.sources import MissingSourceError, SourceMismatchError
@@ -84,3 +86,14 @@ def test_a_changed_source_file_is_refused(tmp_path: Path) -> None:
     repo = open_nsfw_edited(tmp_path, 'sha256 = "864bb37b', 'sha256 = "000bb37b')
     with pytest.raises(SourceMismatchError, match="SHA-256"):
         build_model(repo, repo.get("open_nsfw"))
+
+
+def test_an_unknown_converter_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    repo_root = tmp_path / "models"
+    write_manifest(repo_root / "tiny", "embed", 8)
+    toml = repo_root / "tiny" / "model.toml"
+    toml.write_text(toml.read_text().replace("[source]", '[source]\nconverter = "zip"'))
+    known = re.escape(", ".join(sorted(CONVERTERS)))
+    assert {"copy", "mobilenet_v2_torch", "blazeface_tflite"} <= set(CONVERTERS)
+    with pytest.raises(ManifestError, match=rf"unknown converter 'zip' \(known: {known}\)"):
+        load_manifest(repo_root / "tiny")

@@ -217,7 +217,7 @@ def test_replay_headers_name_the_source(kafka: Settings, kafka_env: dict[str, st
     ("args", "message"),
     [
         (["--from-offset", "2", "--to-offset", "1", "--dry-run"], "is before the start"),
-        (["--partitions", "9", "--dry-run"], "do not exist"),
+        (["--partitions", "9", "--dry-run"], "partition 9 does not exist"),
         (["--from-offset", "999", "--dry-run"], "past the end"),
         (["--into", "x", "--reprocess"], "choose one of --into, --reprocess"),
         ([], "say what to do"),

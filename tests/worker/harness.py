@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import TopicPartition
+
 from streams.config import Settings
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
-from streams.kafka.clients import message_count
+from streams.kafka.clients import make_consumer, message_count
 from streams.tail import tail
 from streams.worker.supervisor import WorkerProcess
 
@@ -20,6 +22,7 @@ __all__ = [
     "outcomes",
     "read_topic",
     "running",
+    "wait_consumed",
     "wait_for",
     "wait_for_outcomes",
 ]
@@ -59,6 +62,33 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+def wait_consumed(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Until the workers' group has committed every message now on the uploads topic.
+
+    Workers commit an upload only after its output is acknowledged and its tables written, so
+    after this returns every output there will ever be for those uploads is on its topic: a
+    test can assert that nothing *else* came out, without sleeping and hoping.
+    """
+    topic = settings.topics.uploaded
+    consumer = make_consumer(settings, group_id=settings.worker.app_id)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        wanted = [TopicPartition(topic, p) for p in partitions]
+
+        def behind() -> list[str]:
+            committed = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
+            lagging = []
+            for tp in wanted:
+                end = consumer.get_watermark_offsets(tp, timeout=10)[1]
+                if end > 0 and committed.get(tp.partition, -1) < end:
+                    lagging.append(f"{tp.partition}: {committed.get(tp.partition)} < {end}")
+            return lagging
+
+        wait_for(lambda: not behind(), timeout_s, f"the group to commit all of {topic}")
+    finally:
+        consumer.close()
+
+
 def outcomes(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(enriched events, dead letters) so far."""
     return read_topic(settings, settings.topics.enriched), read_topic(
@@ -67,7 +97,7 @@ def outcomes(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 
 def wait_for_outcomes(
-    settings: Settings, count: int, timeout_s: float = 120.0
+    settings: Settings, count: int, timeout_s: float = 90.0
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Until at least ``count`` outcomes exist in total."""
 

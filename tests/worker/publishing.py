@@ -25,7 +25,7 @@ def publish_folder(settings: Settings, folder: Path) -> list[Any]:
     publisher = Publisher(
         make_producer(settings),
         codec(settings),
-        BlobStore(settings.blobs.root, settings.blobs.max_bytes),
+        BlobStore.from_settings(settings),
         settings.topics.uploaded,
         settings.blobs.inline_max_bytes,
     )

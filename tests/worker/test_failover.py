@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from tests.worker.harness import (
     outcomes,
     read_topic,
     running,
+    wait_consumed,
     wait_for,
     wait_for_outcomes,
 )
@@ -47,7 +47,7 @@ def test_kill_minus_9_mid_stream_loses_nothing_and_duplicates_nothing(
     with running(worker):  # same data folder: it resumes from its own RocksDB + committed offsets
         enriched, failed = wait_for_outcomes(settings, len(delivered))
         assert not failed
-        time.sleep(2)
+        wait_consumed(settings)
         enriched, _ = outcomes(settings)
         by_photo: dict[str, set[str]] = {}
         for event in enriched:

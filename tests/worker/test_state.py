@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from streams.worker import dedup, state
+from streams.pipeline import dedup
+from streams.worker import state
 
 V1 = {"m": "1"}
 

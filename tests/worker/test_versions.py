@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tests.worker.harness import (
     outcomes,
     read_topic,
     running,
+    wait_consumed,
     wait_for,
     wait_for_outcomes,
 )
@@ -45,7 +45,7 @@ def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
     # the same models: a replay is absorbed
     with running(worker):
         produce(settings, replay)
-        time.sleep(6)
+        wait_consumed(settings)
         assert len(outcomes(settings)[0]) == len(first)
 
     # open_nsfw bumped to a new version: the replay is enriched again, stats unchanged

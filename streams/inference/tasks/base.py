@@ -3,21 +3,26 @@
 The engine calls ``prepare`` for each photo in its decode threads (OpenCV geometry releases the
 GIL), then ``run`` once per batch on the prepared inputs; ``run`` returns the event fields it
 fills for each photo, in order. A runner never sees Kafka or the event schema's other fields.
+
+Each runner class declares which tasks it runs and which it requires (``DeclaredRunner``); the
+engine's registry (streams/engine/runners.py) and the verifier read only those declarations, so a
+new task is one new class listed in ``streams.inference.tasks.RUNNERS`` and no registry edits.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 
 from streams.imaging.decode import DecodedPhoto
 from streams.inference.preprocess import Image, Placement, TensorMaker, fit
 from streams.inference.sessions import ModelSession, SessionConfig
-from streams.models.manifest import InputSpec, ManifestError, ModelManifest
+from streams.models.manifest import InputSpec, ManifestError, ModelManifest, Task
 from streams.models.repository import ModelRepository
 
 Fields = dict[str, Any]
@@ -67,11 +72,55 @@ class Runner(Protocol):
         ...
 
 
-class TaskRunner(ABC):
-    """Base for runners of single-model tasks with a standard image input."""
+class DeclaredRunner(ABC):
+    """A runner that declares what it runs, so the registry needs no per-task special cases.
+
+    ``tasks``: the manifests' tasks it runs, one model of each, handed to ``open`` in this order
+    (several: the models work as one step, e.g. OCR detection + recognition; enabling one of
+    them without the others is a configuration error). ``requires``: tasks whose runners must
+    be enabled too and run first (face embeddings need the detector's faces). ``defers``: a field
+    this runner leaves to another task's runner when that task is enabled (a dedicated embedding
+    model beats a classifier's side output).
+    """
+
+    tasks: ClassVar[tuple[Task, ...]] = ()
+    requires: ClassVar[tuple[Task, ...]] = ()
+    defers: ClassVar[Mapping[str, Task]] = MappingProxyType({})
 
     fields: tuple[str, ...] = ()  # event fields this runner fills
     provenance_key: str | None = None
+    name: str
+    manifests: list[ModelManifest]
+    provenance: dict[str, str]
+    session: ModelSession
+    deferred: frozenset[str] = frozenset()  # fields of ``defers`` whose task is enabled
+
+    @classmethod
+    @abstractmethod
+    def open(
+        cls, manifests: Sequence[ModelManifest], repository: ModelRepository, config: SessionConfig
+    ) -> Self:
+        """A runner for one manifest of each of ``tasks``, in that order."""
+
+    @abstractmethod
+    def needed_side(self) -> int:
+        """The decoded long side below which the model would lose detail."""
+
+    @abstractmethod
+    def prepare(self, photo: DecodedPhoto) -> Any:
+        """Per-photo input preparation, in a decode thread."""
+
+    @abstractmethod
+    def warm_up(self) -> float:
+        """One run on blank input; returns seconds."""
+
+    @abstractmethod
+    def run(self, works: Sequence[Work]) -> list[Fields]:
+        """The event fields for each photo of the batch."""
+
+
+class TaskRunner(DeclaredRunner):
+    """Base for runners of single-model tasks with a standard image input."""
 
     def __init__(
         self, manifest: ModelManifest, repository: ModelRepository, config: SessionConfig
@@ -85,6 +134,14 @@ class TaskRunner(ABC):
         self.session = ModelSession(artifacts.model, config, manifest.key)
         self.spec = self._input_spec()
         self.to_tensor = TensorMaker(self.spec)
+
+    @classmethod
+    def open(
+        cls, manifests: Sequence[ModelManifest], repository: ModelRepository, config: SessionConfig
+    ) -> Self:
+        """The runner of the one manifest a single-model task gets."""
+        (manifest,) = manifests
+        return cls(manifest, repository, config)
 
     def _input_spec(self) -> InputSpec:
         if self.manifest.input is None:

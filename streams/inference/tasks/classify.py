@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from streams.inference.tasks.base import Fields, TaskRunner, Work
+from streams.models.manifest import Task
 
 
 def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -26,18 +29,19 @@ def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 class ClassifyRunner(TaskRunner):
-    """Top-k labels with softmax scores; the embedding too when ``emit_embedding``."""
+    """Top-k labels with softmax scores; the embedding too, unless an embed model is enabled."""
 
+    tasks = (Task.CLASSIFY,)
+    # A classifier's pooled features are a by-product; a model made for embeddings wins.
+    defers: ClassVar[Mapping[str, Task]] = MappingProxyType({"embedding": Task.EMBED})
     fields = ("labels", "embedding")
-
-    emit_embedding = True  # the engine turns it off when a dedicated embed model is enabled
 
     def run(self, works: Sequence[Work]) -> list[Fields]:
         """Labels (top_k, at least min_score) and the L2-normalised embedding."""
         top_k = int(self.manifest.params.get("top_k", 5))
         min_score = float(self.manifest.params.get("min_score", 0.0))
         names = [self.output("logits")]
-        has_embedding = self.emit_embedding and "embedding" in self.manifest.outputs
+        has_embedding = "embedding" not in self.deferred and "embedding" in self.manifest.outputs
         if has_embedding:
             names.append(self.output("embedding"))
         results = self.infer([w.prepared[self.name] for w in works], names)
@@ -64,6 +68,7 @@ class ClassifyRunner(TaskRunner):
 class EmbedRunner(TaskRunner):
     """An image embedding (e.g. a CLIP image tower a user drops into models/)."""
 
+    tasks = (Task.EMBED,)
     fields = ("embedding",)
 
     def run(self, works: Sequence[Work]) -> list[Fields]:

@@ -18,6 +18,7 @@ from streams.imaging.decode import DecodedPhoto
 from streams.inference.preprocess import Image
 from streams.inference.tasks.base import Fields, TaskRunner, Work
 from streams.inference.tasks.classify import l2_normalise
+from streams.models.manifest import Task
 
 # Where the 5 landmarks sit in a 112x112 ArcFace crop (InsightFace's reference template).
 ARCFACE_TEMPLATE = np.array(
@@ -53,6 +54,8 @@ def align_face(image: Image, landmarks: npt.NDArray[np.float32], size: tuple[int
 class FaceEmbedRunner(TaskRunner):
     """Adds ``embedding`` to every face the detector found."""
 
+    tasks = (Task.EMBED_FACES,)
+    requires = (Task.DETECT_FACES,)  # it embeds the faces the detector put into ``faces``
     fields = ("faces",)
     provenance_key: str | None = "faces.embedding"
 

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.inference.tasks.base import Fields, TaskRunner, Work
+from streams.models.manifest import Task
 
 F32 = npt.NDArray[np.float32]
 RAW_SCORE_CLIP = 100.0  # MediaPipe score_clipping_thresh
@@ -108,6 +109,7 @@ def five_landmarks(keypoints: F32) -> F32:
 class FaceDetectRunner(TaskRunner):
     """BlazeFace: boxes, scores and 5 landmarks in photo pixels."""
 
+    tasks = (Task.DETECT_FACES,)
     fields = ("faces",)
 
     def __init__(self, *args: object, **kwargs: object) -> None:

@@ -8,11 +8,13 @@ import numpy as np
 
 from streams.inference.tasks.base import Fields, TaskRunner, Work
 from streams.inference.tasks.classify import softmax
+from streams.models.manifest import Task
 
 
 class ModerateRunner(TaskRunner):
     """Scores per label; flagged when a score reaches ``params.flag[label]``."""
 
+    tasks = (Task.MODERATE,)
     fields = ("moderation",)
 
     def run(self, works: Sequence[Work]) -> list[Fields]:

@@ -10,23 +10,24 @@ glyphs), which kept every correct line and no false one on the sample photos.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
 from streams.imaging.decode import DecodedPhoto
 from streams.inference import ocr_pipeline as pp
 from streams.inference.sessions import ModelSession, SessionConfig
-from streams.inference.tasks.base import Fields, Work
-from streams.models.manifest import ModelManifest
+from streams.inference.tasks.base import DeclaredRunner, Fields, Work
+from streams.models.manifest import ModelManifest, Task
 from streams.models.repository import ModelRepository
 
 
-class OcrRunner:
+class OcrRunner(DeclaredRunner):
     """Text lines with quads in photo pixels, from an ocr_detect and an ocr_recognize model."""
 
-    fields: tuple[str, ...] = ("ocr",)
-    provenance_key: str | None = None
+    # One step: quads alone are useless in an event, and recognition needs the quads' crops.
+    tasks = (Task.OCR_DETECT, Task.OCR_RECOGNIZE)
+    fields = ("ocr",)
 
     def __init__(
         self,
@@ -49,6 +50,14 @@ class OcrRunner:
         self.rec_batch = int(rec.get("batch", 8))
         self.rec_min_width = int(rec.get("min_width", 160))
         self.min_score = float(rec.get("min_score", 0.8))
+
+    @classmethod
+    def open(
+        cls, manifests: Sequence[ModelManifest], repository: ModelRepository, config: SessionConfig
+    ) -> Self:
+        """The runner of a detector and a recogniser (the order of ``tasks``)."""
+        detector, recogniser = manifests
+        return cls(detector, recogniser, repository, config)
 
     def needed_side(self) -> int:
         """Detection never needs more than its limit; recognition crops gain from a bit more."""

@@ -28,6 +28,8 @@ from typing import IO, Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from streams.errors import OperationError
+
 __all__ = ["CheckpointError", "load_state_dict"]
 
 _LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
@@ -51,7 +53,7 @@ _STORAGE_DTYPES: Final[dict[str, str]] = {
 Array = npt.NDArray[Any]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(OperationError):
     """The checkpoint is malformed or contains something we refuse to load."""
 
 

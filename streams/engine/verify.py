@@ -1,4 +1,8 @@
-"""`darkroom models verify`: load each model and run its golden checks on real sample photos."""
+"""`darkroom models verify`: load each model and run its golden checks on real sample photos.
+
+It lives beside the engine, not in streams.models, because it runs the Enricher: the model
+layer sits below the engine and must not import it.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,13 @@ from typing import Any
 from streams.config import EngineSettings
 from streams.engine.enricher import Enricher, PhotoInput
 from streams.engine.results import Enriched
-from streams.models.manifest import Golden, ModelManifest, Task
+from streams.engine.runners import companions
+from streams.models.manifest import Golden, ModelManifest
 from streams.models.repository import ModelRepository
 from streams.samples import encode_jpeg, load_photo
 
-# Tasks that only make sense together with another model.
-_COMPANIONS = {
-    Task.EMBED_FACES: Task.DETECT_FACES,
-    Task.OCR_DETECT: Task.OCR_RECOGNIZE,
-    Task.OCR_RECOGNIZE: Task.OCR_DETECT,
-}
+# Tasks that only make sense together with other models, from the runners' declarations.
+_COMPANIONS = companions()
 
 
 @dataclass
@@ -47,11 +48,10 @@ class VerifyResult:
 def verify_model(
     manifest: ModelManifest, repository: ModelRepository, settings: EngineSettings
 ) -> VerifyResult:
-    """Run ``manifest``'s golden checks (with its companion model, e.g. OCR det + rec)."""
+    """Run ``manifest``'s golden checks (with its companion models, e.g. OCR det + rec)."""
     started = time.monotonic()
     names = [manifest.name]
-    companion = _COMPANIONS.get(manifest.task)
-    if companion is not None:
+    for companion in _COMPANIONS.get(manifest.task, ()):
         names += [m.name for m in repository.manifests(companion)][:1]
     enricher = Enricher(settings.model_copy(update={"models": ",".join(names)}), repository)
     result = VerifyResult(manifest)

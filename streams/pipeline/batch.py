@@ -1,0 +1,279 @@
+"""The one batch path below the worker and `replay --reprocess`: message bytes in, encoded
+outputs out, nothing sent.
+
+    pipeline = Pipeline.from_settings(settings, enricher)        # or Pipeline(...) in a test
+    batch = pipeline.run([RawMessage(topic, partition, offset, key, value), ...])
+    for photo in batch.photos:      # one per message, in order
+        photo.topic                 # "enriched" | "failed" | None (skipped: already done)
+        photo.value                 # the encoded PhotoEnriched / PhotoFailed, within the limit
+
+Steps, each named (timings, logs and dead letters say where): decode_event -> skip ->
+fetch_blob -> enrich (decode_image, features, infer:<model>) -> duplicates -> build ->
+encode_output. A photo's first failure is one ``Failed`` from there to its dead letter; nothing
+that one photo does (bytes, geometry, an unexpected exception) can fail another photo or the
+batch. Sending and recording are the caller's: it must send every output and see it
+acknowledged before it records or commits anything (see streams/worker/processor.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from streams.blobs import BlobStore
+from streams.config import Settings
+from streams.contracts.codec import Codec, EncodeError, MalformedEventError, codec_from_settings
+from streams.contracts.schemas import EventType, SchemaRepository
+from streams.engine import Enriched, Enricher, Failed, PhotoInput
+from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
+from streams.logs import get_logger
+from streams.pipeline.dedup import DuplicateSearch, Findings
+from streams.pipeline.outputs import OutputBuilder, RawMessage, body_budget, fit_dead_letter
+
+log = get_logger("darkroom.pipeline")
+
+OutputTopic = Literal["enriched", "failed"]
+StageTimer = Callable[[str, float], None]
+
+
+@dataclass
+class Photo:
+    """One message's way through a batch."""
+
+    message: RawMessage
+    upload: dict[str, Any] | None = None  # the decoded PhotoUploaded
+    skipped: bool = False  # already done with these models: no output
+    fetched_bytes: int | None = None  # how many bytes the blob really had
+    result: Enriched | Failed | None = None
+    record: dict[str, Any] | None = None  # the output record, once built
+    value: bytes | None = None  # the output, encoded
+
+    @property
+    def failed(self) -> Failed | None:
+        """This photo's failure, if it failed anywhere."""
+        return self.result if isinstance(self.result, Failed) else None
+
+    @property
+    def enriched(self) -> Enriched | None:
+        """This photo's enrichment, if it succeeded."""
+        return self.result if isinstance(self.result, Enriched) else None
+
+    @property
+    def topic(self) -> OutputTopic | None:
+        """Where its output goes (None: skipped)."""
+        if self.value is None:
+            return None
+        return "failed" if self.failed is not None else "enriched"
+
+    def fail(self, error: PhotoError, stage: str) -> None:
+        """The first failure wins; later steps leave a failed photo alone."""
+        timings = self.result.timings_ms if self.result is not None else {}
+        self.result = Failed(self._photo_id, error, stage, timings)
+
+    @property
+    def _photo_id(self) -> str:
+        return str(self.upload["photo_id"]) if self.upload else ""
+
+
+@dataclass
+class Batch:
+    """A processed batch: every photo with its output, and what the duplicate search found."""
+
+    photos: list[Photo]
+    findings: Findings = field(default_factory=Findings)
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+    def outputs(self) -> list[Photo]:
+        """The photos that have an output to send, in order."""
+        return [photo for photo in self.photos if photo.value is not None]
+
+
+SkipRule = Callable[[Photo], bool]
+
+
+def never_skip(_photo: Photo) -> bool:
+    """The default skip rule: every upload is processed."""
+    return False
+
+
+class Pipeline:
+    """decode -> skip -> fetch -> enrich -> duplicates -> build -> encode, for one batch."""
+
+    def __init__(
+        self,
+        *,
+        codec: Codec,
+        blobs: BlobStore,
+        enricher: Enricher,
+        outputs: OutputBuilder,
+        max_message_bytes: int,
+        skip: SkipRule = never_skip,
+        duplicates: DuplicateSearch | None = None,
+        on_stage: StageTimer = lambda _stage, _seconds: None,
+    ) -> None:
+        self.codec, self.blobs, self.enricher, self.outputs = codec, blobs, enricher, outputs
+        self.max_message_bytes = max_message_bytes
+        self.skip, self.duplicates, self.on_stage = skip, duplicates, on_stage
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        enricher: Enricher,
+        *,
+        skip: SkipRule = never_skip,
+        duplicates: DuplicateSearch | None = None,
+        on_stage: StageTimer = lambda _stage, _seconds: None,
+    ) -> Pipeline:
+        """The pipeline ``settings`` configure around a loaded ``enricher``."""
+        schemas = SchemaRepository(settings.paths.schemas)
+        return cls(
+            codec=codec_from_settings(settings, schemas),
+            blobs=BlobStore.from_settings(settings),
+            enricher=enricher,
+            outputs=OutputBuilder(schemas),
+            max_message_bytes=settings.kafka.max_message_bytes,
+            skip=skip,
+            duplicates=duplicates,
+            on_stage=on_stage,
+        )
+
+    def run(self, messages: Sequence[RawMessage]) -> Batch:
+        """Process ``messages``; every one ends skipped, enriched or failed, with its output."""
+        batch = Batch([Photo(message) for message in messages])
+        with self._stage(batch, "decode_event"):
+            for photo in batch.photos:
+                self._decode(photo)
+        with self._stage(batch, "skip"):
+            todo = [p for p in batch.photos if p.result is None and not self._skipped(p)]
+        with self._stage(batch, "fetch_blob"):
+            data = {id(photo): self._fetch(photo) for photo in todo}
+        with self._stage(batch, "enrich"):
+            self._enrich([p for p in todo if data.get(id(p)) is not None], data)
+            data.clear()  # the bytes are not needed any more
+        with self._stage(batch, "duplicates"):
+            batch.findings = self._search(batch.photos)
+        with self._stage(batch, "build"):
+            self._build(batch)
+        with self._stage(batch, "encode_output"):
+            for photo in batch.photos:
+                if photo.record is not None:
+                    self._encode(photo)
+        return batch
+
+    def test(self, value: bytes, key: bytes | None = None) -> Photo:
+        """One message through the whole path (for tests and the REPL, like Quix's sdf.test)."""
+        return self.run([RawMessage("test", 0, 0, key, value)]).photos[0]
+
+    @contextmanager
+    def _stage(self, batch: Batch, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            batch.seconds[name] = time.perf_counter() - started
+            self.on_stage(name, batch.seconds[name])
+
+    def _decode(self, photo: Photo) -> None:
+        try:
+            decoded = self.codec.decode(photo.message.value)
+        except MalformedEventError as exc:
+            photo.fail(MalformedUploadError(str(exc)), "decode_event")
+            return
+        if decoded.event_type is not EventType.PHOTO_UPLOADED:
+            error = MalformedUploadError(f"expected a PhotoUploaded, got a {decoded.event_type}")
+            photo.fail(error, "decode_event")
+            return
+        photo.upload = decoded.record
+
+    def _skipped(self, photo: Photo) -> bool:
+        photo.skipped = self.skip(photo)
+        return photo.skipped
+
+    def _fetch(self, photo: Photo) -> bytes | None:
+        assert photo.upload is not None
+        try:
+            data = self.blobs.fetch(photo.upload["blob"], photo.upload.get("content_sha256"))
+        except PhotoError as exc:
+            photo.fail(exc, "fetch_blob")
+            return None
+        except Exception as exc:  # an I/O error nobody foresaw: this photo's, not the batch's
+            log.exception("fetch failed unexpectedly", photo_id=photo.upload["photo_id"])
+            photo.fail(PhotoError(f"unexpected {type(exc).__name__}: {exc}"), "fetch_blob")
+            return None
+        photo.fetched_bytes = len(data)
+        claimed = photo.upload.get("byte_size")
+        if claimed != len(data):
+            log.warning(
+                "byte_size differs from the fetched blob; the fetched size counts",
+                photo_id=photo.upload["photo_id"],
+                claimed=claimed,
+                fetched=len(data),
+            )
+        return data
+
+    def _enrich(self, photos: list[Photo], data: dict[int, bytes | None]) -> None:
+        inputs = [PhotoInput(str(p.upload["photo_id"]), data[id(p)] or b"") for p in photos]  # type: ignore[index]
+        for photo, result in zip(photos, self.enricher.enrich(inputs), strict=True):
+            photo.result = result
+
+    def _search(self, photos: list[Photo]) -> Findings:
+        if self.duplicates is None:
+            return Findings([None] * len(photos))
+        searched = [p for p in photos if p.enriched is not None]
+        findings = self.duplicates.search(
+            [(p.upload["user_id"], p.upload["photo_id"], p.enriched) for p in searched]  # type: ignore[index,misc]
+        )
+        by_photo = dict(zip(map(id, searched), findings.duplicate_of, strict=True))
+        findings.duplicate_of = [by_photo.get(id(p)) for p in photos]
+        return findings
+
+    def _build(self, batch: Batch) -> None:
+        for photo, duplicate in zip(batch.photos, batch.findings.duplicate_of, strict=True):
+            if photo.skipped:
+                continue
+            if photo.failed is not None:
+                photo.record = self.outputs.failed(photo.message, photo.failed, photo.upload)
+            elif photo.enriched is not None and photo.upload is not None:
+                photo.record = self.outputs.enriched(photo.upload, photo.enriched, duplicate)
+
+    def _encode(self, photo: Photo) -> None:
+        """The output's bytes, within the size limit. An enriched record that cannot be sent
+        (a bug in its fields, or too large) becomes this photo's dead letter instead."""
+        assert photo.record is not None
+        if photo.failed is None:
+            try:
+                value = self.codec.encode(EventType.PHOTO_ENRICHED, photo.record)
+            except EncodeError as exc:
+                log.exception("enriched event does not fit its schema")
+                self._fail_output(photo, PhotoError(str(exc)))
+            else:
+                budget = body_budget(self.max_message_bytes, photo.message.key)
+                if len(value) <= budget:
+                    photo.value = value
+                    return
+                self._fail_output(
+                    photo,
+                    OutputTooLargeError(
+                        f"the PhotoEnriched is {len(value)} bytes; at most {budget} fit in a "
+                        f"message of {self.max_message_bytes} (DARKROOM_KAFKA_MAX_MESSAGE_BYTES)"
+                    ),
+                )
+        photo.value = self._encode_dead_letter(photo)
+
+    def _fail_output(self, photo: Photo, error: PhotoError) -> None:
+        photo.fail(error, "encode_output")
+        assert photo.failed is not None
+        photo.record = self.outputs.failed(photo.message, photo.failed, photo.upload)
+
+    def _encode_dead_letter(self, photo: Photo) -> bytes:
+        assert photo.record is not None
+        budget = body_budget(self.max_message_bytes, photo.message.key)
+        value = self.codec.encode(EventType.PHOTO_FAILED, photo.record)
+        if len(value) > budget:
+            photo.record = fit_dead_letter(photo.record, len(value), budget)
+            value = self.codec.encode(EventType.PHOTO_FAILED, photo.record)
+        return value

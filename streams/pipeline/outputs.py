@@ -1,0 +1,142 @@
+"""Build the events a batch emits: PhotoEnriched for a result, PhotoFailed for a dead letter.
+
+A dead letter carries its original message so it can be re-driven byte for byte; one near the
+producer's size limit cannot fit inside another message whole, so ``fit_dead_letter`` keeps the
+original's size, SHA-256 and source position and as many leading bytes as fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from streams.contracts.events import utc_now
+from streams.contracts.schemas import EventType, SchemaRepository
+from streams.engine.results import Enriched, Failed
+
+# Room left in every record for what the Avro body does not count: Kafka's record and batch
+# framing (about 70 bytes), the key, and the headers a replay adds (about 100 bytes).
+RECORD_OVERHEAD_BYTES = 1024
+# An error message longer than this is cut: it is for a person, and it must leave room.
+DETAIL_MAX_CHARS = 2000
+
+
+def worker_name() -> str:
+    """host:pid, as dead letters and enriched events name their worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """An input message exactly as consumed."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header ``name``, or None."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return found
+
+
+class OutputBuilder:
+    """Fills every field of the output schemas (null where an enrichment did not run)."""
+
+    def __init__(self, schemas: SchemaRepository) -> None:
+        raw = schemas.latest(EventType.PHOTO_ENRICHED).raw
+        self._nullable = [
+            f["name"] for f in raw["fields"] if "default" in f and f["default"] is None
+        ]
+        self.worker = worker_name()
+
+    def enriched(
+        self, upload: dict[str, Any], result: Enriched, duplicate_of: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The PhotoEnriched record for ``upload``."""
+        record: dict[str, Any] = dict.fromkeys(self._nullable)
+        record.update(result.fields)
+        produced_by = dict(result.produced_by)
+        if duplicate_of is not None:
+            produced_by["duplicate_of"] = {"name": "darkroom-dedup", "version": "1"}
+        record.update(
+            event_id=upload["event_id"],
+            photo_id=upload["photo_id"],
+            user_id=upload["user_id"],
+            uploaded_at=upload["uploaded_at"],
+            enriched_at=utc_now(),
+            processing_ms=result.processing_ms,
+            trace_id=upload.get("trace_id"),
+            worker=self.worker,
+            duplicate_of=duplicate_of,
+            produced_by=produced_by,
+            timings_ms=result.timings_ms,
+        )
+        return record
+
+    def failed(
+        self, message: RawMessage, failed: Failed, upload: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The PhotoFailed record: why, where, and the original message byte for byte."""
+        return {
+            "reason": failed.reason,
+            "stage": failed.stage,
+            "detail": failed.detail[:DETAIL_MAX_CHARS],
+            "worker": self.worker,
+            "failed_at": utc_now(),
+            "event_id": upload["event_id"] if upload else None,
+            "photo_id": upload["photo_id"] if upload else None,
+            "user_id": upload["user_id"] if upload else None,
+            "source": {
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+            },
+            "original_key": message.key,
+            "original_value": message.value,
+            "original_decoded": upload is not None,
+            "original_size": len(message.value),
+            "original_sha256": hashlib.sha256(message.value).hexdigest(),
+            "original_truncated": False,
+        }
+
+
+def body_budget(max_message_bytes: int, key: bytes | None) -> int:
+    """The largest encoded value that still fits a record of ``max_message_bytes``."""
+    return max_message_bytes - RECORD_OVERHEAD_BYTES - len(key or b"")
+
+
+def fit_dead_letter(record: dict[str, Any], encoded_size: int, budget: int) -> dict[str, Any]:
+    """``record`` with ``original_value`` cut so that its encoding shrinks by the excess.
+
+    ``encoded_size`` is the size of ``record`` encoded as it is. Avro writes bytes as a length
+    prefix and the bytes, so cutting n bytes shrinks the body by n (or by n plus a byte or two
+    of the prefix): the result never exceeds ``budget`` (the caller checks once more).
+    """
+    excess = encoded_size - budget
+    original: bytes = record["original_value"]
+    if excess <= 0:
+        return record
+    if excess <= len(original):
+        keep = len(original) - excess
+        return {**record, "original_value": original[:keep], "original_truncated": True}
+    # Even without its original the record is too large: the upload's own ids are huge (a
+    # hostile event). Its size, SHA-256 and source position still identify it.
+    return {
+        **record,
+        "event_id": None,
+        "photo_id": None,
+        "user_id": None,
+        "detail": record["detail"][:DETAIL_MAX_CHARS],
+        "original_value": b"",
+        "original_truncated": True,
+    }

@@ -1,0 +1,109 @@
+"""The agent's loop and the worker's stop: nothing acknowledged that was not done.
+
+Faust's ``take_events`` acknowledges a batch in a ``finally``: an exception while processing it
+still moved the offsets past it, and a restarted agent went on with the next batch, so those
+uploads were lost. Here batches come from ``noack_take`` and each event is acknowledged only
+after the processor returned (outputs acknowledged, tables written). Anything else leaves the
+batch unacknowledged: Faust commits only up to the first unacknowledged offset, so the batch is
+delivered again after a restart. An exception other than a rebalance's cancellation is fatal:
+the worker stops (exit status 1) rather than carry on behind a hole it cannot fill.
+
+A stop (SIGTERM, SIGINT, or fatal) has a deadline: past ``worker.shutdown_timeout_s`` the
+process exits at once with status 1, naming the batch it abandoned (which was not acknowledged,
+so another worker or the restart enriches it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from streams.logs import get_logger
+
+log = get_logger("darkroom.worker")
+
+ABANDONED_EXIT_STATUS = 1
+
+
+def describe(events: Sequence[EventT[Any]]) -> str:
+    """'3 uploads: photos.uploaded/0@12..14' (for logs and the abandon message)."""
+    spans: dict[tuple[str, int], list[int]] = {}
+    for event in events:
+        message = event.message
+        spans.setdefault((message.topic, message.partition), []).append(message.offset)
+    parts = [f"{t}/{p}@{min(o)}..{max(o)}" for (t, p), o in sorted(spans.items())]
+    return f"{len(events)} uploads: {', '.join(parts)}"
+
+
+class InFlight:
+    """The batch being processed now, if any (what a stop would abandon)."""
+
+    def __init__(self) -> None:
+        self.events: Sequence[EventT[Any]] = ()
+
+    def __str__(self) -> str:
+        return describe(self.events) if self.events else "no batch"
+
+
+async def consume(
+    stream: Any,
+    process: Callable[[Sequence[EventT[Any]]], Any],
+    *,
+    batch_size: int,
+    within_s: float,
+    in_flight: InFlight,
+    on_fatal: Callable[[BaseException, Sequence[EventT[Any]]], None],
+) -> None:
+    """Process batches of ``stream``; acknowledge each event only after its batch is done."""
+    async for events in stream.noack_take(batch_size, within=within_s):
+        in_flight.events = events
+        try:
+            await process(events)
+        except asyncio.CancelledError:
+            raise  # a rebalance: the batch is delivered again to whoever owns it next
+        except BaseException as exc:
+            on_fatal(exc, events)
+            raise
+        for event in events:
+            await stream.ack(event)
+        in_flight.events = ()
+
+
+class DarkroomWorker(faust.Worker):
+    """faust.Worker whose stop has a deadline (see the module docstring)."""
+
+    def __init__(self, *args: Any, shutdown_timeout_s: float, in_flight: InFlight, **kw: Any):
+        super().__init__(*args, **kw)
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.in_flight = in_flight
+        self._deadline: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signal_: signal.Signals) -> None:
+        if self._deadline is None:
+            self._deadline = threading.Timer(self.shutdown_timeout_s, self._abandon)
+            self._deadline.daemon = True
+            self._deadline.start()
+        super()._schedule_shutdown(signal_)
+
+    def _abandon(self) -> None:
+        # A thread: the event loop may be the thing that is stuck (a blocking read, say).
+        sys.stderr.write(
+            f"darkroom worker: stop did not finish within {self.shutdown_timeout_s:g} s "
+            f"(DARKROOM_WORKER_SHUTDOWN_TIMEOUT_S); abandoning {self.in_flight}, which was not "
+            "acknowledged and will be processed again\n"
+        )
+        sys.stderr.flush()
+        os._exit(ABANDONED_EXIT_STATUS)
+
+
+def stop_self() -> None:
+    """Ask this process's worker to stop, through the same path as SIGTERM (with deadline)."""
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,194 @@
+"""The worker's order of effects, without a broker: outputs acknowledged, then tables; and a
+batch that fails anywhere is never acknowledged (so its offsets are never committed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.contracts.headers import FORCE
+from streams.engine import Enricher
+from streams.worker.agent import InFlight, consume
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.processor import AlreadyDone, BatchProcessor, raw_message
+from streams.worker.tables import Tables
+from tests.pipeline.test_batch import make_pipeline, upload_bytes
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class Event:
+    message: Message
+
+
+class Topic:
+    """A topic whose acknowledgements the test releases (or fails) by hand."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.acks: list[asyncio.Future[None]] = []
+
+    async def send(self, *, key: bytes | None, value: bytes, force: bool) -> Any:
+        self.sent.append(value)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        return ack
+
+
+def tables() -> Tables:
+    return Tables(photo_state={}, user_stats={}, dup_index={}, embeddings={})
+
+
+def processor(enricher: Enricher, root: Path) -> tuple[BatchProcessor, Topic, Tables]:
+    enriched, state = Topic(), tables()
+    pipeline = make_pipeline(enricher, root, skip=AlreadyDone(state, enricher.model_versions))
+    return (
+        BatchProcessor(
+            pipeline=pipeline,
+            tables=state,
+            metrics=WorkerMetrics(),
+            versions=enricher.model_versions,
+            enriched_topic=enriched,
+            failed_topic=Topic(),
+        ),
+        enriched,
+        state,
+    )
+
+
+def events(*values: bytes) -> list[Any]:
+    return [Event(Message("photos.uploaded", 0, i, b"u1", v)) for i, v in enumerate(values)]
+
+
+async def until(check: Any) -> None:
+    while not check():
+        await asyncio.sleep(0.01)
+
+
+def test_tables_change_only_after_every_output_is_acknowledged(
+    enricher: Enricher, tmp_path: Path
+) -> None:
+    proc, enriched, state = processor(enricher, tmp_path)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(
+            proc.process(events(upload_bytes(), upload_bytes("coffee", photo_id="p2")))
+        )
+        await asyncio.wait_for(until(lambda: len(enriched.acks) == 2), 60)
+        enriched.acks[0].set_result(None)
+        await asyncio.sleep(0)  # let the processor run as far as it can
+        assert state.photo_state == {}, "a table changed before every output was acknowledged"
+        enriched.acks[1].set_result(None)
+        await asyncio.wait_for(task, 10)
+        assert set(state.photo_state) == {"p1", "p2"}
+        assert state.user_stats["u1"]["photos"] == 2
+
+    asyncio.run(scenario())
+    proc.close()
+
+
+def test_a_refused_output_leaves_the_tables_alone(enricher: Enricher, tmp_path: Path) -> None:
+    proc, enriched, state = processor(enricher, tmp_path)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(proc.process(events(upload_bytes())))
+        await asyncio.wait_for(until(lambda: enriched.acks), 60)
+        enriched.acks[0].set_exception(RuntimeError("MessageSizeTooLarge"))
+        with pytest.raises(RuntimeError, match="MessageSizeTooLarge"):
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    proc.close()
+    assert state.photo_state == {} and state.user_stats == {}
+
+
+class Stream:
+    """The two calls the agent loop makes on a Faust stream."""
+
+    def __init__(self, batches: Sequence[list[Any]]) -> None:
+        self.batches, self.acked = list(batches), list[int]()
+
+    async def noack_take(self, max_: int, within: float) -> Any:
+        for batch in self.batches:
+            yield batch
+
+    async def ack(self, event: Any) -> bool:
+        self.acked.append(event.message.offset)
+        return True
+
+
+def test_a_batch_that_raises_is_never_acknowledged() -> None:
+    first, second = events(b"a", b"b"), [Event(Message("photos.uploaded", 0, 2, b"u", b"c"))]
+    stream = Stream([first, second])
+    fatal: list[Any] = []
+
+    async def process(batch: Sequence[Any]) -> None:
+        if batch is second:
+            raise ValueError("output refused")
+
+    async def scenario() -> None:
+        with pytest.raises(ValueError):
+            await consume(
+                stream,
+                process,
+                batch_size=16,
+                within_s=0.1,
+                in_flight=InFlight(),
+                on_fatal=lambda exc, batch: fatal.append((exc, batch)),
+            )
+
+    asyncio.run(scenario())
+    assert stream.acked == [0, 1]  # the first batch, and nothing of the failed one
+    assert len(fatal) == 1 and fatal[0][1] is second
+
+
+def test_a_cancelled_batch_is_not_acknowledged_nor_fatal() -> None:
+    stream = Stream([events(b"a")])
+    fatal: list[Any] = []
+
+    async def process(batch: Sequence[Any]) -> None:
+        raise asyncio.CancelledError  # what a rebalance does to the agent
+
+    async def scenario() -> None:
+        with pytest.raises(asyncio.CancelledError):
+            await consume(
+                stream,
+                process,
+                batch_size=16,
+                within_s=0.1,
+                in_flight=InFlight(),
+                on_fatal=lambda exc, batch: fatal.append(exc),
+            )
+
+    asyncio.run(scenario())
+    assert stream.acked == [] and fatal == []
+
+
+def test_the_force_header_survives_the_way_into_the_skip_rule(
+    enricher: Enricher, tmp_path: Path
+) -> None:
+    state = tables()
+    rule = AlreadyDone(state, enricher.model_versions)
+    done = {"status": "enriched", "event_id": "e", "model_versions": enricher.model_versions}
+    state.photo_state["p1"] = done
+    pipeline = make_pipeline(enricher, tmp_path, skip=rule)
+    plain = Message("photos.uploaded", 0, 0, b"u1", upload_bytes())
+    forced = Message("photos.uploaded", 0, 1, b"u1", upload_bytes(), [(FORCE, b"1")])
+    batch = pipeline.run([raw_message(Event(plain)), raw_message(Event(forced))])  # type: ignore[arg-type]
+    assert [p.skipped for p in batch.photos] == [True, False]
+    assert batch.photos[1].message.header(FORCE) == b"1"
+    assert batch.photos[1].message.offset == 1 and batch.photos[1].message.key == b"u1"
