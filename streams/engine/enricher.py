@@ -110,6 +110,8 @@ class Enricher:
     def __init__(self, settings: EngineSettings, repository: ModelRepository) -> None:
         self.settings = settings
         self.runners = load_runners(settings, repository)
+        for runner in self.runners:
+            runner.max_run_pixels = settings.max_inference_pixels
         self.decoder = Decoder(
             max_pixels=settings.max_pixels,
             min_side=self._needed_side(),
@@ -265,17 +267,10 @@ class Enricher:
     def _infer(self, jobs: list[_Job]) -> list[Enriched | Failed]:
         for runner in self.runners:
             alive = [job for job in jobs if job.work is not None]
-            size = self._chunk_size(runner)
+            size = runner.photos_per_run(self.settings.max_batch)
             for start in range(0, len(alive), size):
                 self._run(runner, alive[start : start + size])
         return [self._result(job) for job in jobs]
-
-    def _chunk_size(self, runner: Runner) -> int:
-        """Photos per run: max_batch, fewer where the inputs are large. Activations grow with
-        batch x pixels: 16 OCR detector inputs of 960x960 needed 2.15 GB in one run, and
-        onnxruntime's arena keeps what a run needed."""
-        per_photo = runner.needed_side() ** 2  # a runner's input is at most its needed side
-        return max(1, min(self.settings.max_batch, self.settings.max_inference_pixels // per_photo))
 
     def _run(self, runner: Runner, chunk: list[_Job]) -> None:
         """One runner over one chunk; on failure, photo by photo to isolate the culprit."""

@@ -13,6 +13,7 @@ import pytest
 from streams.config import load_settings
 from streams.engine import Enriched, Enricher, Failed, PhotoInput
 from streams.errors import FailureReason
+from streams.inference.tasks.ocr import OcrRunner
 from streams.models.repository import ModelRepository
 from streams.samples import encode_jpeg, load_photo, png_bomb_header
 from tests.imaging.bombs import many_scans, progressive_jpeg, strip_png
@@ -51,11 +52,23 @@ def test_large_model_inputs_run_in_smaller_chunks(
             return original(works)
 
         monkeypatch.setattr(runner, "run", run)
-    photos = ["coffee", "chelsea", "rocket", "astronaut"]
-    results = enricher.enrich([PhotoInput(n, encode_jpeg(load_photo(n))) for n in photos])
+    ocr = next(r for r in enricher.runners if isinstance(r, OcrRunner))
+    detector_runs: list[int] = []
+
+    def detect(feeds: dict[str, Any], original: Any = ocr.det.run) -> Any:
+        detector_runs.append(len(next(iter(feeds.values()))))
+        return original(feeds)
+
+    monkeypatch.setattr(ocr.det, "run", detect)
+    monkeypatch.setattr(ocr, "max_run_pixels", 300_000)  # one 512x512 detector input a run
+    astronaut = encode_jpeg(load_photo("astronaut"))
+    results = enricher.enrich([PhotoInput(f"a{i}", astronaut) for i in range(4)])
     assert all(isinstance(r, Enriched) for r in results)
     assert sizes["mobilenet_v2"] == [4]  # 16 x 256 px fit in one run
-    assert sizes["ppocr_det+ppocr_rec"] == [1, 1, 1, 1]  # a 960 px detector input runs alone
+    # the OCR step gets the whole batch (its recogniser batches every photo's line crops), and
+    # splits its detector runs by input pixels: four same-size inputs, one a run
+    assert sizes["ppocr_det+ppocr_rec"] == [4]
+    assert detector_runs == [1, 1, 1, 1]
 
 
 @pytest.fixture(scope="module")

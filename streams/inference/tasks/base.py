@@ -59,6 +59,12 @@ class Runner(Protocol):
         """The decoded long side below which the model would lose detail."""
         ...
 
+    max_run_pixels: int  # batch x input pixels of one session run (activation memory)
+
+    def photos_per_run(self, max_batch: int) -> int:
+        """How many photos the engine hands one ``run``."""
+        ...
+
     def prepare(self, photo: DecodedPhoto) -> Any:
         """Per-photo input preparation, in a decode thread."""
         ...
@@ -94,6 +100,7 @@ class DeclaredRunner(ABC):
     provenance: dict[str, str]
     session: ModelSession
     deferred: frozenset[str] = frozenset()  # fields of ``defers`` whose task is enabled
+    max_run_pixels: int = 16 * 256 * 256  # the engine sets DARKROOM_ENGINE_MAX_INFERENCE_PIXELS
 
     @classmethod
     @abstractmethod
@@ -105,6 +112,12 @@ class DeclaredRunner(ABC):
     @abstractmethod
     def needed_side(self) -> int:
         """The decoded long side below which the model would lose detail."""
+
+    def photos_per_run(self, max_batch: int) -> int:
+        """As many photos as fit ``max_run_pixels`` at the model's input size (at least one):
+        16 OCR detector inputs of 960x960 needed 2.15 GB in one run, which onnxruntime's arena
+        then kept."""
+        return max(1, min(max_batch, self.max_run_pixels // self.needed_side() ** 2))
 
     @abstractmethod
     def prepare(self, photo: DecodedPhoto) -> Any:

@@ -63,6 +63,11 @@ class OcrRunner(DeclaredRunner):
         """Detection never needs more than its limit; recognition crops gain from a bit more."""
         return self.limit_side_len
 
+    def photos_per_run(self, max_batch: int) -> int:
+        """The whole batch: ``_detect`` splits its own detector runs by ``max_run_pixels``, so
+        the recogniser still batches the line crops of every photo of the batch."""
+        return max_batch
+
     def prepare(self, photo: DecodedPhoto) -> tuple[pp.U8Image, pp.DetMeta]:
         """Resize for the detector (in a decode thread)."""
         return pp.det_resize(photo.image, self.limit_side_len, self.limit_type)
@@ -104,12 +109,15 @@ class OcrRunner(DeclaredRunner):
         for index, (resized, _) in enumerate(prepared):
             groups.setdefault(resized.shape[:2], []).append(index)
         results: list[pp.DetResult | None] = [None] * len(prepared)
-        for indices in groups.values():
-            batch = pp.det_batch([prepared[i][0] for i in indices])
-            (prob,) = self.det.run({self.det.input_names[0]: batch})
-            found = pp.det_postprocess(prob, [prepared[i][1] for i in indices])
-            for index, result in zip(indices, found, strict=True):
-                results[index] = result
+        for (height, width), group in groups.items():
+            size = max(1, self.max_run_pixels // (height * width))  # activation memory
+            for start in range(0, len(group), size):
+                indices = group[start : start + size]
+                batch = pp.det_batch([prepared[i][0] for i in indices])
+                (prob,) = self.det.run({self.det.input_names[0]: batch})
+                found = pp.det_postprocess(prob, [prepared[i][1] for i in indices])
+                for index, result in zip(indices, found, strict=True):
+                    results[index] = result
         return [r for r in results if r is not None]
 
     def _recognise(self, crops: list[pp.U8Image]) -> list[tuple[str, float]]:
