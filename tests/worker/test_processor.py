@@ -192,3 +192,15 @@ def test_the_force_header_survives_the_way_into_the_skip_rule(
     assert [p.skipped for p in batch.photos] == [True, False]
     assert batch.photos[1].message.header(FORCE) == b"1"
     assert batch.photos[1].message.offset == 1 and batch.photos[1].message.key == b"u1"
+
+
+def test_a_consumed_message_becomes_the_pipelines_message() -> None:
+    # Faust hands headers as a list of pairs or as a dict, values as bytes or text; a tombstone
+    # has no value at all
+    listed = Message("t", 3, 7, b"k", b"v", [("a", b"1"), ("b", "2")])  # type: ignore[list-item]
+    assert raw_message(Event(listed)).headers == (("a", b"1"), ("b", b"2"))  # type: ignore[arg-type]
+    mapped = Message("t", 3, 7, b"k", b"v", {"a": b"1"})  # type: ignore[arg-type]
+    assert raw_message(Event(mapped)).headers == (("a", b"1"),)  # type: ignore[arg-type]
+    tombstone = Message("t", 3, 8, None, None)  # type: ignore[arg-type]
+    raw = raw_message(Event(tombstone))  # type: ignore[arg-type]
+    assert (raw.topic, raw.partition, raw.offset, raw.key, raw.value) == ("t", 3, 8, None, b"")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from streams.pipeline import dedup
 from streams.worker import state
 
 V1 = {"m": "1"}
@@ -58,23 +57,3 @@ def test_stats_replace_a_photos_old_contribution() -> None:
     )
     failed = state.update_stats(rerun, None, state.failed_state("e9", "X", "s", "d"))
     assert failed["failed"] == 1 and failed["photos"] == 2
-
-
-def test_duplicates_match_rotations_and_need_the_embedding_to_agree() -> None:
-    policy = dedup.DuplicatePolicy(max_distance=4, min_similarity=0.8, max_photos=3)
-    index = dedup.add_to_index(None, "original", f"{0xF0F0:016x}", policy.max_photos)
-    unit = [1.0, 0.0]
-    stored = {"original": dedup.pack_embedding(unit)}
-    rotated_variants = [0xFFFF_0000, 0xF0F1]  # the second variant is 1 bit from the original
-    found = dedup.find_duplicate(index, rotated_variants, unit, stored.get, policy)
-    assert found == {"photo_id": "original", "hash_distance": 1, "similarity": 1.0}
-    assert dedup.find_duplicate(index, rotated_variants, [0.0, 1.0], stored.get, policy) is None
-    assert dedup.find_duplicate(index, [0xFFFF_0000], unit, stored.get, policy) is None
-    assert dedup.find_duplicate(index, [0xF0F1], None, stored.get, policy)["similarity"] is None
-
-
-def test_the_index_keeps_each_photo_once_and_the_most_recent() -> None:
-    index = None
-    for name in ("a", "b", "a", "c", "d"):
-        index = dedup.add_to_index(index, name, "0", max_photos=3)
-    assert [entry[0] for entry in index] == ["a", "c", "d"]
