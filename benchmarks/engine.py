@@ -98,7 +98,7 @@ def bench_engine(
     decoded = [enricher.decoder.decode(data) for _, data in photos]
     decode = measure(lambda: [enricher.decoder.decode(d) for _, d in photos], runs)
     features = measure(
-        lambda: [extract_features(p, d, 50.0) for p, (_, d) in zip(decoded, photos, strict=True)],
+        lambda: [extract_features(p, 50.0) for p in decoded],
         runs,
     )
     prepared = {r.name: _works(enricher, decoded, r) for r in enricher.runners}

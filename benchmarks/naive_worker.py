@@ -24,6 +24,7 @@ from streams.contracts.schemas import EventType, SchemaRepository
 from streams.engine import Enriched
 from streams.engine.runners import load_runners
 from streams.imaging.decode import DecodedPhoto, apply_orientation
+from streams.imaging.exif import read_exif
 from streams.imaging.features import extract_features
 from streams.imaging.header import exif_orientation
 from streams.imaging.sniff import sniff
@@ -92,8 +93,8 @@ def main() -> None:
             image = apply_orientation(np.asarray(image, np.uint8), exif_orientation(data))
             fmt = sniff(data[:32])
             assert fmt is not None
-            photo = DecodedPhoto(image, fmt, image.shape[1], image.shape[0], 1)
-            fields, produced_by, _ = extract_features(photo, data, settings.engine.blur_threshold)
+            photo = DecodedPhoto(image, fmt, image.shape[1], image.shape[0], 1, read_exif(data))
+            fields, produced_by, _ = extract_features(photo, settings.engine.blur_threshold)
             work = Work(
                 photo,
                 fields={

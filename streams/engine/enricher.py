@@ -145,7 +145,7 @@ class Enricher:
         started = time.perf_counter()
         blank = np.full((64, 64, 3), 128, dtype=np.uint8)
         photo = DecodedPhoto(blank, ImageFormat.PNG, 64, 64, 1)
-        extract_features(photo, b"", self.settings.blur_threshold)
+        extract_features(photo, self.settings.blur_threshold)
         return time.perf_counter() - started
 
     def _needed_side(self) -> int:
@@ -242,7 +242,7 @@ class Enricher:
         job.stage = "features"
         started = time.perf_counter()
         features, produced_by, job.phash_variants = extract_features(
-            photo, item.data, self.settings.blur_threshold
+            photo, self.settings.blur_threshold
         )
         job.timings_ms["features"] = _ms_since(started)
         job.check_deadline()

@@ -35,7 +35,8 @@ from streams.errors import (
     UnsupportedFormatError,
 )
 from streams.imaging.budget import Budget
-from streams.imaging.header import HeaderError, exif_orientation, jpeg_scan_count, read_dimensions
+from streams.imaging.exif import ExifFacts, read_exif
+from streams.imaging.header import HeaderError, jpeg_scan_count, read_dimensions
 from streams.imaging.sniff import SNIFF_BYTES, ImageFormat, require_image
 
 Image = npt.NDArray[np.uint8]
@@ -71,6 +72,7 @@ class DecodedPhoto:
     width: int  # full-resolution width of the upright photo
     height: int
     orientation: int  # EXIF orientation that was applied (1 = none)
+    exif: ExifFacts | None = None  # parsed once, here: the orientation and the event's facts
 
     @property
     def scale(self) -> float:
@@ -126,11 +128,12 @@ class Decoder:
         finally:
             if self.budget is not None:
                 self.budget.release(pixels)
-        orientation = exif_orientation(data) if fmt in (ImageFormat.JPEG, ImageFormat.TIFF) else 1
+        exif = read_exif(data)
+        orientation = _orientation(exif) if fmt in (ImageFormat.JPEG, ImageFormat.TIFF) else 1
         image = apply_orientation(decoded, orientation)
         if orientation >= 5:
             width, height = height, width
-        return DecodedPhoto(np.ascontiguousarray(image), fmt, width, height, orientation)
+        return DecodedPhoto(np.ascontiguousarray(image), fmt, width, height, orientation, exif)
 
     def _dimensions(self, data: bytes, fmt: ImageFormat) -> tuple[int, int]:
         try:
@@ -201,6 +204,12 @@ def _require_complete(data: bytes, fmt: ImageFormat) -> None:
         raise CorruptImageError(f"truncated JPEG: no end-of-image marker in {len(data)} bytes")
     if fmt is ImageFormat.PNG and data.rfind(b"IEND") == -1:
         raise CorruptImageError(f"truncated PNG: no IEND chunk in {len(data)} bytes")
+
+
+def _orientation(exif: ExifFacts | None) -> int:
+    """The EXIF orientation to apply: 1 (none) when absent, unreadable or out of range."""
+    value = exif.orientation if exif is not None else None
+    return value if value is not None and 1 <= value <= 8 else 1
 
 
 def apply_orientation(image: Image, orientation: int) -> Image:

@@ -9,7 +9,7 @@ from importlib.metadata import version
 from typing import Any
 
 from streams.imaging.decode import DecodedPhoto
-from streams.imaging.exif import ExifFacts, read_exif
+from streams.imaging.exif import ExifFacts
 from streams.imaging.phash import dct_block, dihedral_hashes, phash_hex
 from streams.imaging.quality import (
     WORKING_LONG_SIDE,
@@ -47,14 +47,14 @@ def exif_record(facts: ExifFacts) -> dict[str, Any]:
 
 
 def extract_features(
-    photo: DecodedPhoto, data: bytes, blur_threshold: float
+    photo: DecodedPhoto, blur_threshold: float
 ) -> tuple[dict[str, Any], dict[str, dict[str, str]], list[int]]:
     """(fields, produced_by, dihedral hashes) for every model-free enrichment of ``photo``.
 
     The dihedral hashes are the perceptual hashes of the photo's 8 rotations and mirror images
     (index 0 is the photo itself), for near-duplicate search; they are not an event field.
     """
-    facts = read_exif(data)
+    facts = photo.exif  # parsed once, by the decoder
     # one shrink for all three measures (each would otherwise shrink the photo itself); small
     # photos are used as they are
     image = photo.image

@@ -179,3 +179,35 @@ def test_an_unexpected_error_while_preparing_stays_with_its_photo(
     assert isinstance(failed, Failed) and failed.reason == "INTERNAL_ERROR"
     assert failed.stage == "decode_image" and "MemoryError: simulated" in failed.detail
     assert isinstance(results[0], Enriched) and isinstance(results[2], Enriched)
+
+
+def test_exif_is_parsed_once_and_serves_both_orientation_and_facts(
+    enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    import piexif
+
+    from streams.imaging import exif as exif_module
+    from streams.imaging import header
+
+    calls: list[int] = []
+    original = header.jpeg_exif_tiff
+
+    def counted(data: bytes) -> bytes | None:
+        calls.append(1)
+        return original(data)
+
+    # every reader of a JPEG's EXIF goes through this one function (exifread's facts and, before,
+    # the decoder's own orientation walk)
+    monkeypatch.setattr(header, "jpeg_exif_tiff", counted)
+    monkeypatch.setattr(exif_module, "jpeg_exif_tiff", counted)
+    image = load_photo("chelsea")  # 451x300, landscape as stored
+    tagged = io.BytesIO()
+    exif = {"0th": {piexif.ImageIFD.Make: b"Canon", piexif.ImageIFD.Orientation: 6}}
+    piexif.insert(piexif.dump(exif), encode_jpeg(image), tagged)
+    result = enrich_one(enricher, "chelsea", tagged.getvalue())
+    assert len(calls) == 1  # one parse for the whole photo
+    assert result.fields["exif"]["camera_make"] == "Canon"
+    assert result.fields["exif"]["orientation"] == 6
+    assert (result.fields["width"], result.fields["height"]) == (300, 451)  # turned upright
