@@ -10,8 +10,8 @@ from streams.cli.common import ExitCode, console, err_console, fail, state
 from streams.config import Settings
 from streams.engine.verify import verify_model
 from streams.models.build import BuildError, build_model
-from streams.models.manifest import ManifestError, ModelManifest
-from streams.models.repository import ModelRepository, UnknownModelError
+from streams.models.manifest import ModelManifest
+from streams.models.repository import ModelRepository
 from streams.models.sources import MissingSourceError, SourceMismatchError
 
 app = typer.Typer(
@@ -20,18 +20,12 @@ app = typer.Typer(
 
 
 def open_repository(settings: Settings) -> ModelRepository:
-    """The configured repository, or a clear exit."""
-    try:
-        return ModelRepository.from_settings(settings)
-    except ManifestError as exc:
-        fail(str(exc), exc.exit_code)
+    """The configured repository (a ManifestError is a usage error, through the CLI's handler)."""
+    return ModelRepository.from_settings(settings)
 
 
 def _select(repository: ModelRepository, names: list[str] | None) -> list[ModelManifest]:
-    try:
-        return [repository.get(n) for n in names] if names else repository.manifests()
-    except UnknownModelError as exc:
-        fail(str(exc), exc.exit_code)
+    return [repository.get(n) for n in names] if names else repository.manifests()
 
 
 @app.command("list")

@@ -14,8 +14,8 @@ from rich.progress import (
 from streams.blobs import BlobStore
 from streams.cli.common import ExitCode, console, err_console, fail, state
 from streams.config import Settings
-from streams.contracts.codec import Codec, RegistryError
-from streams.kafka.clients import BrokerUnreachableError, make_producer, probe
+from streams.contracts.codec import Codec
+from streams.kafka.clients import make_producer, probe
 from streams.publish import (
     InvalidUserIdError,
     PhotoFile,
@@ -72,10 +72,7 @@ def send_with_progress(
     settings: Settings, codec: Codec, files: list[PhotoFile], user: str | None, inline: bool
 ) -> PublishReport:
     """Publish checked files with a progress bar and a summary; exits on unreachable Kafka."""
-    try:
-        metadata = probe(settings)
-    except BrokerUnreachableError as exc:
-        fail(str(exc), ExitCode.UNREACHABLE)
+    metadata = probe(settings)  # BrokerUnreachableError: exit 3, through the CLI's handler
     topic = settings.topics.uploaded
     if topic not in metadata.topics:
         fail(
@@ -113,8 +110,6 @@ def send_with_progress(
             progress.stop()
             _summarise(getattr(interrupt, "report", PublishReport()), topic)
             fail("interrupted", ExitCode.INTERRUPTED)
-        except RegistryError as exc:
-            fail(str(exc), ExitCode.UNREACHABLE)
     _summarise(report, topic)
     return report
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import cv2
 import numpy as np
+import piexif
 import pytest
 
 from streams.engine import Enriched, Enricher, Failed, PhotoInput
 from streams.errors import FailureReason
+from streams.imaging import exif as exif_module
+from streams.imaging import header
 from streams.samples import encode_jpeg, encode_png, load_photo, png_bomb_header
 
 
@@ -184,13 +188,6 @@ def test_an_unexpected_error_while_preparing_stays_with_its_photo(
 def test_exif_is_parsed_once_and_serves_both_orientation_and_facts(
     enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import io
-
-    import piexif
-
-    from streams.imaging import exif as exif_module
-    from streams.imaging import header
-
     calls: list[int] = []
     original = header.jpeg_exif_tiff
 
