@@ -2,7 +2,8 @@
 
     .venv/bin/python -m benchmarks.e2e            # ~10 min on 2 cores; --quick for a smoke run
 
-Every worker runs as its own process against a private embedded broker. Throughput is photos
+Every worker runs as its own process against a private embedded broker; the default point runs
+again on a private Apache Kafka (1 KRaft node), at least once and exactly once. Throughput is photos
 divided by the span from the first upload's time to the last enriched event's time; latency is
 each photo's upload time -> enriched time (both stamped on this machine). Writes
 benchmarks/results/e2e.json, e2e.md and e2e.png.
@@ -28,11 +29,12 @@ from benchmarks.e2e_report import markdown, plot
 from benchmarks.engine import bench_engine, machine
 from benchmarks.stats import percentile
 from streams.blobs import BlobStore
-from streams.broker import EmbeddedBroker, private_broker_settings
+from streams.broker import EmbeddedBroker, local_broker, private_broker_settings
 from streams.config import Settings, TopicSettings, load_settings
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
 from streams.engine import Enricher
+from streams.errors import DarkroomError
 from streams.kafka.clients import make_producer, message_count
 from streams.kafka.topics import ensure_topics, project_topics
 from streams.logs import configure_logging
@@ -198,6 +200,35 @@ def measure_worker(
     }
 
 
+def measure_on_kafka(photos: Photos, folder: Path, repeats: int) -> dict[str, Any]:
+    """The default point on Apache Kafka, at least once and exactly once (or why not)."""
+    base = private_broker_settings(load_settings(), folder / "kafka-broker", engine="kafka")
+    base = base.model_copy(
+        update={"blobs": base.blobs.model_copy(update={"root": folder / "blobs"})}
+    )
+    broker = local_broker(base)
+    try:
+        broker.start()
+    except DarkroomError as exc:
+        return {"skipped": str(exc)}
+    try:
+        rows: dict[str, Any] = {"version": base.broker.kafka_version}
+        for guarantee in ("at_least_once", "exactly_once"):
+            print(f"Darkroom worker on Apache Kafka, {guarantee}", flush=True)
+            worker = base.worker.model_copy(update={"guarantee": guarantee})
+            rows[guarantee] = measure_worker(
+                base.model_copy(update={"worker": worker}),
+                photos,
+                folder / f"kafka-{guarantee}",
+                16,
+                0.2,
+                repeats,
+            )
+        return rows
+    finally:
+        broker.stop()
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -264,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             default["steady"] = steady["steady"]
         finally:
             broker.stop()
+        kafka = measure_on_kafka(photos, folder, repeats)
     report = {
         "machine": machine(),
         "photos": len(photos),
@@ -272,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "naive": naive,
         "darkroom": results,
         "darkroom_default": default,
+        "kafka": kafka,
         # at half rate batches hold about one photo: its inference time, twice, + the wait
         "latency_bound_s": default["wait_s"] + 2 * batch_inference_s,
     }

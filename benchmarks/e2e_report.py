@@ -7,6 +7,8 @@ from typing import Any
 
 from benchmarks.stats import percentile
 
+_GUARANTEES = ("at_least_once", "exactly_once")
+
 
 def markdown(report: dict[str, Any]) -> str:
     """The README table."""
@@ -23,9 +25,17 @@ def markdown(report: dict[str, Any]) -> str:
         "| variant | photos/s | p50 / p95 / p99 latency (s) |",
         "|---|---|---|",
     ]
-    for label, row in [
-        ("naive worker (1 at a time, full decode, batch 1, reference OCR)", naive)
-    ] + [(f"Darkroom batch {p['batch']}, wait {p['wait_s']} s", p) for p in points]:
+    kafka = report.get("kafka") or {}
+    on_kafka = [
+        (f"Darkroom batch 16, wait 0.2 s, Apache Kafka {kafka['version']}, {g}", kafka[g])
+        for g in ("at_least_once", "exactly_once")
+        if g in kafka
+    ]
+    for label, row in (
+        [("naive worker (1 at a time, full decode, batch 1, reference OCR)", naive)]
+        + [(f"Darkroom batch {p['batch']}, wait {p['wait_s']} s", p) for p in points]
+        + on_kafka
+    ):
         rate = row["photos_per_s"]
         lat = {int(q): v for q, v in row["latency_s"].items()}  # JSON turns the keys to strings
         lines.append(
@@ -46,6 +56,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"ceiling: **{dark / engine:.0%}**; Darkroom / inference alone: "
         f"**{dark / inference:.0%}**."
     )
+    if kafka.get("skipped"):
+        lines.append(f"Apache Kafka rows skipped: {kafka['skipped']}")
+    for guarantee, row in [("tansu", best)] + [(g, kafka[g]) for g in kafka if g in _GUARANTEES]:
+        stages = row["metrics"].get("stage_mean_s", {})
+        if stages.get("batch"):
+            lines.append(
+                f"Waiting for the broker ({guarantee}): the send stage is "
+                f"{stages.get('send', 0.0) / stages['batch']:.1%} of a batch's time."
+            )
     steady = best.get("steady")
     if steady:
         lat = steady["latencies_s"]

@@ -68,13 +68,28 @@ class TopicSettings(BaseModel):
     replication: int = Field(1, ge=1, description="Replication factor when created")
 
 
-class BrokerSettings(BaseModel):
-    """The embedded tansu broker that `darkroom broker start` runs."""
+BrokerEngine = Literal["embedded", "kafka"]
 
+
+class BrokerSettings(BaseModel):
+    """The local broker that `darkroom broker start` runs: tansu or Apache Kafka (KRaft)."""
+
+    engine: BrokerEngine = Field(
+        "embedded",
+        description="'embedded' = tansu (memory only, starts in 0.1 s); 'kafka' = Apache Kafka "
+        "from Maven Central (needs Java 17+ and Maven; data kept on disk)",
+    )
     host: str = Field("127.0.0.1", description="Listen address (loopback by default)")
-    port: int = Field(9092, ge=1, le=65535, description="Listen port")
-    state_dir: Path = Field(Path(".darkroom/broker"), description="Pid file and log folder")
+    port: int = Field(9092, ge=1, le=65535, description="Listen port (of the first node)")
+    state_dir: Path = Field(Path(".darkroom/broker"), description="Pid file, logs and data")
     start_timeout_s: float = Field(15.0, gt=0, description="Seconds to wait until it answers")
+    kafka_version: str = Field("4.4.0", description="Apache Kafka version (engine 'kafka')")
+    nodes: int = Field(1, ge=1, le=5, description="KRaft nodes (engine 'kafka'); 3 = failover")
+    heap_mb: int = Field(512, ge=128, description="Java heap of each Kafka node (MB)")
+    cache_dir: Path = Field(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darkroom" / "kafka",
+        description="Where the Kafka jars are kept, one folder per version",
+    )
 
 
 class BlobSettings(BaseModel):

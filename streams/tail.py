@@ -6,7 +6,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    Message,
+    TopicPartition,
+)
 
 from streams.config import Settings
 from streams.contracts.codec import Codec, DecodedEvent, MalformedEventError
@@ -47,11 +54,7 @@ def tail(
     Starts at the beginning or at the current end of each partition; stops after
     ``max_messages`` or after ``idle_timeout_s`` seconds without a message (never, if None).
     """
-    metadata = probe(settings)
-    if topic not in metadata.topics:
-        known = ", ".join(sorted(t for t in metadata.topics if not t.startswith("__"))) or "none"
-        raise TopicNotFoundError(f"topic {topic!r} does not exist (topics: {known})")
-    partitions = sorted(metadata.topics[topic].partitions)
+    partitions = _partitions(settings, topic)
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     consumer: Consumer = make_consumer(settings)
     consumer.assign([TopicPartition(topic, p, start) for p in partitions])
@@ -59,6 +62,54 @@ def tail(
         yield from _read(consumer, codec, max_messages, idle_timeout_s)
     finally:
         consumer.close()
+
+
+def scan(
+    settings: Settings, codec: Codec, topic: str, timeout_s: float = 120.0
+) -> Iterator[TailedMessage]:
+    """Every committed message of ``topic`` from its beginning to its end as of now.
+
+    It stops at the end of each partition, not after a quiet spell: on Apache Kafka the first
+    fetch from a topic can take longer than any short idle timeout, and a scan that stopped
+    early made ``replay --resume`` write outputs twice. Only committed records are read
+    (``read_committed``: what an exactly-once worker aborted is not there).
+    """
+    partitions = _partitions(settings, topic)
+    reading: dict[str, str | bool] = {
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+    }
+    consumer = make_consumer(settings, None, **reading)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    deadline = time.monotonic() + timeout_s
+    at_end: set[int] = set()
+    try:
+        while len(at_end) < len(partitions):
+            if time.monotonic() > deadline:
+                raise KafkaReadError(
+                    f"{topic}: did not reach the end of partitions "
+                    f"{sorted(set(partitions) - at_end)} within {timeout_s:g} s"
+                )
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(msg.partition() or 0)
+            elif error is not None:
+                raise KafkaReadError(f"consume failed: {error.str()}")
+            else:
+                yield _decode(msg, codec)
+    finally:
+        consumer.close()
+
+
+def _partitions(settings: Settings, topic: str) -> list[int]:
+    metadata = probe(settings)
+    if topic not in metadata.topics:
+        known = ", ".join(sorted(t for t in metadata.topics if not t.startswith("__"))) or "none"
+        raise TopicNotFoundError(f"topic {topic!r} does not exist (topics: {known})")
+    return sorted(metadata.topics[topic].partitions)
 
 
 def _read(

@@ -1,4 +1,4 @@
-"""Shared fixtures: one embedded broker per test session, topics of each test's own."""
+"""Shared fixtures: one broker per engine per test session, topics of each test's own."""
 
 from __future__ import annotations
 
@@ -9,12 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, private_broker_settings
-from streams.config import Settings, TopicSettings, load_settings, settings_env
+from streams.broker import (
+    KafkaCluster,
+    LocalBroker,
+    local_broker,
+    private_broker_settings,
+    with_bootstrap,
+)
+from streams.config import BrokerEngine, Settings, load_settings, settings_env
 from streams.engine import Enricher
 from streams.kafka.topics import ensure_topics, project_topics
 from streams.models.build import build_model
 from streams.models.repository import ModelRepository
+from tests.kafka_required import require_kafka
+
+ENGINES: tuple[BrokerEngine, ...] = ("embedded", "kafka")
 
 # Tests are hermetic: no DARKROOM_* variable or darkroom.toml of the developer leaks in.
 for _name in [n for n in os.environ if n.startswith("DARKROOM_")]:
@@ -22,32 +31,97 @@ for _name in [n for n in os.environ if n.startswith("DARKROOM_")]:
 os.environ["DARKROOM_CONFIG"] = "/nonexistent/darkroom.toml"
 
 
+class Brokers:
+    """One broker per engine for the whole test session, started when a test first needs it.
+
+    Broker tests are parametrised by engine (``broker_settings``), and pytest runs all the tests
+    of one engine before the other's; a broker stays up until the session ends, so each engine
+    starts once (a JVM start costs seconds).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: dict[str, tuple[LocalBroker, Settings]] = {}
+
+    def settings(self, engine: BrokerEngine) -> Settings:
+        if engine not in self.running:
+            if engine == "kafka":
+                require_kafka()
+            settings = private_broker_settings(load_settings(), self.folder / engine, engine=engine)
+            broker = local_broker(settings)
+            broker.start()
+            self.running[engine] = (broker, with_bootstrap(settings, broker.bootstrap))
+        return self.running[engine][1]
+
+    def stop(self) -> None:
+        for broker, _settings in self.running.values():
+            broker.stop()
+
+
 @pytest.fixture(scope="session")
-def broker_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings pointing at an embedded broker started for this test session."""
-    settings = private_broker_settings(load_settings(), tmp_path_factory.mktemp("broker"))
-    broker = EmbeddedBroker(settings)
-    broker.start()
+def brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brokers]:
+    """The session's brokers (see Brokers)."""
+    started = Brokers(tmp_path_factory.mktemp("brokers"))
     try:
-        yield settings
+        yield started
     finally:
-        broker.stop()
+        started.stop()
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def broker_settings(request: pytest.FixtureRequest, brokers: Brokers) -> Settings:
+    """Settings pointing at this session's broker of each engine: a test that uses it runs once
+    on tansu and once on Apache Kafka."""
+    engine: BrokerEngine = request.param
+    return brokers.settings(engine)
+
+
+@pytest.fixture(scope="session")
+def apache_kafka_settings(brokers: Brokers) -> Settings:
+    """The session's Apache Kafka only (for what tansu cannot do: transactions, durability)."""
+    return brokers.settings("kafka")
+
+
+@pytest.fixture(scope="session")
+def kafka_trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """A 3-node Apache Kafka cluster (replication 3, min.insync.replicas 2) for failover tests;
+    started by the first test that uses it."""
+    require_kafka()
+    state = tmp_path_factory.mktemp("kafka3") / "state"
+    cluster = KafkaCluster(private_broker_settings(load_settings(), state, engine="kafka", nodes=3))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def own_topics(base: Settings, tmp_path: Path) -> Settings:
+    """``base`` with topics of the test's own (fresh, exact counts) and blob root."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = base.topics.model_copy(
+        update={
+            "uploaded": f"photos.uploaded.{suffix}",
+            "enriched": f"photos.enriched.{suffix}",
+            "failed": f"photos.failed.{suffix}",
+            "partitions": 4,
+        }
+    )
+    blobs = base.blobs.model_copy(update={"root": tmp_path / "blobs"})
+    settings = base.model_copy(update={"topics": topics, "blobs": blobs})
+    ensure_topics(settings, project_topics(settings))
+    return settings
 
 
 @pytest.fixture
 def kafka(broker_settings: Settings, tmp_path: Path) -> Settings:
     """Settings with this test's own topics (fresh, exact counts) and blob root."""
-    suffix = uuid.uuid4().hex[:8]
-    topics = TopicSettings(
-        uploaded=f"photos.uploaded.{suffix}",
-        enriched=f"photos.enriched.{suffix}",
-        failed=f"photos.failed.{suffix}",
-        partitions=4,
-    )
-    blobs = broker_settings.blobs.model_copy(update={"root": tmp_path / "blobs"})
-    settings = broker_settings.model_copy(update={"topics": topics, "blobs": blobs})
-    ensure_topics(settings, project_topics(settings))
-    return settings
+    return own_topics(broker_settings, tmp_path)
+
+
+@pytest.fixture
+def apache_kafka(apache_kafka_settings: Settings, tmp_path: Path) -> Settings:
+    """Like ``kafka``, on Apache Kafka only."""
+    return own_topics(apache_kafka_settings, tmp_path)
 
 
 @pytest.fixture

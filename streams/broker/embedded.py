@@ -8,22 +8,27 @@ memory: everything published is gone when the broker stops.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
-import socket
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from streams.broker.process import (
+    BrokerError,
+    BrokerStatus,
+    PidFile,
+    cmdline,
+    port_free,
+    tail,
+    terminate,
+)
 from streams.config import Settings
-from streams.errors import OperationError
 from streams.kafka.clients import BrokerUnreachableError, probe
+
+PID_FILE = "broker.pid"  # its name tells `darkroom broker stop` which engine a state dir holds
 
 # tansu reads these from the environment too; an inherited value must not change what we start.
 _TANSU_ENV = (
@@ -34,22 +39,6 @@ _TANSU_ENV = (
     "SCHEMA_REGISTRY",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
-
-
-class BrokerError(OperationError, RuntimeError):
-    """The embedded broker could not be started, found or stopped."""
-
-
-@dataclass(frozen=True)
-class BrokerStatus:
-    """What `darkroom broker status` reports."""
-
-    running: bool
-    bootstrap: str
-    pid: int | None
-    started_at: float | None
-    log_file: Path
-    detail: str
 
 
 def tansu_binary() -> Path:
@@ -76,8 +65,9 @@ class EmbeddedBroker:
         self.host = settings.broker.host
         self.port = settings.broker.port
         self.state_dir = settings.broker.state_dir
-        self.pid_file = self.state_dir / "broker.pid"
+        self.pid_file = self.state_dir / PID_FILE
         self.log_file = self.state_dir / "broker.log"
+        self._pids = PidFile(self.pid_file)
 
     @property
     def bootstrap(self) -> str:
@@ -94,7 +84,7 @@ class EmbeddedBroker:
         if current.running:
             return current
         self._clear_stale_pid_file()
-        if not _port_free(self.host, self.port):
+        if not port_free(self.host, self.port):
             raise BrokerError(
                 f"{self.bootstrap} is already in use by another process; choose another port "
                 "with DARKROOM_BROKER_PORT (and DARKROOM_KAFKA_BOOTSTRAP to match)"
@@ -125,7 +115,7 @@ class EmbeddedBroker:
         try:
             self._wait_ready(process)
         except BaseException:
-            _terminate(process.pid, timeout_s=5.0)
+            terminate(process.pid, timeout_s=5.0)
             process.wait(timeout=5)
             self.pid_file.unlink(missing_ok=True)
             raise
@@ -140,7 +130,7 @@ class EmbeddedBroker:
         if not _is_tansu(pid, record):
             self.pid_file.unlink(missing_ok=True)
             return False
-        _terminate(pid, timeout_s)
+        terminate(pid, timeout_s)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -179,7 +169,7 @@ class EmbeddedBroker:
             if process.poll() is not None:
                 raise BrokerError(
                     f"tansu exited with code {process.returncode} during start; "
-                    f"last log lines:\n{_tail(self.log_file)}"
+                    f"last log lines:\n{tail(self.log_file)}"
                 )
             try:
                 probe(settings, timeout_s=0.5)
@@ -196,19 +186,12 @@ class EmbeddedBroker:
         return self.settings.model_copy(update={"kafka": kafka})
 
     def _write_pid_file(self, pid: int, started_at: float) -> None:
-        payload = {"pid": pid, "host": self.host, "port": self.port, "started_at": started_at}
-        tmp = self.pid_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload), encoding="utf-8")
-        tmp.replace(self.pid_file)
+        self._pids.write(
+            {"pid": pid, "host": self.host, "port": self.port, "started_at": started_at}
+        )
 
     def _read_pid_file(self) -> dict[str, Any] | None:
-        try:
-            record: dict[str, Any] = json.loads(self.pid_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (ValueError, OSError) as exc:
-            raise BrokerError(f"unreadable pid file {self.pid_file}: {exc}") from exc
-        return record
+        return self._pids.read()
 
     def _clear_stale_pid_file(self) -> None:
         record = self._read_pid_file()
@@ -219,76 +202,6 @@ class EmbeddedBroker:
 def _is_tansu(pid: int, record: dict[str, Any]) -> bool:
     """True if ``pid`` is alive and is the tansu the pid file describes (its own host:port:
     the settings of the command that asks may name another port)."""
-    cmdline = _cmdline(pid)
+    line = cmdline(pid)
     url = f"tcp://{record.get('host')}:{record.get('port')}"
-    return cmdline is not None and "tansu" in cmdline and url in cmdline
-
-
-def _cmdline(pid: int) -> str | None:
-    """The command line of a live process, or None (Linux /proc, then `ps` elsewhere)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return None
-    proc = Path(f"/proc/{pid}/cmdline")
-    if proc.exists():
-        with contextlib.suppress(OSError):
-            raw = proc.read_bytes()
-            # a zombie (exited, not yet reaped) has an empty command line: treat as gone
-            return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
-        return None
-    result = subprocess.run(
-        ["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() or None
-
-
-def _terminate(pid: int, timeout_s: float) -> None:
-    """SIGTERM, wait up to ``timeout_s``, then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-            if _cmdline(pid) is None:
-                return
-            time.sleep(0.05)
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def private_broker_settings(settings: Settings, state_dir: Path) -> Settings:
-    """Settings for a broker of one's own (demo, tests): a free port, its own state folder."""
-    port = free_port(settings.broker.host)
-    broker = settings.broker.model_copy(update={"port": port, "state_dir": state_dir})
-    kafka = settings.kafka.model_copy(
-        update={"bootstrap": f"{settings.broker.host}:{port}", "profile": "embedded"}
-    )
-    return settings.model_copy(update={"broker": broker, "kafka": kafka})
+    return line is not None and "tansu" in line and url in line

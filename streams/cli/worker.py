@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from streams.cli.common import ExitCode, console, fail, state
 from streams.kafka.clients import probe
+from streams.worker import local_state
 from streams.worker.agent import DarkroomWorker
 from streams.worker.app import create_stream_app
 
 
-def worker(ctx: typer.Context) -> None:
+def worker(
+    ctx: typer.Context,
+    reset_local_state: bool = typer.Option(
+        False,
+        "--reset-local-state",
+        help="Drop this worker's local tables first and rebuild them from the changelog "
+        "(after the topics were deleted or recreated).",
+    ),
+) -> None:
     """Enrich photos.uploaded into photos.enriched / photos.failed, with tables and a web API."""
     settings = state(ctx).settings
     metadata = probe(settings)
@@ -25,6 +36,8 @@ def worker(ctx: typer.Context) -> None:
             "(`darkroom broker start` creates them for the embedded broker)"
         )
     stream = create_stream_app(settings)
+    tabledir = Path(stream.app.conf.tabledir)
+    local_state.prepare(settings, tabledir, reset=reset_local_state)
     stream.start_engine()  # load models before joining the group: no stall mid-rebalance
     web = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
     console.print(
@@ -32,6 +45,7 @@ def worker(ctx: typer.Context) -> None:
         f"models {stream.readiness.models}; web {web}",
         highlight=False,
     )
+    clean = False
     try:
         DarkroomWorker(
             stream.app,
@@ -42,11 +56,14 @@ def worker(ctx: typer.Context) -> None:
             shutdown_timeout_s=settings.worker.shutdown_timeout_s,
             in_flight=stream.in_flight,
         ).execute_from_commandline()
-    except SystemExit:
+    except SystemExit as stopped:
+        clean = stream.fatal is None and stopped.code in (0, None)
         if stream.fatal is None:
             raise
     finally:
         stream.stop_engine()
+        if clean:  # Faust has closed the tables; an exactly_once restart may keep them
+            local_state.mark_clean_stop(tabledir)
     if stream.fatal is not None:
         fail(
             f"stopped: a batch could not be completed ({stream.fatal!r}); it was not "

@@ -35,6 +35,15 @@ STANDARD: Final = ClientProfile(
     name="standard",
     producer=_frozen({"enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"}),
     consumer=_frozen({}),
+    faust=_frozen(
+        {
+            # Faust's 60 s session timeout left a crashed worker's partitions idle for a
+            # minute; 10 s (3 s heartbeats) moves them in seconds, and the worker's event loop
+            # never blocks (all work runs in threads), so it does not miss heartbeats.
+            "broker_session_timeout": 10.0,
+            "broker_heartbeat_interval": 3.0,
+        }
+    ),
 )
 
 EMBEDDED: Final = ClientProfile(

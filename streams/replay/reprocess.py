@@ -23,7 +23,7 @@ from streams.replay.sinks import (
     replay_headers,
     replayed_offsets,
 )
-from streams.tail import tail
+from streams.tail import scan
 
 
 def versions_from_produced_by(produced_by: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -38,9 +38,7 @@ def versions_from_produced_by(produced_by: dict[str, dict[str, str]]) -> dict[st
 def recorded_versions(settings: Settings, codec: Codec) -> dict[str, dict[str, str]]:
     """photo id -> the model versions of its latest PhotoEnriched."""
     latest: dict[str, dict[str, str]] = {}
-    for message in tail(
-        settings, codec, settings.topics.enriched, from_beginning=True, idle_timeout_s=1.0
-    ):
+    for message in scan(settings, codec, settings.topics.enriched):
         if message.event is not None and message.event.event_type is EventType.PHOTO_ENRICHED:
             record = message.event.record
             latest[record["photo_id"]] = versions_from_produced_by(record["produced_by"])

@@ -20,7 +20,7 @@ from streams.contracts.rows import message_row, to_json_line
 from streams.contracts.schemas import EventType
 from streams.errors import OperationError
 from streams.pipeline import RawMessage
-from streams.tail import tail
+from streams.tail import scan
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def replayed_offsets(
     """Scan ``topics`` for messages written by ``replay_id``: max source offset per partition."""
     through: dict[int, int] = {}
     for topic in topics:
-        for message in tail(settings, codec, topic, from_beginning=True, idle_timeout_s=1.0):
+        for message in scan(settings, codec, topic):
             hdrs = dict(message.headers)
             if hdrs.get(headers.REPLAY_ID) != replay_id.encode():
                 continue

@@ -6,7 +6,9 @@ uploads were lost. Here batches come from ``noack_take`` and each event is ackno
 after the processor returned (outputs acknowledged, tables written). Anything else leaves the
 batch unacknowledged: Faust commits only up to the first unacknowledged offset, so the batch is
 delivered again after a restart. An exception other than a rebalance's cancellation is fatal:
-the worker stops (exit status 1) rather than carry on behind a hole it cannot fill.
+the worker stops (exit status 1) rather than carry on behind a hole it cannot fill. A batch and
+its acknowledgements hold the transport's ``BatchGate``, so an offset commit (on Faust's timer)
+never sees half a batch.
 
 A stop (SIGTERM, SIGINT, or fatal) has a deadline: past ``worker.shutdown_timeout_s`` the
 process exits at once with status 1, naming the batch it abandoned (which was not acknowledged,
@@ -27,6 +29,7 @@ import faust
 from faust.types import EventT
 
 from streams.logs import get_logger
+from streams.worker.transport import BatchGate
 
 log = get_logger("darkroom.worker")
 
@@ -61,20 +64,43 @@ async def consume(
     within_s: float,
     in_flight: InFlight,
     on_fatal: Callable[[BaseException, Sequence[EventT[Any]]], None],
+    gate: BatchGate,
 ) -> None:
     """Process batches of ``stream``; acknowledge each event only after its batch is done."""
     async for events in stream.noack_take(batch_size, within=within_s):
-        in_flight.events = events
-        try:
-            await process(events)
-        except asyncio.CancelledError:
-            raise  # a rebalance: the batch is delivered again to whoever owns it next
-        except BaseException as exc:
-            on_fatal(exc, events)
-            raise
-        for event in events:
-            await stream.ack(event)
+        batch = distinct(events)
+        in_flight.events = batch
+        async with gate.held():
+            try:
+                await process(batch)
+            except asyncio.CancelledError:
+                raise  # a rebalance: the batch is delivered again to whoever owns it next
+            except BaseException as exc:
+                on_fatal(exc, batch)
+                raise
+            for event in events:
+                await stream.ack(event)
         in_flight.events = ()
+
+
+def distinct(events: Sequence[EventT[Any]]) -> Sequence[EventT[Any]]:
+    """``events`` with each message once (the first of the same topic, partition and offset).
+
+    When Faust seeks a partition back to its committed offset after the fetcher already
+    delivered from there (at the end of a table recovery), the same message can come twice in
+    one batch; processed twice, it came out twice in the same transaction (seen on Kafka 4.4
+    under exactly_once: two identical records at adjacent offsets). Two *uploads* of one photo
+    are different messages and both stay.
+    """
+    seen: set[tuple[str, int, int]] = set()
+    unique = []
+    for event in events:
+        message = event.message
+        where = (message.topic, message.partition, message.offset)
+        if where not in seen:
+            seen.add(where)
+            unique.append(event)
+    return events if len(unique) == len(events) else unique
 
 
 class DarkroomWorker(faust.Worker):
@@ -107,3 +133,11 @@ class DarkroomWorker(faust.Worker):
 def stop_self() -> None:
     """Ask this process's worker to stop, through the same path as SIGTERM (with deadline)."""
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def exit_now() -> None:
+    """Leave at once, committing nothing. Under exactly_once a clean stop would commit the open
+    transactions, which hold the unfinished batch's outputs; without a commit the broker aborts
+    them when the restarted worker's producers start (or after transaction.timeout.ms)."""
+    sys.stderr.flush()
+    os._exit(ABANDONED_EXIT_STATUS)

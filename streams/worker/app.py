@@ -22,10 +22,11 @@ from streams.errors import UsageError
 from streams.kafka.profiles import get_profile
 from streams.logs import get_logger
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
-from streams.worker.agent import InFlight, consume, describe, stop_self
+from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates
 from streams.worker.tables import Tables
+from streams.worker.transport import batch_gate
 from streams.worker.views import Readiness, register_views
 
 log = get_logger("darkroom.worker")
@@ -82,6 +83,7 @@ class StreamApp:
             versions=enricher.model_versions,
             enriched_topic=self.enriched,
             failed_topic=self.failed,
+            flush=lambda: self.app.producer.flush(),
         )
         self.readiness.models = enricher.model_versions
 
@@ -103,6 +105,8 @@ class StreamApp:
             error=repr(error),
             exc_info=error,
         )
+        if self.settings.worker.guarantee == "exactly_once":
+            exit_now()  # a clean stop would commit the batch's outputs (see exit_now)
         stop_self()
 
 
@@ -168,6 +172,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
             within_s=worker.batch_wait_s,
             in_flight=stream.in_flight,
             on_fatal=stream.on_fatal,
+            gate=batch_gate(app),
         )
 
     def recovered(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:

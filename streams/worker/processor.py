@@ -1,10 +1,12 @@
 """The worker's side of a batch: run the shared pipeline, send its outputs, record the tables.
 
 Order matters for crash safety: outputs are sent and *acknowledged* before the tables change,
-and the tables change before the batch's offsets are acknowledged (by the agent, after
-``process`` returns; see streams/worker/agent.py). A crash anywhere re-delivers the batch; the
-re-run emits the same event ids (consumers dedupe on them) and the tables, written once, end
-equal to a clean run's.
+and the tables' changelog records are acknowledged before the batch's offsets are (by the
+agent, after ``process`` returns; see streams/worker/agent.py). At least once, a crash anywhere
+re-delivers the batch; the re-run emits the same event ids (consumers dedupe on them) and the
+tables, written once, end equal to a clean run's. Exactly once, each output is sent as its
+upload's current event, which puts it in the transaction that commits that upload's offset
+(streams/worker/transport.py): a crash aborts outputs, table writes and offsets together.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -98,8 +100,12 @@ class BatchProcessor:
         versions: dict[str, str],
         enriched_topic: Any,
         failed_topic: Any,
+        flush: Callable[[], Awaitable[None]],
     ) -> None:
+        """``flush``: hand every buffered table write to Kafka and wait for it (Faust buffers
+        changelog records; they must be in Kafka before the batch's offsets move)."""
         self.pipeline, self.tables, self.metrics = pipeline, tables, metrics
+        self.flush = flush
         self.versions = versions
         self.topics = {"enriched": enriched_topic, "failed": failed_topic}
         # one thread: blob I/O and the engine never block the event loop (heartbeats)
@@ -116,20 +122,24 @@ class BatchProcessor:
             messages = [raw_message(event) for event in events]
             loop = asyncio.get_running_loop()
             batch = await loop.run_in_executor(self._executor, self.pipeline.run, messages)
-            await self._send(batch)
+            await self._send(batch, events)
             self._record(batch, events)
+            await self.flush()
         finally:
             self.metrics.in_flight.dec(len(events))
             self.metrics.stage_seconds.labels("batch").observe(time.perf_counter() - started)
 
-    async def _send(self, batch: Batch) -> None:
-        """Send every output now (not attached to an offset) and wait for all acknowledgements."""
+    async def _send(self, batch: Batch, events: Sequence[EventT[Any]]) -> None:
+        """Send every output now, each as its upload's event, and wait for all acknowledgements."""
         started = time.perf_counter()
+        event_of = {id(photo): event for photo, event in zip(batch.photos, events, strict=True)}
         pending = []
         for photo in batch.outputs():
             assert photo.topic is not None
             topic = self.topics[photo.topic]
-            pending.append(await topic.send(key=photo.message.key, value=photo.value, force=True))
+            with as_current(event_of[id(photo)]):
+                sent = await topic.send(key=photo.message.key, value=photo.value, force=True)
+            pending.append(sent)
         await asyncio.gather(*pending)
         self.metrics.stage_seconds.labels("send").observe(time.perf_counter() - started)
 

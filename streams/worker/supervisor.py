@@ -29,9 +29,15 @@ class WorkerProcess:
     """One `darkroom worker` in its own process group, data folder and web port."""
 
     def __init__(
-        self, settings: Settings, folder: Path, name: str, module: str | None = None
+        self,
+        settings: Settings,
+        folder: Path,
+        name: str,
+        module: str | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
-        """``module``: run ``python -m module`` instead of `darkroom worker` (benchmarks)."""
+        """``module``: run ``python -m module`` instead of `darkroom worker` (benchmarks);
+        ``args``: options for `darkroom worker` (e.g. ``--reset-local-state``)."""
         worker = settings.worker.model_copy(
             update={"data_dir": folder / name / "data", "web_port": free_port()}
         )
@@ -39,6 +45,7 @@ class WorkerProcess:
         self.log = folder / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.module = module
+        self.args = args
 
     @property
     def url(self) -> str:
@@ -52,7 +59,13 @@ class WorkerProcess:
         command = (
             [sys.executable, "-m", self.module]
             if self.module
-            else [sys.executable, "-c", "from streams.cli.app import main; main()", "worker"]
+            else [
+                sys.executable,
+                "-c",
+                "from streams.cli.app import main; main()",
+                "worker",
+                *self.args,
+            ]
         )
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
 from streams.config import Settings
 from streams.models.repository import ModelRepository
+from tests.worker.harness import for_test_workers
 
 
 @pytest.fixture
 def stream_settings(kafka: Settings, tmp_path: Path, repository: ModelRepository) -> Settings:
     """Settings for workers of this test (the models are built before any worker starts)."""
-    worker = kafka.worker.model_copy(
-        update={"app_id": f"darkroom-test-{uuid.uuid4().hex[:8]}", "batch_wait_s": 0.1}
-    )
-    return kafka.model_copy(update={"worker": worker})
+    return for_test_workers(kafka)
+
+
+@pytest.fixture
+def eos_settings(apache_kafka: Settings, tmp_path: Path, repository: ModelRepository) -> Settings:
+    """Worker settings with exactly_once, on Apache Kafka (tansu has no transactions)."""
+    return for_test_workers(apache_kafka, guarantee="exactly_once")
+
+
+@pytest.fixture
+def kafka_worker_settings(
+    apache_kafka: Settings, tmp_path: Path, repository: ModelRepository
+) -> Settings:
+    """Worker settings on Apache Kafka only."""
+    return for_test_workers(apache_kafka)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +14,13 @@ from streams.config import Settings
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
 from streams.kafka.clients import make_consumer, message_count
-from streams.tail import tail
+from streams.tail import scan
 from streams.worker.supervisor import WorkerProcess
 
 __all__ = [
     "WorkerProcess",
     "count",
+    "for_test_workers",
     "outcomes",
     "read_topic",
     "running",
@@ -28,11 +30,17 @@ __all__ = [
 ]
 
 
+def for_test_workers(settings: Settings, **worker: object) -> Settings:
+    """``settings`` with a consumer group of the test's own and short batch waits."""
+    values = {"app_id": f"darkroom-test-{uuid.uuid4().hex[:8]}", "batch_wait_s": 0.1, **worker}
+    return settings.model_copy(update={"worker": settings.worker.model_copy(update=values)})
+
+
 def read_topic(settings: Settings, topic: str) -> list[dict[str, Any]]:
-    """Every event on ``topic`` now (decoded), with its key; stops after 1 s of quiet."""
+    """Every committed event on ``topic`` now (decoded), with its key, partition and bytes."""
     codec = SingleObjectCodec(SchemaRepository(settings.paths.schemas))
     out = []
-    for message in tail(settings, codec, topic, from_beginning=True, idle_timeout_s=1.0):
+    for message in scan(settings, codec, topic):
         assert message.event is not None, message.error
         out.append(
             {

@@ -99,7 +99,12 @@ def test_two_workers_split_partitions_route_queries_and_take_over(
         owner_of = {u["user_id"]: u["_partition"] for u in uploads}
         user_on_a = next(u for u, p in owner_of.items() if p in owned_a)
         wait_for(lambda: first.get(f"/users/{user_on_a}")[0] == 200, 60, "a's user processed")
-        assert second.get(f"/users/{user_on_a}")[1]["user_id"] == user_on_a
+        # routed by the other worker; it knows the owner once its assignment map has arrived
+        wait_for(
+            lambda: second.get(f"/users/{user_on_a}")[1].get("user_id") == user_on_a,
+            30,
+            "the other worker to route the query",
+        )
 
         first.kill()
         wait_for(

@@ -11,12 +11,19 @@ from typing import Any
 import pytest
 
 from streams.broker import EmbeddedBroker, private_broker_settings
-from streams.config import Settings
+from streams.config import Settings, load_settings
 from streams.contracts import headers
 from streams.kafka.clients import make_producer
 from streams.kafka.topics import ensure_topics, project_topics
+from streams.models.repository import ModelRepository
 from streams.samples import encode_jpeg, load_photo
-from tests.worker.harness import WorkerProcess, running, wait_for, wait_for_outcomes
+from tests.worker.harness import (
+    WorkerProcess,
+    for_test_workers,
+    running,
+    wait_for,
+    wait_for_outcomes,
+)
 from tests.worker.publishing import upload
 
 pytestmark = pytest.mark.broker
@@ -68,10 +75,10 @@ def test_force_header_re_enriches_a_photo_that_is_done(
 
 
 def test_a_stop_that_cannot_finish_ends_at_its_deadline(
-    stream_settings: Settings, tmp_path: Path
+    tmp_path: Path, repository: ModelRepository
 ) -> None:
     # a broker of its own, stopped under the worker: the worker cannot commit or leave cleanly
-    own = private_broker_settings(stream_settings, tmp_path / "broker")
+    own = private_broker_settings(for_test_workers(load_settings()), tmp_path / "broker")
     broker = EmbeddedBroker(own)
     broker.start()
     worker_settings = own.worker.model_copy(update={"shutdown_timeout_s": 5.0})

@@ -17,6 +17,7 @@ from streams.worker.agent import InFlight, consume
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import AlreadyDone, BatchProcessor, raw_message
 from streams.worker.tables import Tables
+from streams.worker.transport import BatchGate
 from tests.pipeline.test_batch import make_pipeline, upload_bytes
 
 
@@ -49,6 +50,10 @@ class Topic:
         return ack
 
 
+async def flushed() -> None:
+    """Nothing is buffered here: the fake topics take every record at once."""
+
+
 def tables() -> Tables:
     return Tables(photo_state={}, user_stats={}, dup_index={}, embeddings={})
 
@@ -64,6 +69,7 @@ def processor(enricher: Enricher, root: Path) -> tuple[BatchProcessor, Topic, Ta
             versions=enricher.model_versions,
             enriched_topic=enriched,
             failed_topic=Topic(),
+            flush=flushed,
         ),
         enriched,
         state,
@@ -149,6 +155,7 @@ def test_a_batch_that_raises_is_never_acknowledged() -> None:
                 within_s=0.1,
                 in_flight=InFlight(),
                 on_fatal=lambda exc, batch: fatal.append((exc, batch)),
+                gate=BatchGate(),
             )
 
     asyncio.run(scenario())
@@ -172,10 +179,37 @@ def test_a_cancelled_batch_is_not_acknowledged_nor_fatal() -> None:
                 within_s=0.1,
                 in_flight=InFlight(),
                 on_fatal=lambda exc, batch: fatal.append(exc),
+                gate=BatchGate(),
             )
 
     asyncio.run(scenario())
     assert stream.acked == [] and fatal == []
+
+
+def test_a_message_delivered_twice_in_one_batch_is_processed_once() -> None:
+    first = events(b"a", b"b")
+    again = Event(Message("photos.uploaded", 0, 1, b"u1", b"b"))  # offset 1 once more
+    other = Event(Message("photos.uploaded", 1, 1, b"u2", b"c"))  # same offset, other partition
+    stream = Stream([[*first, again, other]])
+    seen: list[list[Any]] = []
+
+    async def process(batch: Sequence[Any]) -> None:
+        seen.append(list(batch))
+
+    async def scenario() -> None:
+        await consume(
+            stream,
+            process,
+            batch_size=16,
+            within_s=0.1,
+            in_flight=InFlight(),
+            on_fatal=lambda exc, batch: None,
+            gate=BatchGate(),
+        )
+
+    asyncio.run(scenario())
+    assert seen == [[*first, other]]
+    assert stream.acked == [0, 1, 1, 1]  # every delivery acknowledged, the repeat included
 
 
 def test_the_force_header_survives_the_way_into_the_skip_rule(
