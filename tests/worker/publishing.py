@@ -11,15 +11,16 @@ from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.events import new_upload, utc_now
 from streams.contracts.schemas import EventType, SchemaRepository
 from streams.kafka.clients import make_producer
-from streams.publish import Publisher, collect
+from streams.publish import Publisher, PublishReport, collect
 
 
 def codec(settings: Settings) -> SingleObjectCodec:
     return SingleObjectCodec(SchemaRepository(settings.paths.schemas))
 
 
-def publish_folder(settings: Settings, folder: Path) -> list[Any]:
-    """Publish every photo under ``folder`` (user = sub-folder name); the delivered ones."""
+def publish_report(settings: Settings, folder: Path) -> PublishReport:
+    """Publish every photo under ``folder`` (user = sub-folder name); what was delivered and
+    what was not."""
     files, problems = collect([str(folder)])
     assert not problems
     publisher = Publisher(
@@ -29,7 +30,12 @@ def publish_folder(settings: Settings, folder: Path) -> list[Any]:
         settings.topics.uploaded,
         settings.blobs.inline_max_bytes,
     )
-    report = publisher.publish(files)
+    return publisher.publish(files)
+
+
+def publish_folder(settings: Settings, folder: Path) -> list[Any]:
+    """Publish every photo under ``folder``; the delivered ones (every one must be)."""
+    report = publish_report(settings, folder)
     assert not report.failed
     return report.delivered
 

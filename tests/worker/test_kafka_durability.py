@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.blobs import BlobStore
 from streams.broker import KafkaCluster, local_broker, private_broker_settings
 from streams.config import Settings, load_settings
-from streams.kafka.clients import make_admin, make_producer
-from streams.publish import Publisher, PublishReport, collect
+from streams.kafka.clients import make_admin
 from tests.conftest import own_topics
 from tests.photos import write_photos
 from tests.worker.harness import (
@@ -25,23 +23,9 @@ from tests.worker.harness import (
     wait_for,
     wait_for_outcomes,
 )
-from tests.worker.publishing import codec, publish_folder
+from tests.worker.publishing import publish_folder, publish_report
 
 pytestmark = pytest.mark.broker
-
-
-def publish_report(settings: Settings, folder: Path) -> PublishReport:
-    """Publish every photo under ``folder``; the report (delivered and not delivered)."""
-    files, problems = collect([str(folder)])
-    assert not problems
-    publisher = Publisher(
-        make_producer(settings),
-        codec(settings),
-        BlobStore.from_settings(settings),
-        settings.topics.uploaded,
-        settings.blobs.inline_max_bytes,
-    )
-    return publisher.publish(files)
 
 
 def leader_of_busiest(settings: Settings) -> int:
