@@ -56,6 +56,11 @@ def raw_message(event: EventT[Any]) -> RawMessage:
     )
 
 
+def events_by_photo(batch: Batch, events: Sequence[EventT[Any]]) -> dict[int, EventT[Any]]:
+    """id(photo) -> the event it came from (the pipeline keeps the batch's order)."""
+    return {id(photo): event for photo, event in zip(batch.photos, events, strict=True)}
+
+
 class TableDuplicates:
     """The near-duplicate search's view of the worker's tables (read-only)."""
 
@@ -132,7 +137,7 @@ class BatchProcessor:
     async def _send(self, batch: Batch, events: Sequence[EventT[Any]]) -> None:
         """Send every output now, each as its upload's event, and wait for all acknowledgements."""
         started = time.perf_counter()
-        event_of = {id(photo): event for photo, event in zip(batch.photos, events, strict=True)}
+        event_of = events_by_photo(batch, events)
         pending = []
         for photo in batch.outputs():
             assert photo.topic is not None
@@ -146,7 +151,7 @@ class BatchProcessor:
     def _record(self, batch: Batch, events: Sequence[EventT[Any]]) -> None:
         """Tables and metrics, each write under its own event (its changelog partition)."""
         now = time.time()
-        event_of = {id(photo): event for photo, event in zip(batch.photos, events, strict=True)}
+        event_of = events_by_photo(batch, events)
         by_user: dict[str, EventT[Any]] = {}
         by_photo: dict[str, EventT[Any]] = {}
         for photo in batch.photos:
