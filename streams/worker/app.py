@@ -20,13 +20,14 @@ from streams.config import Settings
 from streams.engine import Enricher
 from streams.errors import UsageError
 from streams.kafka.profiles import get_profile
+from streams.kafka.topics import TopicSpec
 from streams.logs import get_logger
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates
 from streams.worker.tables import Tables
-from streams.worker.transport import batch_gate
+from streams.worker.transport import batch_gate, drain
 from streams.worker.views import Readiness, register_views
 
 log = get_logger("darkroom.worker")
@@ -83,9 +84,31 @@ class StreamApp:
             versions=enricher.model_versions,
             enriched_topic=self.enriched,
             failed_topic=self.failed,
-            flush=lambda: self.app.producer.flush(),
+            flush=lambda: drain(self.app),
         )
         self.readiness.models = enricher.model_versions
+
+    def changelog_topics(self) -> list[TopicSpec]:
+        """The tables' changelog topics as Faust would create them (see streams.kafka.topics:
+        created by Darkroom first, they are usable before Faust's consumer looks at them)."""
+        specs = []
+        for table in self.app.tables.values():
+            topic = table.changelog_topic
+            policy = [
+                name
+                for name, on in (("compact", topic.compacting), ("delete", topic.deleting))
+                if on
+            ]
+            config = {"cleanup.policy": ",".join(policy)} if policy else {}
+            specs.append(
+                TopicSpec(
+                    topic.get_topic_name(),
+                    topic.partitions or table.partitions,
+                    self.settings.topics.replication,
+                    config,
+                )
+            )
+        return specs
 
     def stop_engine(self) -> None:
         """Release threads."""

@@ -20,11 +20,25 @@ second time, visible to ``read_committed`` readers. Two changes make it exact:
   event's), the one that commits that upload's offset; a send with no current event is refused;
 * Faust commits on a timer, which could land between a batch's sends and its acknowledgements and
   commit the outputs without the offsets. ``BatchGate`` lets a commit run only between batches.
+
+Routing a web query by key (``app.topic_route``) asks the *producer's* metadata for the topic's
+partitions. aiokafka's producer fetches every topic's metadata only until its first send; from
+then on it tracks just the topics it sends to, so the uploads topic (consumed, never produced
+to) dropped out and every routed query failed with a TypeError inside Faust (measured on Kafka
+4.4; tansu answers with every topic whatever was asked, which hid it). ``track_topic`` keeps a
+topic in the producer's metadata for good.
+
+Table writes: Faust buffers each changelog record (``send_soon``) and its ``Producer.flush``
+gives up waiting after 0.1 s without a send, and never looks at whether a record was delivered;
+a batch's offsets could then be committed before its table writes were in Kafka, or after
+they failed. ``drain`` waits until every buffered record was handed over *and* acknowledged, and
+raises if one was not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,6 +47,14 @@ from faust.exceptions import ProducerSendError
 from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as driver
+from faust.transport.producer import ProducerBuffer
+from faust.types.tuples import FutureMessage
+
+from streams.errors import OperationError
+
+
+class ChangelogError(OperationError):
+    """A table write's changelog record was not delivered (the batch is not acknowledged)."""
 
 
 class BatchGate:
@@ -54,6 +76,67 @@ def batch_gate(app: Any) -> BatchGate:
     if gate is None:
         gate = app._darkroom_batch_gate = BatchGate()
     return gate
+
+
+async def track_topic(app: Any, topic: str) -> None:
+    """Make ``app``'s producer keep ``topic`` in its metadata; wait until it is there.
+
+    Cheap once done (aiokafka answers with a finished future for a topic it already tracks)."""
+    producer = app.producer._ensure_producer()  # NotReady before the producer started
+    await producer.client.add_topic(topic)
+
+
+class _DrainableBuffer(ProducerBuffer):
+    """Faust's producer buffer, which also knows what it handed over and whether it arrived."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._sending = 0  # taken off the queue, not yet handed to the Kafka client
+        self._deliveries: list[asyncio.Future[Any]] = []
+        self._failures: list[BaseException] = []
+        self._idle = asyncio.Event()
+
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        self._sending += 1
+        self._idle.clear()
+        try:
+            delivery = await fut.message.channel.publish_message(fut, wait=False)
+            self._deliveries.append(asyncio.ensure_future(delivery))
+        except Exception as exc:  # kept for drain(): the buffer must keep going
+            self._failures.append(exc)
+        finally:
+            self._sending -= 1
+            self._idle.set()
+
+    async def drain(self) -> None:
+        """Until everything put so far is acknowledged by Kafka; raise if something was not."""
+        while self.size or self._sending:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):  # queued, not picked up yet: look again
+                await asyncio.wait_for(self._idle.wait(), timeout=0.05)
+        deliveries, self._deliveries = self._deliveries, []
+        failures, self._failures = self._failures, []
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        failures += [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise ChangelogError(
+                f"{len(failures)} table changelog record(s) not delivered: {failures[0]!r}"
+            ) from failures[0]
+
+
+class _Producer(driver.Producer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # set at the end of Faust's __init__, so replaced after it (producer_threaded is off)
+        self.buffer = _DrainableBuffer(loop=self.loop, beacon=self.beacon)
+        self.buffer.app = self.app
+
+
+async def drain(app: Any) -> None:
+    """Wait until every table write so far is in Kafka (see the module docstring)."""
+    buffer = app.producer.buffer
+    assert isinstance(buffer, _DrainableBuffer), "the worker runs on the darkroom:// transport"
+    await buffer.drain()
 
 
 class _TransactionManager(TransactionManager):
@@ -111,4 +194,5 @@ class Transport(driver.Transport):
     """aiokafka transport: configurable fetch wait, outputs inside their upload's transaction."""
 
     Consumer = _Consumer
+    Producer = _Producer
     TransactionManager = _TransactionManager

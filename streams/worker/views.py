@@ -9,7 +9,9 @@ worker only (a photo id does not say which partition holds it): 404 with a hint 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import wraps
 from typing import Any
 
 import faust
@@ -17,6 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.tables import Tables
+from streams.worker.transport import track_topic
+
+View = Callable[..., Awaitable[Any]]
 
 
 @dataclass
@@ -62,8 +67,19 @@ def register_views(
         content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return web.bytes(generate_latest(metrics.registry), content_type=content_type)
 
+    def routed_by_user(view: View) -> View:
+        """Faust's routing to the worker that owns the user's partition of the uploads."""
+        routed = app.topic_route(topic=uploads, match_info="user_id")(view)
+
+        @wraps(view)
+        async def get(*args: Any, **kwargs: Any) -> Any:
+            await track_topic(app, uploads.get_topic_name())  # see streams.worker.transport
+            return await routed(*args, **kwargs)
+
+        return get
+
     @app.page("/users/{user_id}")
-    @app.topic_route(topic=uploads, match_info="user_id")
+    @routed_by_user
     async def user(web: Any, request: Any, user_id: str) -> Any:
         stats = tables.user_stats.get(user_id)
         if stats is None:
@@ -71,7 +87,7 @@ def register_views(
         return web.json({"user_id": user_id, **stats})
 
     @app.page("/users/{user_id}/photos/{photo_id}")
-    @app.topic_route(topic=uploads, match_info="user_id")
+    @routed_by_user
     async def user_photo(web: Any, request: Any, user_id: str, photo_id: str) -> Any:
         return _photo(web, tables.photo_state.get(photo_id), photo_id, routed=True)
 

@@ -1,0 +1,125 @@
+"""The worker's transport: ``drain`` returns only when every table write is acknowledged, and
+raises when one was not (Faust's own flush gave up after 0.1 s and never looked); the producer
+keeps the uploads topic's partitions, which routing a query by key needs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams.config import Settings
+from streams.kafka.topics import TopicSpec, ensure_topics
+from streams.worker.transport import ChangelogError, _DrainableBuffer, track_topic
+
+Hand = Callable[[int], Awaitable[asyncio.Future[Any]]]
+
+
+class Channel:
+    """Stands in for a changelog topic: ``hand`` decides how record ``n`` is handed over."""
+
+    def __init__(self, hand: Hand) -> None:
+        self.hand, self.handed = hand, 0
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> asyncio.Future[Any]:
+        self.handed += 1
+        return await self.hand(fut.number)
+
+
+def record(channel: Channel, number: int) -> Any:
+    return SimpleNamespace(number=number, message=SimpleNamespace(channel=channel))
+
+
+async def started(hand: Hand) -> tuple[_DrainableBuffer, Channel]:
+    buffer = _DrainableBuffer(loop=asyncio.get_running_loop())
+    buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))  # type: ignore[assignment]
+    await buffer.start()
+    return buffer, Channel(hand)
+
+
+def test_drain_waits_for_a_slow_hand_over_and_for_the_acknowledgement() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        acks = [loop.create_future() for _ in range(3)]
+
+        async def hand(number: int) -> asyncio.Future[Any]:
+            await asyncio.sleep(0.3)  # longer than the 0.1 s Faust's flush waited
+            return acks[number]
+
+        buffer, channel = await started(hand)
+        try:
+            for number in range(3):
+                buffer.put(record(channel, number))
+            drained = asyncio.ensure_future(buffer.drain())
+            await asyncio.sleep(1.2)  # every record handed over by now, none acknowledged
+            assert channel.handed == 3 and not drained.done()
+            acks[0].set_result(None)
+            acks[1].set_result(None)
+            await asyncio.sleep(0.1)
+            assert not drained.done()
+            acks[2].set_result(None)
+            await asyncio.wait_for(drained, 1)
+        finally:
+            await buffer.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("where", ["delivery", "hand-over"])
+def test_drain_raises_for_a_record_not_delivered_and_the_buffer_goes_on(where: str) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def hand(number: int) -> asyncio.Future[Any]:
+            ack = loop.create_future()
+            if number == 0 and where == "hand-over":
+                raise AssertionError("Unrecognized partition")
+            if number == 0:
+                ack.set_exception(RuntimeError("NotLeaderForPartition"))
+            else:
+                ack.set_result(None)
+            return ack
+
+        buffer, channel = await started(hand)
+        try:
+            buffer.put(record(channel, 0))
+            buffer.put(record(channel, 1))
+            with pytest.raises(ChangelogError, match="1 table changelog record"):
+                await asyncio.wait_for(buffer.drain(), 2)
+            buffer.put(record(channel, 2))  # a failure is reported once, not forever
+            await asyncio.wait_for(buffer.drain(), 2)
+            assert channel.handed == 3
+        finally:
+            await buffer.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.broker
+def test_the_producer_keeps_a_topic_it_never_sends_to(apache_kafka: Settings) -> None:
+    uploads, later = apache_kafka.topics.uploaded, f"{apache_kafka.topics.enriched}-later"
+
+    async def scenario() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=apache_kafka.kafka.bootstrap)
+        await producer.start()
+        try:
+            app = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+            await producer.client.force_metadata_update()
+            assert producer.client.cluster.partitions_for_topic(uploads)  # all topics, at first
+            # a topic created after the producer started: sending to it makes aiokafka track
+            # only the topics it sends to, and the uploads topic drops out of its metadata
+            ensure_topics(apache_kafka, [TopicSpec(later, 1, 1)])
+            await producer.send_and_wait(later, b"x")
+            await producer.client.force_metadata_update()
+            assert producer.client.cluster.partitions_for_topic(uploads) is None
+            await track_topic(app, uploads)
+            await producer.client.force_metadata_update()
+            assert producer.client.cluster.partitions_for_topic(uploads) == {0, 1, 2, 3}
+        finally:
+            await producer.stop()
+
+    asyncio.run(scenario())
