@@ -38,7 +38,6 @@ raises if one was not.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -94,11 +93,9 @@ class _DrainableBuffer(ProducerBuffer):
         self._sending = 0  # taken off the queue, not yet handed to the Kafka client
         self._deliveries: list[asyncio.Future[Any]] = []
         self._failures: list[BaseException] = []
-        self._idle = asyncio.Event()
 
     async def _send_pending(self, fut: FutureMessage) -> None:
         self._sending += 1
-        self._idle.clear()
         try:
             delivery = await fut.message.channel.publish_message(fut, wait=False)
             self._deliveries.append(asyncio.ensure_future(delivery))
@@ -106,14 +103,11 @@ class _DrainableBuffer(ProducerBuffer):
             self._failures.append(exc)
         finally:
             self._sending -= 1
-            self._idle.set()
 
     async def drain(self) -> None:
         """Until everything put so far is acknowledged by Kafka; raise if something was not."""
-        while self.size or self._sending:
-            self._idle.clear()
-            with contextlib.suppress(TimeoutError):  # queued, not picked up yet: look again
-                await asyncio.wait_for(self._idle.wait(), timeout=0.05)
+        while self.size or self._sending:  # nothing left only between batches' writes: poll
+            await asyncio.sleep(0.005)
         deliveries, self._deliveries = self._deliveries, []
         failures, self._failures = self._failures, []
         results = await asyncio.gather(*deliveries, return_exceptions=True)
