@@ -8,7 +8,8 @@ batch unacknowledged: Faust commits only up to the first unacknowledged offset, 
 delivered again after a restart. An exception other than a rebalance's cancellation is fatal:
 the worker stops (exit status 1) rather than carry on behind a hole it cannot fill. A batch and
 its acknowledgements hold the transport's ``BatchGate``, so an offset commit (on Faust's timer)
-never sees half a batch.
+never sees half a batch. What a batch may contain is decided first, in offset order per
+partition (streams/worker/continuity.py).
 
 A stop (SIGTERM, SIGINT, or fatal) has a deadline: past ``worker.shutdown_timeout_s`` the
 process exits at once with status 1, naming the batch it abandoned (which was not acknowledged,
@@ -29,6 +30,7 @@ import faust
 from faust.types import EventT
 
 from streams.logs import get_logger
+from streams.worker.continuity import Continuity
 from streams.worker.transport import BatchGate
 
 log = get_logger("darkroom.worker")
@@ -65,42 +67,29 @@ async def consume(
     in_flight: InFlight,
     on_fatal: Callable[[BaseException, Sequence[EventT[Any]]], None],
     gate: BatchGate,
+    continuity: Continuity,
+    consumer: Any,
 ) -> None:
-    """Process batches of ``stream``; acknowledge each event only after its batch is done."""
+    """Process batches of ``stream``; acknowledge each event only after its batch is done.
+
+    Each batch is first admitted by ``continuity``: events the consumer delivered out of order
+    or twice are not processed (streams/worker/continuity.py)."""
     async for events in stream.noack_take(batch_size, within=within_s):
-        batch = distinct(events)
-        in_flight.events = batch
         async with gate.held():
+            admission = await continuity.settle(events, consumer)
+            batch = admission.process
+            in_flight.events = batch
             try:
-                await process(batch)
+                if batch:
+                    await process(batch)
             except asyncio.CancelledError:
                 raise  # a rebalance: the batch is delivered again to whoever owns it next
             except BaseException as exc:
                 on_fatal(exc, batch)
                 raise
-            for event in events:
+            for event in [*batch, *admission.again]:
                 await stream.ack(event)
         in_flight.events = ()
-
-
-def distinct(events: Sequence[EventT[Any]]) -> Sequence[EventT[Any]]:
-    """``events`` with each message once (the first of the same topic, partition and offset).
-
-    When Faust seeks a partition back to its committed offset after the fetcher already
-    delivered from there (at the end of a table recovery), the same message can come twice in
-    one batch; processed twice, it came out twice in the same transaction (seen on Kafka 4.4
-    under exactly_once: two identical records at adjacent offsets). Two *uploads* of one photo
-    are different messages and both stay.
-    """
-    seen: set[tuple[str, int, int]] = set()
-    unique = []
-    for event in events:
-        message = event.message
-        where = (message.topic, message.partition, message.offset)
-        if where not in seen:
-            seen.add(where)
-            unique.append(event)
-    return events if len(unique) == len(events) else unique
 
 
 class DarkroomWorker(faust.Worker):

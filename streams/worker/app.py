@@ -24,6 +24,7 @@ from streams.kafka.topics import TopicSpec
 from streams.logs import get_logger
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
+from streams.worker.continuity import Continuity, first_committed_record
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates
 from streams.worker.tables import Tables
@@ -41,6 +42,7 @@ class DarkroomApp(faust.App):
     """faust.App plus the consumer fetch wait that streams.worker.transport applies."""
 
     fetch_max_wait_ms: int = 500
+    continuity: Continuity | None = None  # read by streams.worker.transport's consumer
 
 
 @dataclass
@@ -170,6 +172,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
         **_faust_settings(profile.faust),
     )
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms
+    continuity = app.continuity = Continuity(first_committed_record(settings))
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
@@ -196,6 +199,8 @@ def create_stream_app(settings: Settings) -> StreamApp:
             in_flight=stream.in_flight,
             on_fatal=stream.on_fatal,
             gate=batch_gate(app),
+            continuity=continuity,
+            consumer=app.consumer,
         )
 
     def recovered(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:

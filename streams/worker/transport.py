@@ -33,6 +33,10 @@ gives up waiting after 0.1 s without a send, and never looks at whether a record
 a batch's offsets could then be committed before its table writes were in Kafka, or after
 they failed. ``drain`` waits until every buffered record was handed over *and* acknowledged, and
 raises if one was not.
+
+Offsets: the consumer leaves to the agent (streams/worker/continuity.py) which jumps in a stream
+partition's offsets are gaps, resets the agent's expected offsets at each seek, and lets it seek
+back and drop held-back events from Faust's unacknowledged set.
 """
 
 from __future__ import annotations
@@ -177,6 +181,42 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    # Darkroom's agent decides which offset jumps are gaps (streams.worker.continuity).
+    def _continuity(self) -> Any:
+        return getattr(self.app, "continuity", None)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        continuity = self._continuity()
+        if continuity is None:
+            return
+        topics = self.app.topics
+        streams = {tp for tp in self.assignment() if topics.acks_enabled_for(tp.topic)}
+        offsets = {tp: self._committed_offset.get(tp) for tp in streams}
+        unread = [tp for tp, offset in offsets.items() if offset is None]
+        if unread:  # nothing committed (or 0): reading starts at the beginning
+            offsets.update(await self.earliest_offsets(*unread))
+        continuity.reset(offsets)
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        continuity = self._continuity()
+        if continuity is not None:
+            continuity.forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        if self._continuity() is None:
+            await super()._add_gap(tp, offset_from, offset_to)
+
+    async def accept_gap(self, tp: Any, first: int, last: int) -> None:
+        """Offsets ``first``..``last`` hold no record: count them as done."""
+        await super()._add_gap(tp, first, last)
+
+    def forget(self, events: Any) -> None:
+        """Held-back events: they come again after a seek, so Faust must not wait for them."""
+        for event in events:
+            self._unacked_messages.discard(event.message)
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with batch_gate(self.app).held():

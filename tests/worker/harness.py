@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from streams.config import Settings
 from streams.contracts.codec import SingleObjectCodec
@@ -19,6 +19,7 @@ from streams.worker.supervisor import WorkerProcess
 
 __all__ = [
     "WorkerProcess",
+    "committed_offsets",
     "count",
     "for_test_workers",
     "outcomes",
@@ -70,6 +71,30 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+def committed_offsets(settings: Settings) -> dict[int, int]:
+    """The worker group's committed offset of each uploads partition (-1001: none yet).
+
+    A Kafka broker that has just started answers NOT_COORDINATOR for a while (its offsets
+    topic is still loading): retried for up to 30 s, as a consumer would.
+    """
+    topic = settings.topics.uploaded
+    consumer = make_consumer(settings, group_id=settings.worker.app_id)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                found = consumer.committed(wanted, timeout=10)
+                return {tp.partition: tp.offset for tp in found}
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
 def wait_consumed(settings: Settings, timeout_s: float = 60.0) -> None:
     """Until the workers' group has committed every message now on the uploads topic.
 
@@ -78,18 +103,15 @@ def wait_consumed(settings: Settings, timeout_s: float = 60.0) -> None:
     test can assert that nothing *else* came out, without sleeping and hoping.
     """
     topic = settings.topics.uploaded
-    consumer = make_consumer(settings, group_id=settings.worker.app_id)
+    consumer = make_consumer(settings)
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        wanted = [TopicPartition(topic, p) for p in partitions]
 
         def behind() -> list[str]:
-            committed = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
             lagging = []
-            for tp in wanted:
-                end = consumer.get_watermark_offsets(tp, timeout=10)[1]
-                if end > 0 and committed.get(tp.partition, -1) < end:
-                    lagging.append(f"{tp.partition}: {committed.get(tp.partition)} < {end}")
+            for partition, offset in committed_offsets(settings).items():
+                end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                if end[1] > 0 and offset < end[1]:
+                    lagging.append(f"{partition}: {offset} < {end[1]}")
             return lagging
 
         wait_for(lambda: not behind(), timeout_s, f"the group to commit all of {topic}")

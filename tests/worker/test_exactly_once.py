@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
 
 from streams.config import Settings
-from streams.kafka.clients import make_consumer
 from streams.kafka.topics import ensure_topics, project_topics
 from streams.tail import scan
 from streams.worker.local_state import changelog_topic
 from tests.photos import write_photos
 from tests.worker.harness import (
     WorkerProcess,
+    committed_offsets,
     count,
     running,
     wait_consumed,
@@ -74,18 +73,6 @@ def event_ids(settings: Settings) -> Counter[str]:
             assert record.event is not None, record.error
             seen[record.event.record["photo_id"]] += 1
     return seen
-
-
-def committed_offsets(settings: Settings) -> dict[int, int]:
-    """The worker group's committed offset of each uploads partition (-1: none yet)."""
-    topic = settings.topics.uploaded
-    consumer = make_consumer(settings, group_id=settings.worker.app_id)
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        wanted = [TopicPartition(topic, p) for p in partitions]
-        return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
-    finally:
-        consumer.close()
 
 
 def with_outputs_of_its_own(settings: Settings, name: str) -> Settings:
