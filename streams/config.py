@@ -102,6 +102,37 @@ class BlobSettings(BaseModel):
     max_bytes: int = Field(
         50 * 1024 * 1024, gt=0, description="Largest photo accepted (BLOB_TOO_LARGE above)"
     )
+    fetch_concurrency: int = Field(
+        16, ge=1, le=256, description="Photos of one batch fetched at the same time"
+    )
+    s3_buckets: list[str] = Field(
+        default_factory=list,
+        description="Buckets served for s3:// URIs (JSON list); an event naming another bucket "
+        "is BLOB_MISSING. Empty = s3:// not served",
+    )
+    s3_endpoint: str | None = Field(
+        None,
+        description="S3-compatible endpoint URL (MinIO, Ceph, a local test server); unset = AWS",
+    )
+    s3_region: str | None = Field(
+        None,
+        description="Region; unset = the standard chain's (AWS_REGION, profile), else us-east-1",
+    )
+    s3_connect_timeout_s: float = Field(3.0, gt=0, description="Seconds to connect to the store")
+    s3_read_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a request may wait for the store's next bytes"
+    )
+    s3_request_timeout_s: float = Field(
+        120.0, gt=0, description="Seconds one request may take in all, body included"
+    )
+    s3_max_attempts: int = Field(
+        4, ge=1, le=20, description="Tries per request, with backoff between them"
+    )
+    s3_multipart_threshold_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        description="`publish --to s3://` uploads photos at least this large in parts",
+    )
 
 
 class LogSettings(BaseModel):

@@ -76,6 +76,7 @@ class FailureReason(StrEnum):
     IMAGE_TOO_COMPLEX = "IMAGE_TOO_COMPLEX"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"
+    BLOB_STORE_UNAVAILABLE = "BLOB_STORE_UNAVAILABLE"
 
 
 class PhotoError(DarkroomError):
@@ -106,6 +107,14 @@ class BlobChecksumError(PhotoError):
     """The bytes do not match the event's content_sha256."""
 
     reason = FailureReason.BLOB_CHECKSUM_MISMATCH
+
+
+class BlobStoreUnavailableError(PhotoError):
+    """The object store did not answer, or refused Darkroom's credentials, after every retry.
+
+    Nothing is wrong with the photo: re-drive the dead letter once the store answers again."""
+
+    reason = FailureReason.BLOB_STORE_UNAVAILABLE
 
 
 class UnsupportedFormatError(PhotoError):

@@ -49,6 +49,9 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # boto3 says at INFO where it found credentials, on every client: not news to an operator
+    for chatty in ("botocore", "boto3", "s3transfer"):
+        logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

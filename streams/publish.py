@@ -16,7 +16,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.blobs import BlobStore, read_regular_file, sha256_hex
+from streams.blobs import BlobWriter, read_regular_file, sha256_hex
 from streams.contracts.codec import Codec
 from streams.contracts.events import new_upload, photo_id_for
 from streams.contracts.schemas import EventType
@@ -154,7 +154,7 @@ class Publisher:
         self,
         producer: Producer,
         codec: Codec,
-        blobs: BlobStore,
+        blobs: BlobWriter,
         topic: str,
         inline_max_bytes: int,
         delivery_timeout_s: float = 30.0,

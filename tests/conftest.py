@@ -21,6 +21,7 @@ from streams.engine import Enricher
 from streams.kafka.topics import ensure_topics, project_topics
 from streams.models.build import build_model
 from streams.models.repository import ModelRepository
+from tests.blobs.s3server import ACCESS_KEY, SECRET_KEY, LocalS3
 from tests.kafka_required import require_kafka
 
 ENGINES: tuple[BrokerEngine, ...] = ("embedded", "kafka")
@@ -29,6 +30,19 @@ ENGINES: tuple[BrokerEngine, ...] = ("embedded", "kafka")
 for _name in [n for n in os.environ if n.startswith("DARKROOM_")]:
     del os.environ[_name]
 os.environ["DARKROOM_CONFIG"] = "/nonexistent/darkroom.toml"
+# ...nor AWS credentials, profiles or an instance role: S3 tests use the local server's keys.
+for _name in [n for n in os.environ if n.startswith("AWS_")]:
+    del os.environ[_name]
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+)
 
 
 class Brokers:
@@ -128,6 +142,40 @@ def apache_kafka(apache_kafka_settings: Settings, tmp_path: Path) -> Settings:
 def kafka_env(kafka: Settings) -> dict[str, str]:
     """The environment a `darkroom` command needs to use the ``kafka`` settings."""
     return settings_env(kafka)
+
+
+@pytest.fixture(scope="session")
+def local_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    """The session's S3-compatible server on 127.0.0.1 (started by the first test using it)."""
+    server = LocalS3(tmp_path_factory.mktemp("s3") / "moto.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(local_s3: LocalS3) -> Settings:
+    """Settings serving a fresh bucket of this test's own on the local server (endpoint,
+    short timeouts: a test of a silent store waits seconds, not minutes)."""
+    bucket = f"photos-{uuid.uuid4().hex[:12]}"
+    local_s3.create_bucket(bucket)
+    return s3_settings(load_settings(), local_s3.endpoint, [bucket])
+
+
+def s3_settings(base: Settings, endpoint: str, buckets: list[str]) -> Settings:
+    """``base`` serving ``buckets`` at ``endpoint``, with timeouts for tests."""
+    blobs = base.blobs.model_copy(
+        update={
+            "s3_endpoint": endpoint,
+            "s3_buckets": buckets,
+            "s3_region": "us-east-1",
+            "s3_connect_timeout_s": 2.0,
+            "s3_read_timeout_s": 1.0,
+            "s3_max_attempts": 2,
+        }
+    )
+    return base.model_copy(update={"blobs": blobs})
 
 
 @pytest.fixture(scope="session")

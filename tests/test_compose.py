@@ -6,6 +6,8 @@ properties (streams/broker/kafka_config.py) and to the default Kafka version and
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +22,7 @@ from streams.broker.kafka_config import (
     node_properties,
     replication_properties,
 )
-from streams.config import BrokerSettings
+from streams.config import ENV_PREFIX, BrokerSettings, Settings
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 # Where the container differs from a local node on purpose: its network (listeners reachable by
@@ -88,3 +90,22 @@ def test_docker_compose_accepts_the_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_settings_it_documents_exist() -> None:
+    """The header's DARKROOM_* lines are settings a worker reads, and the bucket they name is
+    the one the `buckets` job creates."""
+    documented = dict(re.findall(r"(DARKROOM_\w+)=(\S+)", COMPOSE.read_text(encoding="utf-8")))
+    known = {
+        f"{ENV_PREFIX}{section}_{field}".upper()
+        for section, fields in _fields()
+        for field in fields
+    }
+    assert set(documented) <= known
+    buckets = json.loads(documented["DARKROOM_BLOBS_S3_BUCKETS"].strip("'"))
+    job = " ".join(compose()["services"]["buckets"]["command"])
+    assert all(f"local/{bucket}" in job for bucket in buckets)
+
+
+def _fields() -> list[tuple[str, list[str]]]:
+    return [(name, list(type(section).model_fields)) for name, section in Settings()]

@@ -9,8 +9,11 @@ from streams.config import REPO_ROOT, Settings, settings_env
 
 def test_every_setting_is_documented_and_nothing_else() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
-    documented = set(re.findall(r"^\| `(DARKROOM_[A-Z_]+)` \|", readme, flags=re.MULTILINE))
-    defaults = Settings(kafka={"schema_registry_url": "x", "schema_registry_auth": "a:b"})
+    documented = set(re.findall(r"^\| `(DARKROOM_[A-Z0-9_]+)` \|", readme, flags=re.MULTILINE))
+    defaults = Settings(
+        kafka={"schema_registry_url": "x", "schema_registry_auth": "a:b"},
+        blobs={"s3_endpoint": "http://x", "s3_region": "x"},
+    )
     assert documented == set(settings_env(defaults))
 
 

@@ -20,6 +20,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from streams.blobs import BlobStore
 from streams.broker import EmbeddedBroker, private_broker_settings
 from streams.cli.common import AppState, ExitCode, console, err_console, fail, state
 from streams.cli.publish import send_with_progress
@@ -67,7 +68,8 @@ def demo(
         files, problems = collect([str(workdir / "photos")])
         if problems:
             fail(f"the sample set has unpublishable files: {problems}", ExitCode.FAILED)
-        report = send_with_progress(settings, app.codec, files, user=None, inline=False)
+        writer = BlobStore.from_settings(settings).writer(None)
+        report = send_with_progress(settings, app.codec, files, writer, user=None, inline=False)
         names = {d.photo_id: d.file.path.name for d in report.delivered}
         _wait_for_outcomes(settings, len(report.delivered))
         _show_results(app, names, worker)

@@ -11,7 +11,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from streams.blobs import BlobStore
+from streams.blobs import BlobStore, BlobWriter
 from streams.cli.common import ExitCode, console, err_console, fail, state
 from streams.config import Settings
 from streams.contracts.codec import Codec
@@ -40,6 +40,12 @@ def publish(
     skip_invalid: bool = typer.Option(
         False, "--skip-invalid", help="Publish the valid photos even if some paths are not."
     ),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="Upload the photos to s3://bucket/prefix (a bucket in DARKROOM_BLOBS_S3_BUCKETS) "
+        "instead of the blob root; an event is sent only after its photo is stored.",
+    ),
 ) -> None:
     """Publish photos to the uploads topic and wait until the broker has every one.
 
@@ -63,13 +69,19 @@ def publish(
         )
     if not files:
         fail("no photos to publish")
-    report = send_with_progress(settings, app.codec, files, user=user, inline=inline)
+    writer = BlobStore.from_settings(settings).writer(to)  # UsageError: exit 2, nothing sent
+    report = send_with_progress(settings, app.codec, files, writer, user=user, inline=inline)
     if report.failed:
         raise typer.Exit(int(ExitCode.FAILED))
 
 
 def send_with_progress(
-    settings: Settings, codec: Codec, files: list[PhotoFile], user: str | None, inline: bool
+    settings: Settings,
+    codec: Codec,
+    files: list[PhotoFile],
+    writer: BlobWriter,
+    user: str | None,
+    inline: bool,
 ) -> PublishReport:
     """Publish checked files with a progress bar and a summary; exits on unreachable Kafka."""
     metadata = probe(settings)  # BrokerUnreachableError: exit 3, through the CLI's handler
@@ -82,7 +94,7 @@ def send_with_progress(
     publisher = Publisher(
         make_producer(settings, **{"message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)}),
         codec,
-        BlobStore.from_settings(settings),
+        writer,
         topic,
         settings.blobs.inline_max_bytes,
         delivery_timeout_s=DELIVERY_TIMEOUT_S + 5,

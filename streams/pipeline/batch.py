@@ -150,7 +150,7 @@ class Pipeline:
         with self._stage(batch, "skip"):
             todo = [p for p in batch.photos if p.result is None and not self._skipped(p)]
         with self._stage(batch, "fetch_blob"):
-            data = {id(photo): self._fetch(photo) for photo in todo}
+            data = self._fetch(todo)
         with self._stage(batch, "enrich"):
             self._enrich([p for p in todo if data.get(id(p)) is not None], data)
             data.clear()  # the bytes are not needed any more
@@ -193,27 +193,34 @@ class Pipeline:
         photo.skipped = self.skip(photo)
         return photo.skipped
 
-    def _fetch(self, photo: Photo) -> bytes | None:
+    def _fetch(self, photos: list[Photo]) -> dict[int, bytes | None]:
+        """Every photo's bytes, fetched concurrently; a photo that cannot be fetched fails alone."""
+        uploads = [p.upload for p in photos if p.upload is not None]  # decoded: all of them
+        wanted = [(upload["blob"], upload.get("content_sha256")) for upload in uploads]
+        fetched = self.blobs.fetch_many(wanted)
+        return {id(p): self._fetched(p, r) for p, r in zip(photos, fetched, strict=True)}
+
+    def _fetched(self, photo: Photo, result: bytes | Exception) -> bytes | None:
         assert photo.upload is not None
-        try:
-            data = self.blobs.fetch(photo.upload["blob"], photo.upload.get("content_sha256"))
-        except PhotoError as exc:
-            photo.fail(exc, "fetch_blob")
+        if isinstance(result, PhotoError):
+            photo.fail(result, "fetch_blob")
             return None
-        except Exception as exc:  # an I/O error nobody foresaw: this photo's, not the batch's
-            log.exception("fetch failed unexpectedly", photo_id=photo.upload["photo_id"])
-            photo.fail(PhotoError(f"unexpected {type(exc).__name__}: {exc}"), "fetch_blob")
+        if isinstance(result, Exception):  # an I/O error nobody foresaw: this photo's alone
+            log.error(
+                "fetch failed unexpectedly", photo_id=photo.upload["photo_id"], exc_info=result
+            )
+            photo.fail(PhotoError(f"unexpected {type(result).__name__}: {result}"), "fetch_blob")
             return None
-        photo.fetched_bytes = len(data)
+        photo.fetched_bytes = len(result)
         claimed = photo.upload.get("byte_size")
-        if claimed != len(data):
+        if claimed != len(result):
             log.warning(
                 "byte_size differs from the fetched blob; the fetched size counts",
                 photo_id=photo.upload["photo_id"],
                 claimed=claimed,
-                fetched=len(data),
+                fetched=len(result),
             )
-        return data
+        return result
 
     def _enrich(self, photos: list[Photo], data: dict[int, bytes | None]) -> None:
         inputs = [PhotoInput(str(p.upload["photo_id"]), data[id(p)] or b"") for p in photos]  # type: ignore[index]

@@ -11,9 +11,11 @@ import pytest
 from streams.blobs import BlobStore
 from streams.broker import free_port
 from streams.cli import publish as cli_publish
-from streams.config import Settings
+from streams.config import Settings, settings_env
 from streams.publish import PathProblem, PhotoFile, collect
+from tests.blobs.s3server import LocalS3
 from tests.cli.runner import darkroom, json_lines
+from tests.conftest import s3_settings
 from tests.photos import write_photos
 
 pytestmark = pytest.mark.broker
@@ -186,3 +188,55 @@ def test_an_empty_folder_says_it_has_no_photos(tmp_path: Path, kafka_env: dict[s
     assert result.exit_code == 2
     assert "no photos in this folder" in result.stderr
     assert "no such file" not in result.stderr and "--skip-invalid" not in result.stderr
+
+
+@pytest.fixture
+def kafka_s3(kafka: Settings, s3: Settings) -> Settings:
+    """This test's topics and its own bucket on the local S3 server."""
+    return s3_settings(kafka, s3.blobs.s3_endpoint or "", s3.blobs.s3_buckets)
+
+
+def test_publish_to_s3_stores_every_photo_before_its_event(
+    tmp_path: Path, kafka_s3: Settings, local_s3: LocalS3
+) -> None:
+    env = settings_env(kafka_s3)
+    paths = write_photos(tmp_path / "photos", {"ann": 2, "bob": 1})
+    bucket = kafka_s3.blobs.s3_buckets[0]
+    result = darkroom("publish", str(tmp_path / "photos"), "--to", f"s3://{bucket}/in", env=env)
+    assert result.exit_code == 0, result.output
+    events = _tail_json(kafka_s3.topics.uploaded, env, expect=3)
+    assert len(events) == 3
+    blobs = BlobStore.from_settings(kafka_s3)
+    by_name = {(path.parent.name, path.name): path.read_bytes() for path in paths}
+    for event in events:
+        uri = event["event"]["blob"]["uri"]
+        assert uri.startswith(f"s3://{bucket}/in/{event['key']}/")
+        assert (
+            blobs.get(uri, event["event"]["content_sha256"])
+            == by_name[(event["key"], event["event"]["filename"])]
+        )
+    assert not kafka_s3.blobs.root.exists()  # nothing went to the local blob root
+    keys = local_s3.client().list_objects_v2(Bucket=bucket)["KeyCount"]
+    assert keys == 3
+
+
+def test_publish_sends_no_event_for_a_photo_it_could_not_upload(
+    tmp_path: Path, kafka_s3: Settings
+) -> None:
+    # a bucket the workers serve but the store does not have: every upload is refused
+    settings = s3_settings(kafka_s3, kafka_s3.blobs.s3_endpoint or "", ["not-created-here"])
+    env = settings_env(settings)
+    write_photos(tmp_path / "photos", {"ann": 2})
+    result = darkroom("publish", str(tmp_path / "photos"), "--to", "s3://not-created-here", env=env)
+    assert result.exit_code == 1
+    assert result.stderr.count("cannot upload s3://not-created-here/ann/") == 2
+    assert _tail_json(settings.topics.uploaded, env, expect=0, timeout=2) == []
+
+
+def test_publish_to_a_bucket_not_served_sends_nothing(tmp_path: Path, kafka_s3: Settings) -> None:
+    env = settings_env(kafka_s3)
+    write_photos(tmp_path / "photos", {"ann": 1})
+    result = darkroom("publish", str(tmp_path / "photos"), "--to", "s3://elsewhere/x", env=env)
+    assert result.exit_code == 2
+    assert "bucket 'elsewhere' is not served" in result.stderr
+    assert _tail_json(kafka_s3.topics.uploaded, env, expect=0, timeout=2) == []

@@ -133,7 +133,6 @@ def fuzz_pipeline(enricher: Enricher, tmp_path_factory: pytest.TempPathFactory) 
     (root / "dir").mkdir()
     (root / "photo.jpg").write_bytes(SEEDS[0])
     pipeline = make_pipeline(enricher, root)
-    pipeline.blobs.root = root.resolve()
     return pipeline
 
 

@@ -150,6 +150,11 @@ def running(*workers: WorkerProcess) -> Any:
         for worker in workers:
             worker.wait_ready()
         yield workers
+    except BaseException:
+        # pytest shows a failed test's captured output: the workers' own account of what they did
+        for worker in workers:
+            print(f"--- {worker.log.name} (last 60 lines) ---\n{worker.tail_log(60)}")
+        raise
     finally:
         for worker in workers:
             worker.stop()

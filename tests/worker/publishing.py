@@ -18,24 +18,24 @@ def codec(settings: Settings) -> SingleObjectCodec:
     return SingleObjectCodec(SchemaRepository(settings.paths.schemas))
 
 
-def publish_report(settings: Settings, folder: Path) -> PublishReport:
-    """Publish every photo under ``folder`` (user = sub-folder name); what was delivered and
-    what was not."""
+def publish_report(settings: Settings, folder: Path, to: str | None = None) -> PublishReport:
+    """Publish every photo under ``folder`` (user = sub-folder name) to the blob root, or to
+    ``to`` (s3://bucket/prefix); what was delivered and what was not."""
     files, problems = collect([str(folder)])
     assert not problems
     publisher = Publisher(
         make_producer(settings),
         codec(settings),
-        BlobStore.from_settings(settings),
+        BlobStore.from_settings(settings).writer(to),
         settings.topics.uploaded,
         settings.blobs.inline_max_bytes,
     )
     return publisher.publish(files)
 
 
-def publish_folder(settings: Settings, folder: Path) -> list[Any]:
+def publish_folder(settings: Settings, folder: Path, to: str | None = None) -> list[Any]:
     """Publish every photo under ``folder``; the delivered ones (every one must be)."""
-    report = publish_report(settings, folder)
+    report = publish_report(settings, folder, to)
     assert not report.failed
     return report.delivered
 

@@ -20,7 +20,10 @@ from tests.worker.harness import (
 )
 from tests.worker.publishing import publish_folder
 
-pytestmark = pytest.mark.broker
+# Each step waits on its own deadline and says what it waited for; the test as a whole gets
+# room for all of them (on a busy Apache Kafka a takeover alone took over a minute once in CI,
+# and the suite's 120 s default then cut the test short without saying which step was slow).
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
 USERS = {f"user{i}": 8 for i in range(8)}  # 64 photos over 8 keys: every partition gets some
 
 

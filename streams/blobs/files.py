@@ -1,8 +1,8 @@
-"""Photo bytes by reference: write them under the blob root, read them back by URI.
+"""Photos in a folder of this machine: written under the blob root, read back by file:// URI.
 
 Only ``file://`` URIs of this machine, naming a regular file under the configured root, are
 served, so an event cannot make a worker read an arbitrary file, nor block it on a FIFO or a
-device. Other schemes (``s3://``) plug in at ``BlobStore.get``.
+device.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from streams.config import Settings
-from streams.errors import BlobChecksumError, BlobMissingError, BlobTooLargeError, OperationError
+from streams.blobs.integrity import BlobStoreError, check_size, verify_checksum
+from streams.errors import BlobMissingError, BlobTooLargeError
 
 NAME_MAX = 255  # bytes in one path component on ext4, xfs, btrfs, tmpfs, APFS, NTFS
 # quote() writes '%' only before two hex digits, so no spelled-out name contains this marker:
@@ -25,21 +24,12 @@ NAME_MAX = 255  # bytes in one path component on ext4, xfs, btrfs, tmpfs, APFS, 
 _HASHED = "%~"
 
 
-class BlobStoreError(OperationError):
-    """A photo cannot be stored under the blob root (not writable, full, a folder swapped)."""
-
-
-class BlobStore:
+class FileStore:
     """A folder of photos addressed by file:// URIs."""
 
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root.resolve()
         self.max_bytes = max_bytes
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BlobStore:
-        """The blob store ``settings`` configure."""
-        return cls(settings.blobs.root, settings.blobs.max_bytes)
 
     def put(self, user_id: str, photo_id: str, data: bytes, extension: str) -> str:
         """Store ``data`` atomically as <root>/<user>/<photo><ext>; returns its file:// URI.
@@ -74,18 +64,6 @@ class BlobStore:
         data = read_regular_file(self._path_of(uri), self.max_bytes, uri)
         verify_checksum(data, expected_sha256, uri)
         return data
-
-    def fetch(self, blob: dict[str, Any], expected_sha256: str | None) -> bytes:
-        """The bytes of a PhotoUploaded ``blob`` field: inline data or a URI, both checked."""
-        if "data" in blob:
-            data: bytes = blob["data"]
-            if len(data) > self.max_bytes:
-                raise BlobTooLargeError(
-                    f"inline photo is {len(data)} bytes; the limit is {self.max_bytes}"
-                )
-            verify_checksum(data, expected_sha256, "inline photo")
-            return data
-        return self.get(str(blob["uri"]), expected_sha256)
 
     def _path_of(self, uri: str) -> Path:
         """The resolved path ``uri`` names under the root; BlobMissingError for anything else."""
@@ -165,8 +143,7 @@ def read_regular_file(
     try:
         status = os.fstat(fd)  # what was opened, which may not be what was checked above
         _require_regular(status.st_mode, what)
-        if status.st_size > max_bytes:
-            raise BlobTooLargeError(f"{what} is {status.st_size} bytes; the limit is {max_bytes}")
+        check_size(status.st_size, max_bytes, what)
         os.set_blocking(fd, True)  # a regular file: reads may wait on a slow disk, not forever
         chunks: list[bytes] = []
         size = 0
@@ -206,14 +183,3 @@ def _cannot_read(what: str, exc: OSError) -> str:
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return f"{what} does not exist"
     return f"cannot read {what}: {exc.strerror or exc}"
-
-
-def sha256_hex(data: bytes) -> str:
-    """Hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def verify_checksum(data: bytes, expected_sha256: str | None, what: str) -> None:
-    """BlobChecksumError when ``expected_sha256`` is given and does not match."""
-    if expected_sha256 is not None and sha256_hex(data) != expected_sha256.lower():
-        raise BlobChecksumError(f"{what}: SHA-256 does not match the event's content_sha256")
