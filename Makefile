@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation clean
+.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-s3-clients bench-blobs clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ bench-memory: models
 
 bench-isolation: models
 	$(BIN)/python -m benchmarks.isolation
+
+bench-capacity: models
+	$(BIN)/python -m benchmarks.capacity
+
+# no models needed: these measure fetching photos from object storage (moto on 127.0.0.1)
+bench-s3-clients: install
+	$(BIN)/python -m benchmarks.s3_clients
+
+bench-blobs: install
+	$(BIN)/python -m benchmarks.blob_fetch
 
 clean:
 	rm -rf $(VENV) .darkroom .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from streams.kafka.clients import make_producer, message_count
 from streams.kafka.topics import ensure_topics, project_topics
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
-from streams.publish import Publisher, collect
+from streams.publish import PhotoFile, Publisher, collect
 from streams.tail import tail
 from streams.worker.supervisor import WorkerProcess
 
@@ -62,6 +62,34 @@ def scenario_settings(base: Settings, batch: int, wait: float) -> Settings:
     return base.model_copy(update={"topics": topics, "worker": worker})
 
 
+def write_as_users(
+    photos: Photos, folder: Path, users: int, user_name: Callable[[int], str]
+) -> list[PhotoFile]:
+    """Write the photos as files of ``users`` users, in folders ``user_name(i)`` (the user a
+    publish gives them), and check them. Consecutive photos go to the same user: the set
+    cycles through its sources, so dealing them round-robin would give a user byte-identical
+    photos, which a worker rightly enriches once (same photo id)."""
+    per_user = -(-len(photos) // users)
+    for i, (name, data) in enumerate(photos):
+        path = folder / user_name(i // per_user) / f"{name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    files, problems = collect([str(folder)])
+    assert not problems, problems
+    return files
+
+
+def publisher_for(settings: Settings) -> Publisher:
+    """A publisher to the uploads topic, by reference under the blob root."""
+    return Publisher(
+        make_producer(settings),
+        SingleObjectCodec(SchemaRepository(settings.paths.schemas)),
+        BlobStore.from_settings(settings),
+        settings.topics.uploaded,
+        settings.blobs.inline_max_bytes,
+    )
+
+
 def publish(
     settings: Settings,
     photos: Photos,
@@ -70,27 +98,10 @@ def publish(
     users: int = 8,
     pace_s: float = 0.0,
 ) -> int:
-    """Write the photos as files of users <prefix>-u0.., publish them; returns how many.
-
-    Consecutive photos go to the same user: the set cycles through its sources, so dealing
-    them round-robin would give a user byte-identical photos, which a worker rightly enriches
-    once (same photo id) and the run would wait for outcomes that never come.
-    """
-    folder = folder / prefix
-    per_user = -(-len(photos) // users)
-    for i, (name, data) in enumerate(photos):
-        path = folder / f"{prefix}-u{i // per_user}" / f"{name}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    files, problems = collect([str(folder)])
-    assert not problems, problems
-    publisher = Publisher(
-        make_producer(settings),
-        SingleObjectCodec(SchemaRepository(settings.paths.schemas)),
-        BlobStore.from_settings(settings),
-        settings.topics.uploaded,
-        settings.blobs.inline_max_bytes,
-    )
+    """Write the photos as files of users <prefix>-u0.. (see ``write_as_users``), publish
+    them; returns how many."""
+    files = write_as_users(photos, folder / prefix, users, lambda u: f"{prefix}-u{u}")
+    publisher = publisher_for(settings)
     if not pace_s:
         return len(publisher.publish(files).delivered)
     sent = 0

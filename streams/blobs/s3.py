@@ -2,7 +2,7 @@
 
 An event names a bucket and a key, never a host: the endpoint comes from the settings, and only
 the buckets listed there are served. Requests go through obstore (Rust's object_store): it
-spent a quarter of boto3's client CPU per GET, at equal or better throughput
+spent a quarter to two-fifths of boto3's client CPU per GET, at better throughput
 (benchmarks/s3_clients.py, README "Object storage"), and that CPU is taken from decoding and
 inference. Credentials come from boto3's standard chain (environment, shared profile, SSO, web
 identity, instance role), which obstore alone lacks profiles for.
@@ -42,6 +42,7 @@ from streams.errors import (
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig
+    from typing_extensions import Buffer
 
 T = TypeVar("T")
 Stores = Callable[[str], ObjectStore]  # bucket -> its obstore store
@@ -204,12 +205,13 @@ class S3Store:
     def _get_once(self, bucket: str, key: str, uri: str) -> bytes:
         result = obstore.get(self.stores(bucket), key)  # the headers: the body is not read yet
         check_size(result.meta["size"], self.max_bytes, uri)
-        chunks, size = [], 0
+        chunks: list[Buffer] = []  # obstore's buffers, copied once, by join
+        size = 0
         for chunk in result.stream(min_chunk_size=_CHUNK):
             size += len(chunk)
             if size > self.max_bytes:  # the headers said less than the body held
                 raise BlobTooLargeError(f"{uri} is over the limit of {self.max_bytes} bytes")
-            chunks.append(bytes(chunk))
+            chunks.append(chunk)
         return b"".join(chunks)
 
     def _retrying(self, uri: str, attempt: Callable[[], T]) -> T:

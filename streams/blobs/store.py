@@ -113,9 +113,7 @@ class BlobStore:
     def _attempt(self, blob: Blob, expected_sha256: str | None) -> bytes | Exception:
         try:
             return self.fetch(blob, expected_sha256)
-        except (
-            Exception
-        ) as exc:  # one photo's failure (a PhotoError, or unforeseen), not the batch's
+        except Exception as exc:  # this photo's failure (typed or unforeseen), not the batch's
             return exc
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from streams.broker import free_port
@@ -23,12 +24,20 @@ class FreezingProxy:
 
     A request whose first line ``hang`` matches is never forwarded: its connection stays open
     and silent. With ``gate`` set, every request waits until ``gate`` requests are waiting at
-    once, then all go on: only concurrent clients get through it.
+    once, then all go on: only concurrent clients get through it. ``delay_s`` holds every
+    request that long first (a store further away than loopback; benchmarks/blob_fetch.py).
     """
 
-    def __init__(self, target_port: int, hang: Rule = lambda _line: False, gate: int = 0) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        hang: Rule = lambda _line: False,
+        gate: int = 0,
+        delay_s: float = 0.0,
+    ) -> None:
         self.target_port = target_port
         self.hang = hang
+        self.delay_s = delay_s
         self.port = free_port()
         self.requests: list[bytes] = []  # first lines of every request seen
         self.hung: list[bytes] = []  # those left unanswered
@@ -85,6 +94,8 @@ class FreezingProxy:
                     with self._lock:
                         self.hung.append(line)
                     return  # never forwarded, never answered: the client times out
+                if self.delay_s:
+                    time.sleep(self.delay_s)
                 if self._gate is not None:
                     try:
                         self._gate.wait(timeout=30)
