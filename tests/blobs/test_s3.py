@@ -22,7 +22,7 @@ from streams.errors import (
 )
 from tests.blobs.proxy import FreezingProxy
 from tests.blobs.s3server import LocalS3
-from tests.conftest import s3_settings
+from tests.conftest import SILENT_STORE, s3_settings
 
 
 def bucket_of(settings: Settings) -> str:
@@ -132,7 +132,7 @@ def test_a_silent_store_is_unavailable_after_bounded_retries(
     local_s3.client().put_object(Bucket=bucket, Key="a.jpg", Body=b"abc")
     silent = FreezingProxy(local_s3.port, hang=lambda line: True)
     try:
-        blobs = through(s3, silent)  # 2 attempts, 1 s read timeout each
+        blobs = through(s3, silent, **SILENT_STORE)  # 2 attempts, 1 s read timeout each
         with pytest.raises(BlobStoreUnavailableError, match="did not answer in 2 attempts") as info:
             blobs.get(f"s3://{bucket}/a.jpg")
         assert info.value.reason is FailureReason.BLOB_STORE_UNAVAILABLE
@@ -152,7 +152,7 @@ def test_a_request_that_gets_no_answer_is_tried_again(s3: Settings, local_s3: Lo
 
     flaky = FreezingProxy(local_s3.port, hang=first_time_only)
     try:
-        assert through(s3, flaky).get(f"s3://{bucket}/a.jpg") == b"abc"
+        assert through(s3, flaky, **SILENT_STORE).get(f"s3://{bucket}/a.jpg") == b"abc"
         assert len(flaky.hung) == 1 and len(flaky.requests) == 2
     finally:
         flaky.close()
@@ -208,7 +208,7 @@ def test_a_batch_is_fetched_concurrently_and_a_silent_photo_fails_alone(
     silent_on_3 = FreezingProxy(local_s3.port, hang=lambda line: b"/p3.jpg " in line)
     try:
         started = time.monotonic()
-        results = through(s3, silent_on_3).fetch_many(wanted)
+        results = through(s3, silent_on_3, **SILENT_STORE).fetch_many(wanted)
         took = time.monotonic() - started
     finally:
         silent_on_3.close()

@@ -16,6 +16,7 @@ from streams.pipeline.outputs import RawMessage
 from streams.samples import encode_jpeg, load_photo
 from tests.blobs.proxy import FreezingProxy
 from tests.blobs.s3server import LocalS3
+from tests.conftest import SILENT_STORE
 from tests.pipeline.test_batch import CODEC, decoded, make_pipeline
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket"]
@@ -47,7 +48,7 @@ def test_the_other_photos_come_out_when_the_store_goes_silent_on_one(
         messages.append(
             RawMessage("t", 0, offset, b"u1", CODEC.encode(EventType.PHOTO_UPLOADED, upload))
         )
-    blobs = s3.blobs.model_copy(update={"s3_endpoint": silent_on_coffee.endpoint})
+    blobs = s3.blobs.model_copy(update={"s3_endpoint": silent_on_coffee.endpoint, **SILENT_STORE})
     pipeline = make_pipeline(enricher, s3.blobs.root)
     pipeline.blobs = BlobStore.from_settings(s3.model_copy(update={"blobs": blobs}))
 
@@ -63,4 +64,4 @@ def test_the_other_photos_come_out_when_the_store_goes_silent_on_one(
     )
     assert "safe to re-drive" in letter["detail"]
     assert letter["original_value"] == messages[1].value  # the upload, whole, for the re-drive
-    assert len(silent_on_coffee.hung) == s3.blobs.s3_max_attempts
+    assert len(silent_on_coffee.hung) == SILENT_STORE["s3_max_attempts"]
