@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-s3-clients bench-blobs clean
+.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-isolation: models
 
 bench-capacity: models
 	$(BIN)/python -m benchmarks.capacity
+
+bench-experiments: models
+	$(BIN)/python -m benchmarks.experiments
 
 # no models needed: these measure fetching photos from object storage (moto on 127.0.0.1)
 bench-s3-clients: install

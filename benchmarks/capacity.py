@@ -36,7 +36,7 @@ from typing import Any
 
 import cramjam
 
-from benchmarks import photoset
+from benchmarks import photoset, production_settings
 from benchmarks.e2e import (
     RESULTS,
     Photos,
@@ -49,7 +49,7 @@ from benchmarks.e2e import (
 from benchmarks.engine import machine
 from benchmarks.stats import percentile
 from streams.broker import EmbeddedBroker, private_broker_settings
-from streams.config import Settings, load_settings
+from streams.config import Settings
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
 from streams.kafka.clients import probe
@@ -142,7 +142,7 @@ def summarise(records: list[Record], photos: int, table: str | None) -> dict[str
 
 def measure(photos: Photos, users: int, folder: Path) -> dict[str, Any]:
     """Broker, one worker, publish, wait, stop; then read and size everything."""
-    base = private_broker_settings(load_settings(), folder / "broker")
+    base = private_broker_settings(production_settings(), folder / "broker")
     blobs = folder / "blobs"
     base = base.model_copy(update={"blobs": base.blobs.model_copy(update={"root": blobs})})
     broker = EmbeddedBroker(base)

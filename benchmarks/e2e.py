@@ -24,13 +24,13 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import photoset
+from benchmarks import photoset, production_settings
 from benchmarks.e2e_report import markdown, plot
 from benchmarks.engine import bench_engine, machine
 from benchmarks.stats import percentile
 from streams.blobs import BlobStore
 from streams.broker import EmbeddedBroker, local_broker, private_broker_settings
-from streams.config import Settings, TopicSettings, load_settings
+from streams.config import Settings, TopicSettings
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
 from streams.engine import Enricher
@@ -213,7 +213,7 @@ def measure_worker(
 
 def measure_on_kafka(photos: Photos, folder: Path, repeats: int) -> dict[str, Any]:
     """The default point on Apache Kafka, at least once and exactly once (or why not)."""
-    base = private_broker_settings(load_settings(), folder / "kafka-broker", engine="kafka")
+    base = private_broker_settings(production_settings(), folder / "kafka-broker", engine="kafka")
     base = base.model_copy(
         update={"blobs": base.blobs.model_copy(update={"root": folder / "blobs"})}
     )
@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     points = [(16, 0.2)] if args.quick else [(1, 0.2), (4, 0.2), (16, 0.2), (16, 0.05), (16, 0.5)]
     with tempfile.TemporaryDirectory(prefix="darkroom-e2e-") as tmp:
         folder = Path(tmp)
-        base = private_broker_settings(load_settings(), folder / "broker")
+        base = private_broker_settings(production_settings(), folder / "broker")
         base = base.model_copy(
             update={"blobs": base.blobs.model_copy(update={"root": folder / "blobs"})}
         )

@@ -21,9 +21,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from benchmarks import photoset
+from benchmarks import photoset, production_settings
 from benchmarks.stats import measure
-from streams.config import load_settings
 from streams.engine import Enricher, PhotoInput
 from streams.imaging.decode import DecodedPhoto, Decoder
 from streams.imaging.features import extract_features
@@ -236,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     runs = 2 if args.quick else 5
-    settings = load_settings()
+    settings = production_settings()
     configure_logging("WARNING", "console")
     repository = ModelRepository.from_settings(settings)
     enricher = Enricher(settings.engine, repository)

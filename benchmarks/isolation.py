@@ -25,8 +25,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks import production_settings
 from benchmarks.engine import machine
-from streams.config import Settings, load_settings
+from streams.config import Settings
 from streams.engine import Enricher, Failed, PhotoInput
 from streams.logs import configure_logging
 from streams.samples import encode_jpeg, load_photo, many_scans, progressive_jpeg
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     args = parser.parse_args(argv)
     configure_logging("WARNING", "console")
-    report = run(load_settings(), args.repeats)
+    report = run(production_settings(), args.repeats)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "isolation.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)

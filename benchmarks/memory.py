@@ -31,8 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks import production_settings
 from benchmarks.engine import machine
-from streams.config import load_settings
 from streams.engine import Enricher, Failed, PhotoInput
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
@@ -187,7 +187,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def run(cases: Sequence[str], batches: int, abort_above: int) -> dict[str, Any]:
     """Load the engine, then measure each case."""
-    settings = load_settings()
+    settings = production_settings()
     repository = ModelRepository.from_settings(settings)
     enricher = Enricher(settings.engine, repository)
     report: dict[str, Any] = {"machine": machine(), "flat": [], "strip": None}

@@ -64,6 +64,9 @@ class TopicSettings(BaseModel):
     uploaded: str = Field("photos.uploaded", description="Upload events (input)")
     enriched: str = Field("photos.enriched", description="Enriched events (output)")
     failed: str = Field("photos.failed", description="Dead letters")
+    shadow: str = Field(
+        "photos.shadow", description="Variants measured beside production (ShadowResult)"
+    )
     partitions: int = Field(4, ge=1, description="Partitions per topic when created")
     replication: int = Field(1, ge=1, description="Replication factor when created")
 
@@ -150,7 +153,14 @@ ProviderName = Literal["tensorrt", "cuda", "cpu"]
 class EngineSettings(BaseModel):
     """The enrichment engine: which models, how batched, on which hardware."""
 
-    models: str = Field("all", description="Comma-separated model names to run, or 'all'")
+    models: str = Field(
+        "all", description="Comma-separated production model names to run, or 'all'"
+    )
+    variants: str = Field(
+        "all",
+        description="Variants (models/ folders with variant_of) to run by their [rollout]: "
+        "'all', 'none' or comma-separated names",
+    )
     providers: list[ProviderName] = Field(
         ["tensorrt", "cuda", "cpu"], description="Execution providers to try, in order"
     )

@@ -18,8 +18,8 @@ from streams.broker import (
 )
 from streams.config import BrokerEngine, Settings, load_settings, settings_env
 from streams.engine import Enricher
+from streams.engine.build import build as build_model
 from streams.kafka.topics import ensure_topics, project_topics
-from streams.models.build import build_model
 from streams.models.repository import ModelRepository
 from tests.blobs.s3server import ACCESS_KEY, SECRET_KEY, LocalS3
 from tests.kafka_required import require_kafka
@@ -30,6 +30,9 @@ ENGINES: tuple[BrokerEngine, ...] = ("embedded", "kafka")
 for _name in [n for n in os.environ if n.startswith("DARKROOM_")]:
     del os.environ[_name]
 os.environ["DARKROOM_CONFIG"] = "/nonexistent/darkroom.toml"
+# The shipped shadow experiments (models/*_int8) would run beside every test's models and cost
+# every worker test their inference: tests of variants turn them on (tests/variants.py).
+os.environ["DARKROOM_ENGINE_VARIANTS"] = "none"
 # ...nor AWS credentials, profiles or an instance role: S3 tests use the local server's keys.
 for _name in [n for n in os.environ if n.startswith("AWS_")]:
     del os.environ[_name]
@@ -117,6 +120,7 @@ def own_topics(base: Settings, tmp_path: Path) -> Settings:
             "uploaded": f"photos.uploaded.{suffix}",
             "enriched": f"photos.enriched.{suffix}",
             "failed": f"photos.failed.{suffix}",
+            "shadow": f"photos.shadow.{suffix}",
             "partitions": 4,
         }
     )

@@ -12,7 +12,17 @@ from pydantic_settings import SettingsError
 from typer.core import TyperGroup
 
 from streams import __version__
-from streams.cli import broker, config_cmd, demo, models, publish, replay, tail, worker
+from streams.cli import (
+    broker,
+    config_cmd,
+    demo,
+    experiments,
+    models,
+    publish,
+    replay,
+    tail,
+    worker,
+)
 from streams.cli.common import AppState, fail
 from streams.config import CONFIG_FILE_ENV, load_settings
 from streams.errors import DarkroomError
@@ -43,6 +53,7 @@ app = typer.Typer(
 )
 app.add_typer(broker.app, name="broker")
 app.add_typer(models.app, name="models")
+app.add_typer(experiments.app, name="experiments")
 app.command("publish")(publish.publish)
 app.command("tail")(tail.tail)
 app.command("config")(config_cmd.config)

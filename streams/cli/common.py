@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from streams.config import Settings
 from streams.contracts.codec import Codec, codec_from_settings
@@ -22,7 +23,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print ``message`` as an error on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(int(code))
 
 

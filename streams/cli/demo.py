@@ -25,9 +25,10 @@ from streams.broker import EmbeddedBroker, private_broker_settings
 from streams.cli.common import AppState, ExitCode, console, err_console, fail, state
 from streams.cli.publish import send_with_progress
 from streams.config import Settings
+from streams.engine.build import build as build_model
+from streams.experiments.report import read_shadow
 from streams.kafka.clients import message_count
 from streams.kafka.topics import ensure_topics, project_topics
-from streams.models.build import build_model
 from streams.models.repository import ModelRepository
 from streams.publish import collect
 from streams.samples import write_demo_set
@@ -197,6 +198,39 @@ def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -
     ):
         _, stats = worker.get(f"/users/{user}")
         console.print(f"GET /users/{user}: {stats}", highlight=False)
+    _show_experiments(app)
+
+
+def _show_experiments(app: AppState) -> None:
+    """The variants that ran in shadow beside production, as `experiments report` sums them."""
+    reports = read_shadow(app.settings, app.codec).reports(
+        ModelRepository.from_settings(app.settings)
+    )
+    if not reports:
+        return
+    table = Table(title=f"{app.settings.topics.shadow}: variants beside production")
+    for column in ("variant", "against", "photos", "latency ratio", "agreement", "verdict"):
+        table.add_column(column, overflow="fold")
+    for report in reports:
+        figures = [
+            f"{name} {estimate.value:.2f}"
+            for name, estimate in report.figures.items()
+            if name not in ("latency_ratio", "error_rate")
+        ]
+        table.add_row(
+            report.key,
+            report.production,
+            str(report.photos),
+            f"{report.figures['latency_ratio'].value:.2f}",
+            ", ".join(figures),
+            report.verdict,
+        )
+    console.print(table)
+    console.print(
+        "`darkroom experiments report` gives each figure's 95% interval; a dozen photos rarely "
+        "decide a verdict (see the README's Model experiments)",
+        highlight=False,
+    )
 
 
 def _short(text: str, width: int) -> str:

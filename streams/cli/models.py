@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from streams.cli.common import ExitCode, console, err_console, fail, state
+from streams.cli.experiments import load_experiments
 from streams.config import Settings
+from streams.engine.build import build as build_model
 from streams.engine.verify import verify_model
-from streams.models.build import BuildError, build_model
+from streams.errors import OperationError
+from streams.experiments.promote import promote as promote_variant
+from streams.models.build import BuildError
 from streams.models.manifest import ModelManifest
 from streams.models.repository import ModelRepository
 from streams.models.sources import MissingSourceError, SourceMismatchError
+
+
+class PromotionRefusedError(OperationError):
+    """A variant whose measured verdict is not "promote"."""
+
 
 app = typer.Typer(
     help="The model repository: list, build (offline) and verify models.", no_args_is_help=True
@@ -33,7 +43,7 @@ def list_models(ctx: typer.Context) -> None:
     """Every model: task, version, licence, source and whether it is built."""
     repository = open_repository(state(ctx).settings)
     table = Table(title=f"models in {repository.root} (built into {repository.cache})")
-    for column in ("name", "task", "version", "built", "source", "license"):
+    for column in ("name", "task", "version", "role", "built", "source", "license"):
         table.add_column(column, overflow="fold")
     for manifest in repository.manifests():
         source = manifest.source
@@ -43,11 +53,86 @@ def list_models(ctx: typer.Context) -> None:
             manifest.name,
             manifest.task.value,
             manifest.version,
+            _role(manifest),
             built,
             f"{origin}: {source.file}",
             manifest.license,
         )
     console.print(table)
+
+
+def _role(manifest: ModelManifest) -> str:
+    """production, or e.g. 'shadow 100% of mobilenet_v2'."""
+    rollout = manifest.rollout
+    if rollout is None:
+        return "production"
+    share = "" if rollout.mode == "retired" else f" {rollout.percent:g}%"
+    return f"{rollout.mode}{share} of {manifest.variant_of}"
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The variant to make production."),
+    force: bool = typer.Option(
+        False, "--force", help="Promote whatever `experiments report` says."
+    ),
+) -> None:
+    """Make a variant production once its shadow or canary verdict is "promote"; the old model
+    is kept, retired, for rollback (promote it back). Prints the backfill to run."""
+    app_state = state(ctx)
+    settings = app_state.settings
+    repository = open_repository(settings)
+    manifest = repository.get(name)
+    if manifest.rollout is not None and manifest.rollout.mode != "retired" and not force:
+        require_verdict(ctx, repository, manifest)
+    promotion = promote_variant(repository, name)
+    old = promotion.retired
+    what = "rolled back to" if promotion.rollback else "promoted"
+    console.print(
+        f"{what} {manifest.key}: it is production for {manifest.task} now; {old.key} is "
+        f"retired (roll back: `darkroom models promote {old.name}`)",
+        highlight=False,
+    )
+    for moved in promotion.moved:
+        console.print(f"{moved} is a variant of {name} now", highlight=False)
+    for path in promotion.files:
+        console.print(f"  edited {path}", highlight=False)
+    if settings.engine.models.strip().lower() != "all":
+        err_console.print(
+            f"[yellow]note:[/] DARKROOM_ENGINE_MODELS={settings.engine.models} names models "
+            f"explicitly: put {name} there in place of {old.name}",
+            highlight=False,
+        )
+    console.print(
+        "next: restart the workers (they read the manifests at start), then backfill the photos "
+        "enriched before:\n"
+        f"  darkroom replay --topic {settings.topics.uploaded} --reprocess --stale-models",
+        highlight=False,
+    )
+
+
+def require_verdict(
+    ctx: typer.Context, repository: ModelRepository, manifest: ModelManifest
+) -> None:
+    """PromotionRefusedError unless photos.shadow's verdict on this version is "promote"."""
+    found = [r for r in load_experiments(ctx).reports(repository) if r.key == manifest.key]
+    if not found:
+        raise PromotionRefusedError(
+            f"no shadow results for {manifest.key} yet: run it in shadow or canary first "
+            "(--force promotes without them)"
+        )
+    verdict = found[0].verdict
+    if verdict != "promote":
+        failing = [
+            f"{c.figure} {c.estimate} {c.criterion}: {c.judgement}"
+            for c in found[0].criteria
+            if c.judgement != "pass"
+        ]
+        raise PromotionRefusedError(
+            f"{manifest.key}'s verdict is {verdict} ({'; '.join(failing) or 'no criteria'}); "
+            "see `darkroom experiments report` (--force promotes anyway)"
+        )
 
 
 @app.command()
@@ -75,7 +160,9 @@ def build(
                 result = build_model(repository, manifest, force=force)
             except (MissingSourceError, SourceMismatchError, BuildError) as exc:
                 failures += 1
-                progress.console.print(f"[red]✗ {manifest.name}:[/] {exc}", highlight=False)
+                progress.console.print(
+                    f"[red]✗ {manifest.name}:[/] {escape(str(exc))}", highlight=False
+                )
             else:
                 what = f"built in {result.seconds:.1f} s" if result.built else "up to date"
                 progress.console.print(
@@ -100,13 +187,13 @@ def verify(
             result = verify_model(manifest, repository, settings.engine)
         except Exception as exc:  # a model that cannot even load is a failed verification
             failed += 1
-            console.print(f"[red]✗ {manifest.key}:[/] {exc}", highlight=False)
+            console.print(f"[red]✗ {manifest.key}:[/] {escape(str(exc))}", highlight=False)
             continue
         failed += not result.passed
         mark = "[green]✓[/]" if result.passed else "[red]✗[/]"
         console.print(f"{mark} {manifest.key} ({result.seconds:.1f} s)", highlight=False)
         for check in result.checks:
             tick = "[green]ok[/]" if check.passed else "[red]FAILED[/]"
-            console.print(f"    {tick} {check.description}: {check.seen}", highlight=False)
+            console.print(f"    {tick} {check.description}: {escape(check.seen)}", highlight=False)
     if failed:
         fail(f"{failed} model(s) failed verification", ExitCode.FAILED)

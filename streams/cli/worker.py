@@ -8,7 +8,7 @@ import typer
 
 from streams.cli.common import ExitCode, console, fail, state
 from streams.kafka.clients import probe
-from streams.kafka.topics import ensure_topics
+from streams.kafka.topics import ensure_topics, shadow_topic
 from streams.worker import local_state
 from streams.worker.agent import DarkroomWorker
 from streams.worker.app import create_stream_app
@@ -37,7 +37,7 @@ def worker(
             "(`darkroom broker start` creates them for the embedded broker)"
         )
     stream = create_stream_app(settings)
-    ensure_topics(settings, stream.changelog_topics())
+    ensure_topics(settings, [shadow_topic(settings), *stream.changelog_topics()])
     tabledir = Path(stream.app.conf.tabledir)
     local_state.prepare(settings, tabledir, reset=reset_local_state)
     stream.start_engine()  # load models before joining the group: no stall mid-rebalance

@@ -22,11 +22,12 @@ from streams.errors import DarkroomError, SetupError
 
 
 class EventType(StrEnum):
-    """The three events Darkroom reads and writes; the value is the Avro record name."""
+    """The events Darkroom reads and writes; the value is the Avro record name."""
 
     PHOTO_UPLOADED = "PhotoUploaded"
     PHOTO_ENRICHED = "PhotoEnriched"
     PHOTO_FAILED = "PhotoFailed"
+    SHADOW_RESULT = "ShadowResult"  # a variant beside production (photos.shadow)
 
 
 class SchemaError(SetupError):

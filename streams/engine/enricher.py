@@ -20,23 +20,25 @@ model input at once. 16 flat 10000x10000 PNGs peaked 7.7 GB above idle and kept 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from streams.config import EngineSettings, Settings
+from streams.engine.job import Job
 from streams.engine.results import Enriched, Failed
-from streams.engine.runners import load_runners
+from streams.engine.runners import check_enabled, enabled_manifests, open_runners, session_config
+from streams.engine.variants import Variant, VariantRun, open_variants, serve_canary, wanted
 from streams.errors import DeadlineExceededError, InferenceError, PhotoError
 from streams.imaging.budget import Budget
 from streams.imaging.decode import DecodedPhoto, Decoder
 from streams.imaging.features import extract_features
 from streams.imaging.sniff import ImageFormat
+from streams.inference.tasks import RUNNERS
 from streams.inference.tasks.base import Fields, Runner, Work
 from streams.logs import get_logger
 from streams.models.repository import ModelRepository
@@ -50,58 +52,7 @@ class PhotoInput:
 
     photo_id: str
     data: bytes
-
-
-@dataclass
-class _Job:
-    """One photo's state inside the engine; its decode thread and the enricher share it."""
-
-    photo_id: str
-    work: Work | None = None
-    produced_by: dict[str, dict[str, str]] = field(default_factory=dict)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    phash_variants: list[int] = field(default_factory=list)
-    failure: Failed | None = None
-    stage: str = "decode_image"  # where it is, for the dead letter if it fails
-    deadline: float = math.inf  # time.monotonic() instant, set when a slot takes it up
-    taken_up: threading.Event = field(default_factory=threading.Event)
-    abandoned: bool = False  # the enricher stopped waiting: whatever the thread makes is late
-    _slots: Budget | None = None  # the decode slot held, given back exactly once
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def fail(self, error: PhotoError, stage: str) -> None:
-        self.failure = Failed(self.photo_id, error, stage, self.timings_ms)
-        self.work = None  # free the decoded pixels
-
-    def begin(self, slots: Budget, deadline_s: float) -> bool:
-        """Hold the slot just taken from ``slots``; False (slot given back) if abandoned."""
-        with self._lock:
-            if self.abandoned:
-                slots.release(1)
-                return False
-            self._slots = slots
-            self.deadline = time.monotonic() + deadline_s
-        self.taken_up.set()
-        return True
-
-    def give_back_slot(self) -> None:
-        with self._lock:
-            if self._slots is not None:
-                self._slots.release(1)
-                self._slots = None
-
-    def abandon(self) -> None:
-        """The enricher's side: its slot goes to the next photo while the thread runs on."""
-        with self._lock:
-            self.abandoned = True
-        self.give_back_slot()
-
-    def check_deadline(self) -> None:
-        """Between stages (a running stage cannot be interrupted): late work is not finished."""
-        if self.abandoned or time.monotonic() > self.deadline:
-            raise DeadlineExceededError(
-                f"past its deadline during {self.stage} (DARKROOM_ENGINE_PHOTO_DEADLINE_S)"
-            )
+    user_id: str = ""  # which variants run for it (streams/models/rollout.py)
 
 
 class Enricher:
@@ -109,9 +60,15 @@ class Enricher:
 
     def __init__(self, settings: EngineSettings, repository: ModelRepository) -> None:
         self.settings = settings
-        self.runners = load_runners(settings, repository)
-        for runner in self.runners:
+        enabled = check_enabled(enabled_manifests(settings, repository))
+        config = session_config(settings, repository)
+        production = open_runners(enabled, repository, config)
+        for runner in production:
             runner.max_run_pixels = settings.max_inference_pixels
+        self.runners: list[Runner] = [*production]
+        self.variants = open_variants(
+            wanted(settings, repository), enabled, production, repository, config, RUNNERS
+        )
         self.decoder = Decoder(
             max_pixels=settings.max_pixels,
             min_side=self._needed_side(),
@@ -127,13 +84,28 @@ class Enricher:
         self._slots = Budget(settings.decode_threads)
         self._pool = ThreadPoolExecutor(2 * settings.decode_threads, thread_name_prefix="decode")
         warm = {runner.name: round(runner.warm_up(), 3) for runner in self.runners}
+        self.variants = [v for v in self.variants if self._warmed_up(v, warm)]
         warm["features"] = round(self._warm_up_features(), 3)
         log.info(
             "engine ready",
             warm_up_s=warm,
             decode_side=self.decoder.min_side,
-            providers={r.name: r.session.provider for r in self.runners},
+            providers={r.name: r.session.provider for r in self._all_runners()},
+            variants={v.name: f"{v.mode} {v.manifest.rollout.percent:g}%" for v in self.variants},  # type: ignore[union-attr]
         )
+
+    @staticmethod
+    def _warmed_up(variant: Variant, warm: dict[str, float]) -> bool:
+        """An experiment that cannot even run is dropped, loudly; production goes on."""
+        try:
+            warm[variant.runner.name] = round(variant.runner.warm_up(), 3)
+        except Exception:
+            log.exception("variant dropped: it failed its warm-up run", variant=variant.name)
+            return False
+        return True
+
+    def _all_runners(self) -> list[Runner]:
+        return [*self.runners, *(variant.runner for variant in self.variants)]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Enricher:
@@ -150,12 +122,21 @@ class Enricher:
 
     def _needed_side(self) -> int:
         """The smallest decoded long side that loses nothing any runner (or feature) needs."""
-        return max([512, *(runner.needed_side() for runner in self.runners)])
+        return max([512, *(runner.needed_side() for runner in self._all_runners())])
 
     @property
     def model_versions(self) -> dict[str, str]:
-        """name -> version of every model that runs (what idempotency compares)."""
+        """name -> version of every production model that runs (what idempotency compares)."""
         return {m.name: m.version for r in self.runners for m in r.manifests}
+
+    def model_versions_for(self, user_id: str) -> dict[str, str]:
+        """The versions that serve ``user_id``: production's, with the user's canaries instead."""
+        versions = self.model_versions
+        for variant in self.variants:
+            if variant.mode == "canary" and variant.applies_to(user_id):
+                versions.pop(str(variant.manifest.variant_of), None)
+                versions[variant.name] = variant.manifest.version
+        return versions
 
     def close(self) -> None:
         """Stop the decode threads (waits for a late decode to end)."""
@@ -169,7 +150,7 @@ class Enricher:
         self, batches: Iterable[Sequence[PhotoInput]]
     ) -> Iterator[list[Enriched | Failed]]:
         """Enrich batch after batch, decoding batch n+1 while batch n is in inference."""
-        pending: list[tuple[_Job, Future[_Job]]] | None = None
+        pending: list[tuple[Job, Future[Job]]] | None = None
         for batch in batches:
             submitted = self._submit(batch)
             if pending is not None:
@@ -178,17 +159,20 @@ class Enricher:
         if pending is not None:
             yield self._infer(self._collect(pending))
 
-    def _submit(self, items: Sequence[PhotoInput]) -> list[tuple[_Job, Future[_Job]]]:
-        jobs = [_Job(item.photo_id) for item in items]
+    def _submit(self, items: Sequence[PhotoInput]) -> list[tuple[Job, Future[Job]]]:
+        jobs = [
+            Job(item.photo_id, [v for v in self.variants if v.applies_to(item.user_id)])
+            for item in items
+        ]
         return [
             (job, self._pool.submit(self._prepare, job, item))
             for job, item in zip(jobs, items, strict=True)
         ]
 
-    def _collect(self, pending: list[tuple[_Job, Future[_Job]]]) -> list[_Job]:
+    def _collect(self, pending: list[tuple[Job, Future[Job]]]) -> list[Job]:
         """Each photo's prepared job, or a DEADLINE_EXCEEDED one for a photo not done in time."""
         limit = self.settings.photo_deadline_s
-        jobs: list[_Job] = []
+        jobs: list[Job] = []
         for job, future in pending:
             # the photos before this one are done: only late decodes can keep it from a
             # thread for a whole deadline
@@ -204,13 +188,13 @@ class Enricher:
             error = DeadlineExceededError(
                 f"still {waited} after {limit:g} s (DARKROOM_ENGINE_PHOTO_DEADLINE_S)"
             )
-            late = _Job(job.photo_id, stage=job.stage, timings_ms=dict(job.timings_ms))
+            late = Job(job.photo_id, stage=job.stage, timings_ms=dict(job.timings_ms))
             late.fail(error, job.stage)
             log.warning("photo past its deadline", photo_id=job.photo_id, stage=job.stage)
             jobs.append(late)
         return jobs
 
-    def _prepare(self, job: _Job, item: PhotoInput) -> _Job:
+    def _prepare(self, job: Job, item: PhotoInput) -> Job:
         """Decode, features and fitting (a decode thread). Whatever goes wrong stays with this
         photo: a typed PhotoError keeps its reason, anything unexpected is INTERNAL_ERROR."""
         # no deadline on this wait: a slot is held only by a live photo, which gives it back
@@ -232,7 +216,7 @@ class Enricher:
                 job.work = None  # late: the batch went on without it, drop its pixels now
         return job
 
-    def _prepare_into(self, job: _Job, item: PhotoInput) -> None:
+    def _prepare_into(self, job: Job, item: PhotoInput) -> None:
         started = time.perf_counter()
         try:
             photo = self.decoder.decode(item.data, deadline=job.deadline)
@@ -260,19 +244,85 @@ class Enricher:
         )
         for runner in self.runners:
             work.prepared[runner.name] = runner.prepare(photo)
+        for variant in job.variants:
+            try:  # a variant's trouble is measured, never the photo's failure
+                work.prepared[variant.runner.name] = variant.runner.prepare(photo)
+            except Exception as error:
+                job.variant_errors[variant.name] = f"preprocess: {error!r}"
         job.timings_ms["preprocess"] = _ms_since(started)
         job.check_deadline()
         job.work = work
 
-    def _infer(self, jobs: list[_Job]) -> list[Enriched | Failed]:
+    def _infer(self, jobs: list[Job]) -> list[Enriched | Failed]:
         for runner in self.runners:
             alive = [job for job in jobs if job.work is not None]
             size = runner.photos_per_run(self.settings.max_batch)
             for start in range(0, len(alive), size):
                 self._run(runner, alive[start : start + size])
+        for variant in self.variants:
+            chosen = [job for job in jobs if self._starts_variant(job, variant)]
+            size = variant.runner.photos_per_run(self.settings.max_batch)
+            for start in range(0, len(chosen), size):
+                self._run_variant(variant, chosen[start : start + size])
+        for job in jobs:
+            # after every variant ran: a shadow of the same model compares with production
+            for run in job.variant_runs.values():
+                if run.mode == "canary" and run.fields is not None and job.work is not None:
+                    serve_canary(job.work.fields, job.produced_by, run)
         return [self._result(job) for job in jobs]
 
-    def _run(self, runner: Runner, chunk: list[_Job]) -> None:
+    @staticmethod
+    def _starts_variant(job: Job, variant: Variant) -> bool:
+        """Open the photo's record of ``variant``; True if the variant should run on it."""
+        if job.work is None or variant not in job.variants:
+            return False
+        production = variant.production.name
+        run = VariantRun(
+            variant=variant.name,
+            mode=variant.mode,
+            task=variant.manifest.task,
+            production=variant.refs()[0],
+            model=variant.refs()[1],
+            provenance=dict(variant.runner.provenance),
+            production_ms=job.timings_ms.get(f"infer:{production}", 0.0),
+            production_batch=job.batch_of.get(production, 0),
+            error=job.variant_errors.get(variant.name),
+        )
+        job.variant_runs[variant.name] = run
+        return run.error is None
+
+    def _run_variant(self, variant: Variant, chunk: list[Job]) -> None:
+        """Like ``_run``, but the outputs are measured against production's, not served."""
+        started = time.perf_counter()
+        try:
+            outputs: list[Fields | BaseException] = list(
+                variant.runner.run([j.work for j in chunk if j.work is not None])
+            )
+        except Exception as batch_error:
+            log.warning("variant batch failed", variant=variant.name, error=repr(batch_error))
+            outputs = [self._run_one(variant.runner, job) for job in chunk]
+        share = _ms_since(started) / len(chunk)
+        for job, output in zip(chunk, outputs, strict=True):
+            assert job.work is not None
+            run = job.variant_runs[variant.name]
+            run.variant_ms, run.variant_batch = share, len(chunk)
+            job.timings_ms[f"variant:{variant.name}"] = share
+            if isinstance(output, BaseException):
+                run.error = f"{variant.name}: {output!r}"
+                continue
+            production = {name: job.work.fields.get(name) for name in output}
+            try:
+                run.figures = variant.compare(production, output)
+            except Exception as error:  # a bug in a comparison must not cost the photo
+                log.exception("variant comparison failed", variant=variant.name)
+                run.error = f"compare: {error!r}"
+                continue
+            run.fields = output
+            run.produced_by = dict.fromkeys(
+                _provenance_keys(variant.runner, output), run.provenance
+            )
+
+    def _run(self, runner: Runner, chunk: list[Job]) -> None:
         """One runner over one chunk; on failure, photo by photo to isolate the culprit."""
         stage = f"infer:{runner.name}"
         started = time.perf_counter()
@@ -288,18 +338,18 @@ class Enricher:
         share = _ms_since(started) / len(chunk)
         for job, output in zip(chunk, outputs, strict=True):
             job.timings_ms[stage] = share
+            job.batch_of[runner.name] = len(chunk)
             if isinstance(output, BaseException):
                 job.fail(InferenceError(f"{runner.name}: {output!r}"), stage)
                 continue
             assert job.work is not None
             job.work.fields.update(output)
-            keys = [name for name, value in output.items() if value is not None]
-            if keys and runner.provenance_key:
-                keys = [runner.provenance_key]  # e.g. faces.embedding: the detector made faces
-            job.produced_by.update(dict.fromkeys(keys, runner.provenance))
+            job.produced_by.update(
+                dict.fromkeys(_provenance_keys(runner, output), runner.provenance)
+            )
 
     @staticmethod
-    def _run_one(runner: Runner, job: _Job) -> Fields | BaseException:
+    def _run_one(runner: Runner, job: Job) -> Fields | BaseException:
         assert job.work is not None
         try:
             (output,) = runner.run([job.work])
@@ -309,13 +359,26 @@ class Enricher:
         return result
 
     @staticmethod
-    def _result(job: _Job) -> Enriched | Failed:
+    def _result(job: Job) -> Enriched | Failed:
         if job.failure is not None:
             return job.failure
         assert job.work is not None
         return Enriched(
-            job.photo_id, job.work.fields, job.produced_by, job.timings_ms, job.phash_variants
+            job.photo_id,
+            job.work.fields,
+            job.produced_by,
+            job.timings_ms,
+            job.phash_variants,
+            list(job.variant_runs.values()),
         )
+
+
+def _provenance_keys(runner: Runner, output: Fields) -> list[str]:
+    """The produced_by keys of what ``runner`` filled: its field names, or its one key."""
+    keys = [name for name, value in output.items() if value is not None]
+    if keys and runner.provenance_key:
+        keys = [runner.provenance_key]  # e.g. faces.embedding: the detector made faces
+    return keys
 
 
 def _ms_since(started: float) -> float:

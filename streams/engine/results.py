@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.errors import PhotoError
+
+if TYPE_CHECKING:
+    from streams.engine.variants import VariantRun
 
 
 @dataclass
@@ -17,6 +20,7 @@ class Enriched:
     produced_by: dict[str, dict[str, str]]  # field -> {"name", "version"}
     timings_ms: dict[str, float] = field(default_factory=dict)
     phash_variants: list[int] = field(default_factory=list)  # 8 rotations/mirrors, [0] = photo
+    variants: list[VariantRun] = field(default_factory=list)  # experiments that ran on it
 
     @property
     def processing_ms(self) -> float:

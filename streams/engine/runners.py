@@ -90,11 +90,18 @@ def companions(classes: RunnerClasses = RUNNERS) -> dict[Task, tuple[Task, ...]]
 
 
 def enabled_manifests(settings: EngineSettings, repository: ModelRepository) -> list[ModelManifest]:
-    """The manifests named by ``settings.models`` ('all' = every model in the repository)."""
+    """The manifests named by ``settings.models`` ('all' = every production model)."""
     if settings.models.strip().lower() == "all":
-        return repository.manifests()
+        return repository.production()
     names = [n.strip() for n in settings.models.split(",") if n.strip()]
-    return [repository.get(name) for name in names]
+    chosen = [repository.get(name) for name in names]
+    for manifest in chosen:
+        if manifest.is_variant:
+            raise EngineConfigError(
+                f"{manifest.name} is a variant of {manifest.variant_of}: it runs by its "
+                "[rollout] (DARKROOM_ENGINE_VARIANTS), not in DARKROOM_ENGINE_MODELS"
+            )
+    return chosen
 
 
 def check_enabled(
@@ -151,13 +158,19 @@ def open_runners(
     return runners
 
 
-def load_runners(settings: EngineSettings, repository: ModelRepository) -> list[Runner]:
-    """Open a session for every enabled model and return the runners in execution order."""
-    enabled = check_enabled(enabled_manifests(settings, repository))
-    config = SessionConfig(
+def session_config(settings: EngineSettings, repository: ModelRepository) -> SessionConfig:
+    """How every session of this engine is opened."""
+    return SessionConfig(
         providers=tuple(settings.providers),
         intra_op_threads=settings.intra_op_threads,
         tensorrt_cache=repository.cache / "tensorrt",
     )
-    runners: list[Runner] = [*open_runners(enabled, repository, config)]
+
+
+def load_runners(settings: EngineSettings, repository: ModelRepository) -> list[Runner]:
+    """Open a session for every enabled model and return the runners in execution order."""
+    enabled = check_enabled(enabled_manifests(settings, repository))
+    runners: list[Runner] = [
+        *open_runners(enabled, repository, session_config(settings, repository))
+    ]
     return runners

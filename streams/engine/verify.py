@@ -50,10 +50,12 @@ def verify_model(
 ) -> VerifyResult:
     """Run ``manifest``'s golden checks (with its companion models, e.g. OCR det + rec)."""
     started = time.monotonic()
+    repository = repository.as_production(manifest.name)  # a variant runs where it would serve
     names = [manifest.name]
     for companion in _COMPANIONS.get(manifest.task, ()):
-        names += [m.name for m in repository.manifests(companion)][:1]
-    enricher = Enricher(settings.model_copy(update={"models": ",".join(names)}), repository)
+        names += [m.name for m in repository.production() if m.task is companion][:1]
+    only = {"models": ",".join(names), "variants": "none"}
+    enricher = Enricher(settings.model_copy(update=only), repository)
     result = VerifyResult(manifest)
     try:
         result.checks.append(

@@ -42,10 +42,16 @@ class TopicSpec:
 
 
 def project_topics(settings: Settings) -> list[TopicSpec]:
-    """photos.uploaded, photos.enriched and photos.failed with the configured layout."""
+    """photos.uploaded, .enriched, .failed and .shadow with the configured layout."""
     t = settings.topics
-    names = (t.uploaded, t.enriched, t.failed)
+    names = (t.uploaded, t.enriched, t.failed, t.shadow)
     return [TopicSpec(name, t.partitions, t.replication) for name in names]
+
+
+def shadow_topic(settings: Settings) -> TopicSpec:
+    """photos.shadow, which the worker creates itself when missing (it came after the others)."""
+    t = settings.topics
+    return TopicSpec(t.shadow, t.partitions, t.replication)
 
 
 def topic_event_types(settings: Settings) -> dict[str, EventType]:
@@ -55,6 +61,7 @@ def topic_event_types(settings: Settings) -> dict[str, EventType]:
         t.uploaded: EventType.PHOTO_UPLOADED,
         t.enriched: EventType.PHOTO_ENRICHED,
         t.failed: EventType.PHOTO_FAILED,
+        t.shadow: EventType.SHADOW_RESULT,
     }
 
 

@@ -11,6 +11,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,11 @@ class BuildError(OperationError):
     """A converter failed on its source (the build ran; this model's part of it did not)."""
 
 
+# fp32 graph, where model.onnx goes, the manifest: writes the quantized graph (the engine's
+# streams/engine/build.py has the one that knows each task's calibration inputs)
+Quantizer = Callable[[Path, Path, ModelManifest], None]
+
+
 @dataclass(frozen=True)
 class BuildResult:
     """What happened to one model."""
@@ -37,25 +43,42 @@ class BuildResult:
 
 
 def build_model(
-    repository: ModelRepository, manifest: ModelManifest, force: bool = False
+    repository: ModelRepository,
+    manifest: ModelManifest,
+    force: bool = False,
+    quantizer: Quantizer | None = None,
 ) -> BuildResult:
-    """Build one model (MissingSourceError / SourceMismatchError / BuildError on failure)."""
+    """Build one model (MissingSourceError / SourceMismatchError / BuildError on failure).
+    A manifest with [quantize] needs ``quantizer`` (use streams.engine.build.build)."""
     started = time.monotonic()
+    if manifest.quantize is not None and quantizer is None:
+        raise BuildError(f"{manifest.key} is quantized at build: build it with streams.engine")
     source = locate_source(manifest)
     source_sha = sha256_file(source)
     artifacts = repository.artifacts(manifest)
     info = artifacts.build_info()
-    wanted = {"source_sha256": source_sha, "converter": manifest.source.converter}
+    wanted = {
+        "source_sha256": source_sha,
+        "converter": manifest.source.converter,
+        "quantize": manifest.quantize.model_dump() if manifest.quantize else None,
+    }
     if not force and info is not None and all(info.get(k) == v for k, v in wanted.items()):
         return BuildResult(manifest, False, artifacts.model, time.monotonic() - started)
 
     artifacts.folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{manifest.version}-", dir=artifacts.folder.parent))
     try:
+        converted = staging / ("fp32.onnx" if quantizer and manifest.quantize else "model.onnx")
         try:
-            CONVERTERS[manifest.source.converter](source, staging / "model.onnx")
+            CONVERTERS[manifest.source.converter](source, converted)
         except Exception as exc:
             raise BuildError(f"{manifest.key}: {manifest.source.converter} failed: {exc}") from exc
+        if quantizer is not None and manifest.quantize is not None:
+            try:
+                quantizer(converted, staging / "model.onnx", manifest)
+            except Exception as exc:
+                raise BuildError(f"{manifest.key}: quantization failed: {exc}") from exc
+            converted.unlink()
         if manifest.labels is not None:
             labels = load_labels(manifest.labels, manifest.folder)
             (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")

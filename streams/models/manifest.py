@@ -5,6 +5,7 @@ Adding a model for a task that exists is adding a folder with a manifest; no cod
 
 from __future__ import annotations
 
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -105,6 +106,72 @@ class Golden(_Strict):
     max_score: dict[str, float] | None = Field(None, description="moderate: upper bounds")
 
 
+Comparison = Literal[">=", "<=", ">", "<"]
+_CRITERION = re.compile(r"^\s*(>=|<=|>|<)\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$")
+
+
+class Criterion(_Strict):
+    """One promotion criterion, written ``">= 0.95"`` in the manifest."""
+
+    op: Comparison
+    threshold: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _CRITERION.match(value)
+            if match is None:
+                raise ValueError(f"{value!r} is not a criterion like '>= 0.95' or '<= 0.8'")
+            return {"op": match.group(1), "threshold": float(match.group(2))}
+        return value
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` meets the criterion."""
+        return {
+            ">=": value >= self.threshold,
+            "<=": value <= self.threshold,
+            ">": value > self.threshold,
+            "<": value < self.threshold,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.threshold:g}"
+
+
+class Quantize(_Strict):
+    """INT8 at build time (streams/inference/quantize.py): static QDQ, calibrated on photos."""
+
+    method: Literal["static_qdq"] = "static_qdq"
+    per_channel: bool = True
+    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    calibration: list[str] = Field(
+        min_length=1, description="Sample photos (streams.samples.PHOTOS) to calibrate on"
+    )
+
+
+RolloutMode = Literal["shadow", "canary", "retired"]
+
+
+class Rollout(_Strict):
+    """How a variant meets traffic: beside production (shadow), instead of it for a share of
+    users (canary), or not at all (retired: a former production model kept for rollback)."""
+
+    mode: RolloutMode
+    percent: float = Field(
+        0.0, ge=0, le=100, description="Share of users, by a stable hash of the user id"
+    )
+    promote_when: dict[str, Criterion] = Field(
+        default_factory=dict, description="figure -> criterion, e.g. top1_agreement = '>= 0.95'"
+    )
+
+    @model_validator(mode="after")
+    def _runs_somewhere(self) -> Rollout:
+        if self.mode != "retired" and self.percent <= 0:
+            raise ValueError(f"a {self.mode} variant needs percent > 0")
+        return self
+
+
 class ModelManifest(_Strict):
     """One model of the repository."""
 
@@ -119,7 +186,23 @@ class ModelManifest(_Strict):
     labels: Labels | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="Task-specific settings")
     golden: list[Golden] = Field(default_factory=list)
+    variant_of: str | None = Field(
+        None, description="The production model this one is an experiment on (same task)"
+    )
+    rollout: Rollout | None = Field(None, description="How a variant runs (variants only)")
+    quantize: Quantize | None = Field(None, description="Quantize to INT8 when built")
     folder: Path = Field(Path(), exclude=True)
+
+    @model_validator(mode="after")
+    def _variant_has_rollout(self) -> ModelManifest:
+        if (self.variant_of is None) != (self.rollout is None):
+            raise ValueError("a variant needs both `variant_of` and [rollout]; production neither")
+        return self
+
+    @property
+    def is_variant(self) -> bool:
+        """An experiment on another model (shadow, canary or retired), not production."""
+        return self.variant_of is not None
 
     @property
     def key(self) -> str:

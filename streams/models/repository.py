@@ -14,7 +14,7 @@ from typing import Any
 
 from streams.config import Settings
 from streams.errors import SetupError, UsageError
-from streams.models.manifest import ManifestError, ModelManifest, Task, load_manifest
+from streams.models.manifest import ManifestError, ModelManifest, Rollout, Task, load_manifest
 
 
 class UnknownModelError(UsageError):
@@ -71,6 +71,41 @@ class ModelRepository:
             raise ManifestError(f"model repository {root} does not exist")
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         self._manifests = {m.name: m for m in (load_manifest(f) for f in folders)}
+        for manifest in self._manifests.values():
+            self._check_variant(manifest)
+
+    def _check_variant(self, manifest: ModelManifest) -> None:
+        if manifest.variant_of is None:
+            return
+        where = f"{manifest.folder / 'model.toml'}"
+        base = self._manifests.get(manifest.variant_of)
+        if base is None:
+            raise ManifestError(f"{where}: variant_of {manifest.variant_of!r} is not a model here")
+        if base.is_variant:
+            raise ManifestError(
+                f"{where}: variant_of {base.name!r}, which is itself a variant of "
+                f"{base.variant_of!r}; name the production model"
+            )
+        if base.task is not manifest.task:
+            raise ManifestError(
+                f"{where}: a variant does the task of its production model "
+                f"({base.name} does {base.task}, this does {manifest.task})"
+            )
+        assert manifest.rollout is not None
+        if manifest.rollout.mode == "canary":
+            others = [
+                m.name
+                for m in self._manifests.values()
+                if m.variant_of == base.name
+                and m.rollout is not None
+                and m.rollout.mode == "canary"
+                and m.name != manifest.name
+            ]
+            if others:
+                raise ManifestError(
+                    f"{where}: {base.name} already has a canary ({', '.join(others)}); a user "
+                    "can be served by one variant at a time"
+                )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelRepository:
@@ -80,6 +115,31 @@ class ModelRepository:
     def manifests(self, task: Task | None = None) -> list[ModelManifest]:
         """All manifests (of one task, if given), by name."""
         return [m for m in self._manifests.values() if task is None or m.task is task]
+
+    def production(self) -> list[ModelManifest]:
+        """The models that serve events (every manifest that is not a variant), by name."""
+        return [m for m in self._manifests.values() if not m.is_variant]
+
+    def variants(self, of: str | None = None) -> list[ModelManifest]:
+        """The variants (of the production model ``of``, if given), by name."""
+        return [m for m in self._manifests.values() if m.is_variant and of in (None, m.variant_of)]
+
+    def as_production(self, name: str) -> ModelRepository:
+        """This repository as if variant ``name`` were promoted, in memory only (to verify a
+        variant's golden checks, it runs where its production model would)."""
+        variant = self.get(name)
+        if variant.variant_of is None:
+            return self
+        view = object.__new__(ModelRepository)
+        view.root, view.cache = self.root, self.cache
+        view._manifests = {
+            **self._manifests,
+            name: variant.model_copy(update={"variant_of": None, "rollout": None}),
+            variant.variant_of: self._manifests[variant.variant_of].model_copy(
+                update={"variant_of": name, "rollout": Rollout(mode="retired")}
+            ),
+        }
+        return view
 
     def get(self, name: str) -> ModelManifest:
         """The manifest called ``name``."""

@@ -31,7 +31,13 @@ from streams.engine import Enriched, Enricher, Failed, PhotoInput
 from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
 from streams.logs import get_logger
 from streams.pipeline.dedup import DuplicateSearch, Findings
-from streams.pipeline.outputs import OutputBuilder, RawMessage, body_budget, fit_dead_letter
+from streams.pipeline.outputs import (
+    OutputBuilder,
+    RawMessage,
+    body_budget,
+    encode_shadow,
+    fit_dead_letter,
+)
 
 log = get_logger("darkroom.pipeline")
 
@@ -50,6 +56,7 @@ class Photo:
     result: Enriched | Failed | None = None
     record: dict[str, Any] | None = None  # the output record, once built
     value: bytes | None = None  # the output, encoded
+    shadows: list[bytes] = field(default_factory=list)  # encoded ShadowResults (photos.shadow)
 
     @property
     def failed(self) -> Failed | None:
@@ -89,6 +96,10 @@ class Batch:
     def outputs(self) -> list[Photo]:
         """The photos that have an output to send, in order."""
         return [photo for photo in self.photos if photo.value is not None]
+
+    def shadows(self) -> list[tuple[Photo, bytes]]:
+        """Every ShadowResult to send (photos.shadow), with the photo it measures."""
+        return [(photo, value) for photo in self.photos for value in photo.shadows]
 
 
 SkipRule = Callable[[Photo], bool]
@@ -223,7 +234,10 @@ class Pipeline:
         return result
 
     def _enrich(self, photos: list[Photo], data: dict[int, bytes | None]) -> None:
-        inputs = [PhotoInput(str(p.upload["photo_id"]), data[id(p)] or b"") for p in photos]  # type: ignore[index]
+        inputs = [
+            PhotoInput(str(p.upload["photo_id"]), data[id(p)] or b"", str(p.upload["user_id"]))  # type: ignore[index]
+            for p in photos
+        ]
         for photo, result in zip(photos, self.enricher.enrich(inputs), strict=True):
             photo.result = result
 
@@ -261,6 +275,7 @@ class Pipeline:
                 budget = body_budget(self.max_message_bytes, photo.message.key)
                 if len(value) <= budget:
                     photo.value = value
+                    photo.shadows = self._encode_shadows(photo, budget)
                     return
                 self._fail_output(
                     photo,
@@ -270,6 +285,16 @@ class Pipeline:
                     ),
                 )
         photo.value = self._encode_dead_letter(photo)
+
+    def _encode_shadows(self, photo: Photo, budget: int) -> list[bytes]:
+        """A ShadowResult per variant that ran on the photo; one too large for a message goes
+        without the variant's fields (its figures and times are what the report reads)."""
+        assert photo.enriched is not None and photo.upload is not None
+        upload = photo.upload
+        return [
+            encode_shadow(self.codec, self.outputs, upload, run, budget)
+            for run in photo.enriched.variants
+        ]
 
     def _fail_output(self, photo: Photo, error: PhotoError) -> None:
         photo.fail(error, "encode_output")

@@ -13,9 +13,14 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from streams.contracts.codec import Codec
 from streams.contracts.events import utc_now
 from streams.contracts.schemas import EventType, SchemaRepository
 from streams.engine.results import Enriched, Failed
+from streams.engine.variants import VariantRun
+from streams.logs import get_logger
+
+log = get_logger("darkroom.pipeline")
 
 # Room left in every record for what the Avro body does not count: Kafka's record and batch
 # framing (about 70 bytes), the key, and the headers a replay adds (about 100 bytes).
@@ -57,6 +62,9 @@ class OutputBuilder:
         self._nullable = [
             f["name"] for f in raw["fields"] if "default" in f and f["default"] is None
         ]
+        shadow = schemas.latest(EventType.SHADOW_RESULT).raw
+        (variant_fields,) = [f for f in shadow["fields"] if f["name"] == "variant_fields"]
+        self._variant_fields = [f["name"] for f in variant_fields["type"]["fields"]]
         self.worker = worker_name()
 
     def enriched(
@@ -83,6 +91,34 @@ class OutputBuilder:
         )
         return record
 
+    def shadow(
+        self, upload: dict[str, Any], run: VariantRun, *, with_fields: bool = True
+    ) -> dict[str, Any]:
+        """The ShadowResult record of one variant's run on ``upload``'s photo (``with_fields``
+        False: the variant's fields left out, for a record that would not fit a message)."""
+        fields = (run.fields or {}) if with_fields else {}
+        return {
+            "event_id": upload["event_id"],
+            "photo_id": upload["photo_id"],
+            "user_id": upload["user_id"],
+            "recorded_at": utc_now(),
+            "worker": self.worker,
+            "mode": run.mode,
+            "task": run.task.value,
+            "production": run.production,
+            "variant": run.model,
+            "production_ms": run.production_ms,
+            "production_batch": run.production_batch,
+            "variant_ms": run.variant_ms,
+            "variant_batch": run.variant_batch,
+            "agreement": run.figures,
+            "variant_fields": {name: fields.get(name) for name in self._variant_fields},
+            "error": run.error
+            if with_fields
+            else "variant_fields left out: the record did not fit a message",
+            "trace_id": upload.get("trace_id"),
+        }
+
     def failed(
         self, message: RawMessage, failed: Failed, upload: dict[str, Any] | None
     ) -> dict[str, Any]:
@@ -108,6 +144,20 @@ class OutputBuilder:
             "original_sha256": hashlib.sha256(message.value).hexdigest(),
             "original_truncated": False,
         }
+
+
+def encode_shadow(
+    codec: Codec, builder: OutputBuilder, upload: dict[str, Any], run: VariantRun, budget: int
+) -> bytes:
+    """The ShadowResult of ``run``, within ``budget``: one that is too large goes without the
+    variant's fields (its figures and times, what the report reads, always fit)."""
+    value = codec.encode(EventType.SHADOW_RESULT, builder.shadow(upload, run))
+    if len(value) > budget:
+        log.warning("shadow result too large, fields left out", variant=run.variant)
+        value = codec.encode(
+            EventType.SHADOW_RESULT, builder.shadow(upload, run, with_fields=False)
+        )
+    return value
 
 
 def body_budget(max_message_bytes: int, key: bytes | None) -> int:

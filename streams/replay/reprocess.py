@@ -72,7 +72,7 @@ class ReprocessSink:
         self.force, self.stale_only, self.batch_size = force, stale_only, batch_size
         self.delivery = DeliveryTracker(producer)
         self.pipeline = Pipeline.from_settings(settings, enricher, skip=self._skip)
-        self.current = enricher.model_versions
+        self.current = enricher.model_versions_for  # user id -> the versions that serve them
         self.recorded = recorded_versions(settings, codec)
         self.counts = SinkCounts()
         self._pending: list[tuple[SourceMessage, RawMessage]] = []
@@ -89,10 +89,11 @@ class ReprocessSink:
     def _skip(self, photo: Photo) -> bool:
         assert photo.upload is not None
         recorded = self.recorded.get(photo.upload["photo_id"])
+        current = self.current(photo.upload["user_id"])
         if self.stale_only:
-            wanted = is_stale(recorded, self.current)
+            wanted = is_stale(recorded, current)
         else:
-            wanted = self.force or recorded is None or is_stale(recorded, self.current)
+            wanted = self.force or recorded is None or is_stale(recorded, current)
         return not wanted
 
     def _enrich_pending(self) -> None:
@@ -106,9 +107,11 @@ class ReprocessSink:
             if photo.topic == "failed":
                 topic = self.settings.topics.failed
             elif photo.upload is not None:
-                self.recorded[photo.upload["photo_id"]] = dict(self.current)
+                self.recorded[photo.upload["photo_id"]] = self.current(photo.upload["user_id"])
             hdrs = replay_headers(self.replay_id, source, force=False)
             self.delivery.produce(topic, photo.message.key, photo.value, hdrs)
+            for shadow in photo.shadows:  # a backfill measures the running experiments too
+                self.delivery.produce(self.settings.topics.shadow, photo.message.key, shadow, hdrs)
             self.counts.written += 1
 
     def flush(self) -> None:

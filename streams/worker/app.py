@@ -54,6 +54,7 @@ class StreamApp:
     uploads: Any
     enriched: Any
     failed: Any
+    shadow: Any
     tables: Tables
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     readiness: Readiness = field(default_factory=Readiness)
@@ -75,7 +76,7 @@ class StreamApp:
         pipeline = Pipeline.from_settings(
             settings,
             enricher,
-            skip=AlreadyDone(self.tables, enricher.model_versions),
+            skip=AlreadyDone(self.tables, enricher.model_versions_for),
             duplicates=DuplicateSearch(TableDuplicates(self.tables), policy),
             on_stage=lambda stage, seconds: stage_seconds.labels(stage).observe(seconds),
         )
@@ -83,9 +84,8 @@ class StreamApp:
             pipeline=pipeline,
             tables=self.tables,
             metrics=self.metrics,
-            versions=enricher.model_versions,
-            enriched_topic=self.enriched,
-            failed_topic=self.failed,
+            versions=enricher.model_versions_for,
+            topics={"enriched": self.enriched, "failed": self.failed, "shadow": self.shadow},
             flush=lambda: drain(self.app),
         )
         self.readiness.models = enricher.model_versions
@@ -185,6 +185,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
         uploads=app.topic(settings.topics.uploaded, **raw),
         enriched=app.topic(settings.topics.enriched, **raw),
         failed=app.topic(settings.topics.failed, **raw),
+        shadow=app.topic(settings.topics.shadow, **raw),
         tables=Tables.create(app, settings.topics.partitions),
     )
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.engine.variants import VariantRun
+
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+# Agreement figures are mostly near 1 (shares) or near 0 (distances, error rates): the buckets
+# are fine at both ends.
+_FIGURE_BUCKETS = (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 1, 2)
 
 
 @dataclass
@@ -43,3 +50,39 @@ class WorkerMetrics:
         self.in_flight = Gauge(
             "darkroom_in_flight", "Uploads taken but not yet answered", registry=r
         )
+        # {model, variant}: the production model and the variant beside it.
+        self.variant_photos = Counter(
+            "darkroom_variant_photos",
+            "Photos a variant ran on, by mode and outcome (ok, failed)",
+            ["model", "variant", "mode", "outcome"],
+            registry=r,
+        )
+        self.variant_inference_seconds = Histogram(
+            "darkroom_variant_inference_seconds",
+            "Per-photo inference time of a variant (side=variant) and of production on the "
+            "same photos (side=production)",
+            ["model", "variant", "side"],
+            buckets=_INFERENCE_BUCKETS,
+            registry=r,
+        )
+        self.variant_agreement = Histogram(
+            "darkroom_variant_agreement",
+            "Per-photo agreement figures of a variant with production",
+            ["model", "variant", "figure"],
+            buckets=_FIGURE_BUCKETS,
+            registry=r,
+        )
+
+    def observe_variants(self, runs: Iterable[VariantRun]) -> None:
+        """One photo's variant runs, once their shadow results are acknowledged."""
+        for run in runs:
+            model, variant = run.production["name"], run.variant
+            outcome = "failed" if run.error else "ok"
+            self.variant_photos.labels(model, variant, run.mode, outcome).inc()
+            if run.error:
+                continue
+            seconds = self.variant_inference_seconds
+            seconds.labels(model, variant, "variant").observe(run.variant_ms / 1000)
+            seconds.labels(model, variant, "production").observe(run.production_ms / 1000)
+            for figure, value in run.figures.items():
+                self.variant_agreement.labels(model, variant, figure).observe(value)

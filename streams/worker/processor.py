@@ -76,10 +76,13 @@ class TableDuplicates:
         return found
 
 
+VersionsOf = Callable[[str], dict[str, str]]  # user id -> the model versions that serve it
+
+
 class AlreadyDone:
     """The worker's skip rule: done with these models (a redelivery or a replay), not forced."""
 
-    def __init__(self, tables: Tables, versions: dict[str, str]) -> None:
+    def __init__(self, tables: Tables, versions: VersionsOf) -> None:
         self.tables, self.versions = tables, versions
 
     def __call__(self, photo: Photo) -> bool:
@@ -89,7 +92,7 @@ class AlreadyDone:
         return state.already_done(
             self.tables.photo_state.get(photo.upload["photo_id"]),
             photo.upload["event_id"],
-            self.versions,
+            self.versions(photo.upload["user_id"]),
         )
 
 
@@ -102,17 +105,17 @@ class BatchProcessor:
         pipeline: Pipeline,
         tables: Tables,
         metrics: WorkerMetrics,
-        versions: dict[str, str],
-        enriched_topic: Any,
-        failed_topic: Any,
+        versions: VersionsOf,
+        topics: Mapping[str, Any],
         flush: Callable[[], Awaitable[None]],
     ) -> None:
-        """``flush``: hand every buffered table write to Kafka and wait for it (Faust buffers
-        changelog records; they must be in Kafka before the batch's offsets move)."""
+        """``topics``: the Faust topics for "enriched", "failed" and "shadow". ``flush``: hand
+        every buffered table write to Kafka and wait for it (Faust buffers changelog records;
+        they must be in Kafka before the batch's offsets move)."""
         self.pipeline, self.tables, self.metrics = pipeline, tables, metrics
         self.flush = flush
         self.versions = versions
-        self.topics = {"enriched": enriched_topic, "failed": failed_topic}
+        self.topics = dict(topics)
         # one thread: blob I/O and the engine never block the event loop (heartbeats)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
 
@@ -145,7 +148,17 @@ class BatchProcessor:
             with as_current(event_of[id(photo)]):
                 sent = await topic.send(key=photo.message.key, value=photo.value, force=True)
             pending.append(sent)
+        for photo, value in batch.shadows():
+            # in the upload's transaction too: a crash re-runs the experiment, never doubles it
+            with as_current(event_of[id(photo)]):
+                sent = await self.topics["shadow"].send(
+                    key=photo.message.key, value=value, force=True
+                )
+            pending.append(sent)
         await asyncio.gather(*pending)
+        for photo in batch.photos:
+            if photo.shadows and photo.enriched is not None:
+                self.metrics.observe_variants(photo.enriched.variants)
         self.metrics.stage_seconds.labels("send").observe(time.perf_counter() - started)
 
     def _record(self, batch: Batch, events: Sequence[EventT[Any]]) -> None:
@@ -185,7 +198,8 @@ class BatchProcessor:
         else:
             assert photo.upload is not None and photo.record is not None
             summary = state.summarise(photo.record, photo.fetched_bytes or 0)
-            new = state.enriched_state(photo.upload["event_id"], self.versions, summary)
+            versions = self.versions(photo.upload["user_id"])
+            new = state.enriched_state(photo.upload["event_id"], versions, summary)
         user, photo_id = photo.upload["user_id"], photo.upload["photo_id"]
         old = self.tables.photo_state.get(photo_id)
         self.tables.photo_state[photo_id] = new

@@ -36,9 +36,11 @@ from streams.contracts import ConfluentCodec, EventType, SchemaRepository, Singl
 from streams.contracts.codec import SINGLE_OBJECT_MAGIC
 from streams.contracts.events import new_upload
 from streams.engine.results import Enriched, Failed
+from streams.engine.variants import VariantRun
 from streams.errors import BlobMissingError
 from streams.kafka.clients import make_producer
 from streams.kafka.profiles import get_profile
+from streams.models.manifest import Task
 from streams.pipeline.outputs import OutputBuilder, RawMessage
 
 JAVA_DIR = REPO_ROOT / "tests" / "contracts" / "java"
@@ -265,6 +267,27 @@ def _failed(upload_bytes: bytes, upload: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _shadow(upload: Mapping[str, Any]) -> dict[str, Any]:
+    """A ShadowResult as the pipeline builds it for a canary classifier."""
+    run = VariantRun(
+        variant="mobilenet_int8",
+        mode="canary",
+        task=Task.CLASSIFY,
+        production={"name": "mobilenet", "version": "v2-7"},
+        model={"name": "mobilenet_int8", "version": "v2-7-int8"},
+        provenance={"name": "mobilenet_int8", "version": "v2-7-int8"},
+        production_ms=12.5,
+        production_batch=16,
+        variant_ms=8.25,
+        variant_batch=16,
+        fields={"labels": [{"name": "tabby cat", "score": 0.5, "class_index": 281}]},
+        figures={"top1_agreement": 1.0, "top5_overlap": 0.8},
+    )
+    record = OutputBuilder(REPOSITORY).shadow(dict(upload), run)
+    record["recorded_at"] = ENRICHED_AT
+    return record
+
+
 def _encode(event_type: EventType, record: Mapping[str, Any]) -> Event:
     data = CODEC.encode(event_type, record)
     return Event(event_type, data, CODEC.decode(data).record)
@@ -292,6 +315,7 @@ def _darkroom_events() -> list[Event]:
         _encode(EventType.PHOTO_ENRICHED, _enriched(upload)),
         _encode(EventType.PHOTO_FAILED, failed),
         _encode_as_first_version(EventType.PHOTO_FAILED, failed),
+        _encode(EventType.SHADOW_RESULT, _shadow(upload)),
     ]
 
 
@@ -362,6 +386,7 @@ def test_java_reads_timestamp_millis_as_the_same_instant(
         EventType.PHOTO_UPLOADED: {"uploaded_at": UPLOADED_AT},
         EventType.PHOTO_ENRICHED: {"uploaded_at": UPLOADED_AT, "enriched_at": ENRICHED_AT},
         EventType.PHOTO_FAILED: {"failed_at": UPLOADED_AT},
+        EventType.SHADOW_RESULT: {"recorded_at": ENRICHED_AT},
     }
     for event, java in decoded_by_java:
         for field, moment in expected[event.event_type].items():

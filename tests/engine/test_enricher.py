@@ -72,13 +72,13 @@ def test_every_field_names_its_producer(enricher: Enricher) -> None:
         == {"name": "mobilenet_v2", "version": "torchvision-imagenet1k-v1"}
     )
     assert produced["faces"]["name"] == "blazeface"
-    assert produced["moderation"]["name"] == "open_nsfw"
+    assert produced["moderation"]["name"] == "open_nsfw_int8"
     assert produced["ocr"]["name"] == "ppocr_det+ppocr_rec"
     assert {"quality", "dominant_colors", "phash"} <= set(produced)
     assert set(enricher.model_versions) == {
         "mobilenet_v2",
         "blazeface",
-        "open_nsfw",
+        "open_nsfw_int8",
         "ppocr_det",
         "ppocr_rec",
     }
@@ -133,7 +133,7 @@ def test_a_bad_photo_never_costs_its_batch(enricher: Enricher) -> None:
 def test_an_inference_failure_is_isolated_to_its_photo(
     enricher: Enricher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runner = next(r for r in enricher.runners if r.name == "open_nsfw")
+    runner = next(r for r in enricher.runners if r.name == "open_nsfw_int8")
     original = runner.run
 
     def flaky(works: Any) -> Any:
@@ -148,7 +148,7 @@ def test_an_inference_failure_is_isolated_to_its_photo(
     failed = outcome["chelsea"]
     assert isinstance(failed, Failed)
     assert failed.error.reason is FailureReason.INFERENCE_ERROR
-    assert failed.stage == "infer:open_nsfw" and "simulated kernel failure" in failed.detail
+    assert failed.stage == "infer:open_nsfw_int8" and "simulated kernel failure" in failed.detail
     assert all(isinstance(outcome[n], Enriched) for n in ("coffee", "astronaut", "rocket"))
 
 

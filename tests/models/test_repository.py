@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.config import REPO_ROOT
-from streams.models.build import build_model
+from streams.models.build import BuildError, build_model
 from streams.models.converters import CONVERTERS
 from streams.models.manifest import ManifestError, Task, load_manifest
 from streams.models.repository import ModelNotBuiltError, ModelRepository, UnknownModelError
@@ -19,14 +19,23 @@ from tests.models.tiny import write_embedder, write_manifest
 
 def test_bundled_manifests_load_and_name_their_sources() -> None:
     repo = ModelRepository(REPO_ROOT / "models", Path("/nonexistent"))
-    tasks = {m.name: m.task for m in repo.manifests()}
+    tasks = {m.name: m.task for m in repo.production()}
     assert tasks == {
         "mobilenet_v2": Task.CLASSIFY,
         "blazeface": Task.DETECT_FACES,
-        "open_nsfw": Task.MODERATE,
+        "open_nsfw_int8": Task.MODERATE,
         "ppocr_det": Task.OCR_DETECT,
         "ppocr_rec": Task.OCR_RECOGNIZE,
     }
+    # the shipped experiments, in shadow: INT8 builds of three of them, and an OCR cascade
+    experiments = {m.name: (m.variant_of, m.rollout and m.rollout.mode) for m in repo.variants()}
+    assert experiments == {
+        "mobilenet_v2_int8": ("mobilenet_v2", "shadow"),
+        "open_nsfw": ("open_nsfw_int8", "retired"),  # promoted on its verdict; kept to roll back
+        "ppocr_det_int8": ("ppocr_det", "shadow"),
+        "ppocr_det_cascade": ("ppocr_det", "shadow"),
+    }
+    assert all(m.quantize is not None for m in repo.manifests() if m.name.endswith("_int8"))
     for manifest in repo.manifests():
         assert manifest.license and manifest.source.package and manifest.source.sha256
         assert "AGPL" not in manifest.license
@@ -72,7 +81,9 @@ def open_nsfw_edited(tmp_path: Path, old: str, new: str) -> ModelRepository:
     root = tmp_path / "models"
     shutil.copytree(REPO_ROOT / "models" / "open_nsfw", root / "open_nsfw")
     toml = root / "open_nsfw" / "model.toml"
-    toml.write_text(toml.read_text().replace(old, new))
+    # alone here: not the retired variant it is in models/ (its production model is not copied)
+    text = toml.read_text().replace('variant_of = "open_nsfw_int8"\n', "")
+    toml.write_text(text.split("\n[rollout]")[0].replace(old, new))
     return ModelRepository(root, tmp_path / "cache")
 
 
@@ -97,3 +108,11 @@ def test_an_unknown_converter_is_refused_naming_the_known_ones(tmp_path: Path) -
     assert {"copy", "mobilenet_v2_torch", "blazeface_tflite"} <= set(CONVERTERS)
     with pytest.raises(ManifestError, match=rf"unknown converter 'zip' \(known: {known}\)"):
         load_manifest(repo_root / "tiny")
+
+
+def test_a_quantized_manifest_is_never_built_as_fp32(tmp_path: Path) -> None:
+    """Only the engine's build knows calibration: the models layer alone refuses, not skips."""
+    repo = ModelRepository(REPO_ROOT / "models", tmp_path / "cache")
+    with pytest.raises(BuildError, match="quantized at build"):
+        build_model(repo, repo.get("mobilenet_v2_int8"))
+    assert not (tmp_path / "cache").exists()

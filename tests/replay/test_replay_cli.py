@@ -323,6 +323,6 @@ def test_reprocess_honours_idempotency_and_picks_stale_models(
     assert "written 1, skipped 3" in reprocess("--stale-models")
     latest = read_topic(kafka, kafka.topics.enriched)
     redone = [e for e in latest if e["photo_id"] == old["photo_id"]]
-    assert redone[-1]["produced_by"]["moderation"]["version"] == "yahoo-open-nsfw-1"
+    assert redone[-1]["produced_by"]["moderation"]["name"] == "open_nsfw_int8"
     assert redone[-1]["event_id"] == old["event_id"]
     assert "written 4, skipped 0" in reprocess("--force")

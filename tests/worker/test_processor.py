@@ -90,15 +90,14 @@ def tables() -> Tables:
 
 def processor(enricher: Enricher, root: Path) -> tuple[BatchProcessor, Topic, Tables]:
     enriched, state = Topic(), tables()
-    pipeline = make_pipeline(enricher, root, skip=AlreadyDone(state, enricher.model_versions))
+    pipeline = make_pipeline(enricher, root, skip=AlreadyDone(state, enricher.model_versions_for))
     return (
         BatchProcessor(
             pipeline=pipeline,
             tables=state,
             metrics=WorkerMetrics(),
-            versions=enricher.model_versions,
-            enriched_topic=enriched,
-            failed_topic=Topic(),
+            versions=enricher.model_versions_for,
+            topics={"enriched": enriched, "failed": Topic(), "shadow": Topic()},
             flush=flushed,
         ),
         enriched,
@@ -249,7 +248,7 @@ def test_the_force_header_survives_the_way_into_the_skip_rule(
     enricher: Enricher, tmp_path: Path
 ) -> None:
     state = tables()
-    rule = AlreadyDone(state, enricher.model_versions)
+    rule = AlreadyDone(state, enricher.model_versions_for)
     done = {"status": "enriched", "event_id": "e", "model_versions": enricher.model_versions}
     state.photo_state["p1"] = done
     pipeline = make_pipeline(enricher, tmp_path, skip=rule)

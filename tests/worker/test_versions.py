@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from streams.config import REPO_ROOT, Settings
-from streams.models.build import build_model
+from streams.engine.build import build as build_model
 from streams.models.repository import ModelRepository
 from tests.photos import write_photos
 from tests.worker.harness import (
@@ -23,6 +23,9 @@ from tests.worker.harness import (
 from tests.worker.publishing import produce, publish_folder
 
 pytestmark = pytest.mark.broker
+# the production moderation model (promoted from a shadow experiment) and a version bump of it
+MODERATION = "open_nsfw_int8"
+OLD, NEW = "yahoo-open-nsfw-1-int8-qdq-1", "yahoo-open-nsfw-1-int8-qdq-2"
 
 
 def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
@@ -48,13 +51,13 @@ def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
         wait_consumed(settings)
         assert len(outcomes(settings)[0]) == len(first)
 
-    # open_nsfw bumped to a new version: the replay is enriched again, stats unchanged
+    # the moderation model bumped to a new version: the replay is enriched again, stats unchanged
     models = tmp_path / "models"
     shutil.copytree(REPO_ROOT / "models", models)
-    manifest = models / "open_nsfw" / "model.toml"
-    manifest.write_text(manifest.read_text().replace('"yahoo-open-nsfw-1"', '"yahoo-open-nsfw-2"'))
+    manifest = models / MODERATION / "model.toml"
+    manifest.write_text(manifest.read_text().replace(f'"{OLD}"', f'"{NEW}"'))
     repository = ModelRepository(models, settings.paths.model_cache)
-    build_model(repository, repository.get("open_nsfw"))
+    build_model(repository, repository.get(MODERATION))
     bumped = worker.settings.model_copy(
         update={"paths": settings.paths.model_copy(update={"models": models})}
     )
@@ -63,9 +66,7 @@ def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
         produce(settings, replay)
         enriched, failed = wait_for_outcomes(settings, 2 * len(delivered))
         assert not failed
-        again = [
-            e for e in enriched if e["produced_by"]["moderation"]["version"] == "yahoo-open-nsfw-2"
-        ]
+        again = [e for e in enriched if e["produced_by"]["moderation"]["version"] == NEW]
         assert len(again) == len(delivered) == len(enriched) - len(first)
         assert {e["photo_id"] for e in again} == {d.photo_id for d in delivered}
         assert {(e["photo_id"], e["event_id"]) for e in again} == {
@@ -81,11 +82,11 @@ def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
             lambda: (
                 upgraded.get(f"/users/ann/photos/{again[0]['photo_id']}")[1]
                 .get("model_versions", {})
-                .get("open_nsfw")
-                == "yahoo-open-nsfw-2"
+                .get(MODERATION)
+                == NEW
             ),
             30,
             "photo_state to record the new version",
         )
         _, photo = upgraded.get(f"/users/ann/photos/{again[0]['photo_id']}")
-        assert photo["model_versions"]["open_nsfw"] == "yahoo-open-nsfw-2"
+        assert photo["model_versions"][MODERATION] == NEW

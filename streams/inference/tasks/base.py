@@ -20,12 +20,14 @@ from typing import Any, ClassVar, Protocol, Self
 import numpy as np
 
 from streams.imaging.decode import DecodedPhoto
+from streams.inference.agreement import Figures
 from streams.inference.preprocess import Image, Placement, TensorMaker, fit
 from streams.inference.sessions import ModelSession, SessionConfig
 from streams.models.manifest import InputSpec, ManifestError, ModelManifest, Task
 from streams.models.repository import ModelRepository
 
 Fields = dict[str, Any]
+Array = np.ndarray[Any, Any]
 
 
 @dataclass
@@ -92,6 +94,9 @@ class DeclaredRunner(ABC):
     tasks: ClassVar[tuple[Task, ...]] = ()
     requires: ClassVar[tuple[Task, ...]] = ()
     defers: ClassVar[Mapping[str, Task]] = MappingProxyType({})
+    # What ``compare`` reports for a variant against production (streams/inference/agreement.py);
+    # a manifest's [rollout.promote_when] may name these and ``latency_ratio``.
+    figures: ClassVar[tuple[str, ...]] = ()
 
     fields: tuple[str, ...] = ()  # event fields this runner fills
     provenance_key: str | None = None
@@ -112,6 +117,17 @@ class DeclaredRunner(ABC):
     @abstractmethod
     def needed_side(self) -> int:
         """The decoded long side below which the model would lose detail."""
+
+    @classmethod
+    def compare(cls, production: Fields, variant: Fields) -> Figures:
+        """``figures`` for one photo: a variant's fields against production's."""
+        return {}
+
+    @classmethod
+    def calibration_inputs(cls, manifest: ModelManifest, photos: Sequence[Image]) -> list[Array]:
+        """The model's input tensor for each photo, as ``run`` would make it (INT8 builds
+        calibrate on these); a runner that cannot make them says so."""
+        raise ManifestError(f"{manifest.key}: {cls.__name__} cannot calibrate a [quantize]")
 
     def photos_per_run(self, max_batch: int) -> int:
         """As many photos as fit ``max_run_pixels`` at the model's input size (at least one):
@@ -167,6 +183,15 @@ class TaskRunner(DeclaredRunner):
             return self.manifest.outputs[role]
         except KeyError:
             raise ManifestError(f"{self.manifest.key}: [outputs] needs {role!r}") from None
+
+    @classmethod
+    def calibration_inputs(cls, manifest: ModelManifest, photos: Sequence[Image]) -> list[Array]:
+        """Each photo fitted and normalised as ``prepare`` and ``infer`` do, one per tensor."""
+        if manifest.input is None:
+            raise ManifestError(f"{manifest.key}: task {manifest.task} needs [input]")
+        spec = manifest.input
+        to_tensor = TensorMaker(spec)
+        return [to_tensor([fit(photo, spec)[0]]) for photo in photos]
 
     def prepare(self, photo: DecodedPhoto) -> Prepared:
         """Fit the photo to the model's input (runs in a decode thread)."""

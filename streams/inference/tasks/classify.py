@@ -9,6 +9,8 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from streams.inference import agreement
+from streams.inference.agreement import Figures
 from streams.inference.tasks.base import Fields, TaskRunner, Work
 from streams.models.manifest import Task
 
@@ -35,6 +37,24 @@ class ClassifyRunner(TaskRunner):
     # A classifier's pooled features are a by-product; a model made for embeddings wins.
     defers: ClassVar[Mapping[str, Task]] = MappingProxyType({"embedding": Task.EMBED})
     fields = ("labels", "embedding")
+    figures = ("top1_agreement", "top5_overlap", "embedding_cosine")
+
+    @classmethod
+    def compare(cls, production: Fields, variant: Fields) -> Figures:
+        """Same best label, share of production's top labels kept, embedding cosine."""
+        ours, theirs = production.get("labels") or [], variant.get("labels") or []
+        figures = {
+            "top1_agreement": agreement.agree(
+                ours[0]["class_index"] if ours else None,
+                theirs[0]["class_index"] if theirs else None,
+            ),
+            "top5_overlap": agreement.top_k_overlap(ours[:5], theirs[:5]),
+        }
+        if production.get("embedding") and variant.get("embedding"):
+            figures["embedding_cosine"] = agreement.cosine(
+                production["embedding"], variant["embedding"]
+            )
+        return figures
 
     def run(self, works: Sequence[Work]) -> list[Fields]:
         """Labels (top_k, at least min_score) and the L2-normalised embedding."""
@@ -70,6 +90,12 @@ class EmbedRunner(TaskRunner):
 
     tasks = (Task.EMBED,)
     fields = ("embedding",)
+    figures = ("embedding_cosine",)
+
+    @classmethod
+    def compare(cls, production: Fields, variant: Fields) -> Figures:
+        """Cosine of the two embeddings."""
+        return {"embedding_cosine": agreement.cosine(production["embedding"], variant["embedding"])}
 
     def run(self, works: Sequence[Work]) -> list[Fields]:
         """The L2-normalised embedding of each photo."""

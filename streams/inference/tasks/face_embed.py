@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.imaging.decode import DecodedPhoto
+from streams.inference import agreement
+from streams.inference.agreement import Figures
 from streams.inference.preprocess import Image
 from streams.inference.tasks.base import Fields, TaskRunner, Work
 from streams.inference.tasks.classify import l2_normalise
@@ -58,6 +60,23 @@ class FaceEmbedRunner(TaskRunner):
     requires = (Task.DETECT_FACES,)  # it embeds the faces the detector put into ``faces``
     fields = ("faces",)
     provenance_key: str | None = "faces.embedding"
+    figures = ("face_embedding_distance",)
+
+    @classmethod
+    def compare(cls, production: Fields, variant: Fields) -> Figures:
+        """Mean Euclidean distance between the two embeddings of each face (same detector, so
+        the faces are the same, in the same order); nothing when no face has both."""
+        pairs = [
+            (ours["embedding"], theirs["embedding"])
+            for ours, theirs in zip(
+                production.get("faces") or [], variant.get("faces") or [], strict=False
+            )
+            if ours.get("embedding") and theirs.get("embedding")
+        ]
+        if not pairs:
+            return {}
+        distances = [agreement.euclidean(a, b) for a, b in pairs]
+        return {"face_embedding_distance": sum(distances) / len(distances)}
 
     def prepare(self, photo: DecodedPhoto) -> None:  # type: ignore[override]
         """Nothing to prepare: the crops depend on the faces found later."""

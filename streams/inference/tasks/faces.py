@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from streams.inference import agreement
+from streams.inference.agreement import Figures
 from streams.inference.tasks.base import Fields, TaskRunner, Work
 from streams.models.manifest import Task
 
@@ -111,6 +113,17 @@ class FaceDetectRunner(TaskRunner):
 
     tasks = (Task.DETECT_FACES,)
     fields = ("faces",)
+    figures = ("face_count_agreement", "face_iou")
+
+    @classmethod
+    def compare(cls, production: Fields, variant: Fields) -> Figures:
+        """Same number of faces, and the mean IoU of matched boxes (a missed face counts 0)."""
+        ours = [face["box"] for face in production.get("faces") or []]
+        theirs = [face["box"] for face in variant.get("faces") or []]
+        return {
+            "face_count_agreement": agreement.agree(len(ours), len(theirs)),
+            "face_iou": agreement.mean_matched_iou(ours, theirs),
+        }
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

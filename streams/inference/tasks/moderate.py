@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from streams.inference import agreement
+from streams.inference.agreement import Figures
 from streams.inference.tasks.base import Fields, TaskRunner, Work
 from streams.inference.tasks.classify import softmax
 from streams.models.manifest import Task
@@ -16,6 +18,21 @@ class ModerateRunner(TaskRunner):
 
     tasks = (Task.MODERATE,)
     fields = ("moderation",)
+    figures = ("score_difference", "flag_agreement")
+
+    @classmethod
+    def compare(cls, production: Fields, variant: Fields) -> Figures:
+        """The largest score difference over the categories, and the same flag."""
+        ours, theirs = production["moderation"], variant["moderation"]
+        names = set(ours["scores"]) | set(theirs["scores"])
+        difference = max(
+            (abs(ours["scores"].get(n, 0.0) - theirs["scores"].get(n, 0.0)) for n in names),
+            default=0.0,
+        )
+        return {
+            "score_difference": difference,
+            "flag_agreement": agreement.agree(ours["flagged"], theirs["flagged"]),
+        }
 
     def run(self, works: Sequence[Work]) -> list[Fields]:
         """``{"moderation": {"scores": {...}, "flagged": bool}}`` per photo."""

@@ -15,9 +15,12 @@ from typing import Any, Self
 import numpy as np
 
 from streams.imaging.decode import DecodedPhoto
+from streams.inference import agreement
 from streams.inference import ocr_pipeline as pp
+from streams.inference.agreement import Figures
+from streams.inference.preprocess import Image
 from streams.inference.sessions import ModelSession, SessionConfig
-from streams.inference.tasks.base import DeclaredRunner, Fields, Work
+from streams.inference.tasks.base import Array, DeclaredRunner, Fields, Work
 from streams.models.manifest import ModelManifest, Task
 from streams.models.repository import ModelRepository
 
@@ -28,6 +31,20 @@ class OcrRunner(DeclaredRunner):
     # One step: quads alone are useless in an event, and recognition needs the quads' crops.
     tasks = (Task.OCR_DETECT, Task.OCR_RECOGNIZE)
     fields = ("ocr",)
+    figures = ("character_error_rate", "line_recall", "text_found_agreement")
+
+    @classmethod
+    def compare(cls, production: Fields, variant: Fields) -> Figures:
+        """Character error rate of the variant's text (in reading order) against production's,
+        the share of production's lines read exactly, and whether both found text or neither."""
+        ours, theirs = production.get("ocr") or [], variant.get("ocr") or []
+        return {
+            "character_error_rate": agreement.character_error_rate(
+                agreement.reading_order_text(ours), agreement.reading_order_text(theirs)
+            ),
+            "line_recall": agreement.line_recall(ours, theirs),
+            "text_found_agreement": agreement.agree(bool(ours), bool(theirs)),
+        }
 
     def __init__(
         self,
@@ -47,6 +64,10 @@ class OcrRunner(DeclaredRunner):
         det, rec = detector.params, recogniser.params
         self.limit_side_len = int(det.get("limit_side_len", 960))
         self.limit_type = str(det.get("limit_type", "max"))
+        # A cascade: detection at this (low) long side first; a photo with no line there gets
+        # no full detection and no recognition (most photos in a library carry no text).
+        gate = det.get("gate_side_len")
+        self.gate_side_len = int(gate) if gate is not None else None
         self.rec_batch = int(rec.get("batch", 8))
         self.rec_min_width = int(rec.get("min_width", 160))
         self.min_score = float(rec.get("min_score", 0.8))
@@ -58,6 +79,16 @@ class OcrRunner(DeclaredRunner):
         """The runner of a detector and a recogniser (the order of ``tasks``)."""
         detector, recogniser = manifests
         return cls(detector, recogniser, repository, config)
+
+    @classmethod
+    def calibration_inputs(cls, manifest: ModelManifest, photos: Sequence[Image]) -> list[Array]:
+        """The detector's input for each photo (recognition is not quantized: its inputs are
+        line crops, which only a detector's output gives)."""
+        if manifest.task is not Task.OCR_DETECT:
+            return super().calibration_inputs(manifest, photos)
+        side = int(manifest.params.get("limit_side_len", 960))
+        limit = str(manifest.params.get("limit_type", "max"))
+        return [pp.det_batch([pp.det_resize(photo, side, limit)[0]]) for photo in photos]
 
     def needed_side(self) -> int:
         """Detection never needs more than its limit; recognition crops gain from a bit more."""
@@ -81,10 +112,16 @@ class OcrRunner(DeclaredRunner):
 
     def run(self, works: Sequence[Work]) -> list[Fields]:
         """Detect lines (photos of one detector size batched together), then read all crops."""
-        detections = self._detect([w.prepared[self.name] for w in works])
+        chosen = list(range(len(works)))
+        if self.gate_side_len is not None:
+            side = self.gate_side_len
+            looks = self._detect([pp.det_resize(w.photo.image, side, "max") for w in works])
+            chosen = [i for i, found in enumerate(looks) if len(found.quads)]
+        detections = self._detect([works[i].prepared[self.name] for i in chosen])
         crops: list[pp.U8Image] = []
         owners: list[tuple[int, pp.Quad]] = []
-        for i, (work, found) in enumerate(zip(works, detections, strict=True)):
+        for i, found in zip(chosen, detections, strict=True):
+            work = works[i]
             for quad, crop in zip(
                 found.quads, pp.crop_lines(work.photo.image, found.quads), strict=True
             ):

@@ -1,0 +1,166 @@
+"""The shipped shadow experiments run on a stream: every variant in models/ beside production.
+
+    .venv/bin/python -m benchmarks.experiments      # make experiments; about 5 min on 2 cores
+
+A private embedded broker and one Darkroom worker with every production model and every variant
+the models/ folder declares (DARKROOM_ENGINE_VARIANTS=all), fed ``--photos`` photos of 16 users
+(benchmarks.photoset.experiment_set: real photos, augmented, a third with text pasted in).
+Then the same report `darkroom experiments report` prints, from the same photos.shadow records,
+written to benchmarks/results/experiments.json and experiments.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks import photoset
+from benchmarks.e2e import publish, scenario_settings, wait_outcomes
+from benchmarks.engine import machine
+from streams.broker import EmbeddedBroker, private_broker_settings
+from streams.config import load_settings
+from streams.contracts.codec import SingleObjectCodec
+from streams.contracts.schemas import SchemaRepository
+from streams.engine.variants import wanted
+from streams.experiments.promote import promote
+from streams.experiments.report import VariantReport, read_shadow
+from streams.kafka.clients import message_count
+from streams.kafka.topics import ensure_topics, project_topics
+from streams.logs import configure_logging
+from streams.models.repository import ModelRepository
+from streams.worker.supervisor import WorkerProcess
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def markdown(reports: Sequence[VariantReport], photos: int, seconds: float) -> str:
+    """One table per variant, as the CLI prints them."""
+    lines = [
+        f"{photos} photos through one worker with every variant in shadow ({seconds:.0f} s).",
+        "",
+    ]
+    for report in reports:
+        lines += [
+            f"### {report.key} against {report.production}: **{report.verdict}**",
+            "",
+            f"{report.photos} photos, failed on {report.failed}. Inference per photo (p50 / p99,"
+            f" mean batch): production {_ms(report, 'production')}, variant"
+            f" {_ms(report, 'variant')}.",
+            "",
+            "| figure | mean | 95% interval | criterion | judgement |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        judged = {c.figure: c for c in report.criteria}
+        for figure, estimate in report.figures.items():
+            criterion = judged.get(figure)
+            lines.append(
+                f"| {figure} | {estimate.value:.4f} | [{estimate.low:.4f}, {estimate.high:.4f}] | "
+                f"{criterion.criterion if criterion else ''} | "
+                f"{criterion.judgement if criterion else ''} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _ms(report: VariantReport, side: str) -> str:
+    p50, p99 = report.latency_ms[side]
+    return f"{p50:.1f} / {p99:.1f} ms (batch {report.mean_batch[side]:.1f})"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return str(value) if hasattr(value, "holds") else value  # a Criterion
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the worker with every variant, then report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=240)
+    parser.add_argument("--models", default="all", help="DARKROOM_ENGINE_MODELS for the worker")
+    parser.add_argument("--variants", default="all", help="DARKROOM_ENGINE_VARIANTS")
+    parser.add_argument(
+        "--promote",
+        action="store_true",
+        help="promote every variant whose verdict is 'promote' (edits models/; see git diff)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    configure_logging("WARNING", "console")
+    signal.signal(signal.SIGTERM, _interrupt)
+    photos = photoset.experiment_set(args.photos)
+    with tempfile.TemporaryDirectory(prefix="darkroom-experiments-") as tmp:
+        folder = Path(tmp)
+        base = private_broker_settings(load_settings(), folder / "broker")
+        base = base.model_copy(
+            update={
+                "blobs": base.blobs.model_copy(update={"root": folder / "blobs"}),
+                "engine": base.engine.model_copy(
+                    update={"models": args.models, "variants": args.variants}
+                ),
+            }
+        )
+        repository = ModelRepository(base.paths.models, base.paths.model_cache)
+        variants = wanted(base.engine, repository)
+        broker = EmbeddedBroker(base)
+        broker.start()
+        try:
+            settings = scenario_settings(base, 16, 0.2)
+            topics = settings.topics.model_copy(update={"shadow": f"sh.{settings.worker.app_id}"})
+            settings = settings.model_copy(update={"topics": topics})
+            ensure_topics(settings, project_topics(settings))
+            worker = WorkerProcess(settings, folder, "worker")
+            try:
+                worker.start().wait_ready(300)
+                started = time.monotonic()
+                sent = publish(settings, photos, folder, "x", users=16)
+                wait_outcomes(settings, sent, timeout_s=1800)
+                seconds = time.monotonic() - started
+                deadline = time.monotonic() + 60
+                while message_count(settings, settings.topics.shadow) < sent * len(variants):
+                    if time.monotonic() > deadline:
+                        break  # the report says how many photos each variant ran on
+                    time.sleep(0.5)
+            finally:
+                worker.stop()
+            codec = SingleObjectCodec(SchemaRepository(settings.paths.schemas))
+            reports = read_shadow(settings, codec).reports(repository)
+        finally:
+            broker.stop()
+    result = {
+        "machine": machine(),
+        "photos": sent,
+        "seconds": seconds,
+        "reports": [_finite(asdict(r)) for r in reports],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "experiments.json").write_text(json.dumps(result, indent=2, default=str))
+    text = markdown(reports, sent, seconds)
+    (args.out / "experiments.md").write_text(text + "\n")
+    print(text)
+    print(f"wrote {args.out}/experiments.json, experiments.md")
+    if args.promote:
+        for report in reports:
+            if report.verdict == "promote":
+                promotion = promote(repository, report.variant)
+                print(f"promoted {report.key}; {promotion.retired.key} retired (git diff models/)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Model experiments: the shadow / canary report and promotion (variants run in the engine)."""
