@@ -89,6 +89,10 @@ class StreamApp:
             flush=lambda: drain(self.app),
         )
         self.readiness.models = enricher.model_versions
+        self.readiness.variants = {
+            v.manifest.key: f"{v.mode} {v.manifest.rollout.percent:g}%"  # type: ignore[union-attr]
+            for v in enricher.variants
+        }
 
     def changelog_topics(self) -> list[TopicSpec]:
         """The tables' changelog topics as Faust would create them (see streams.kafka.topics:

@@ -29,6 +29,7 @@ class Readiness:
     """What /healthz reports; the app sets each part when it happens."""
 
     models: dict[str, str] = field(default_factory=dict)  # empty until the engine is loaded
+    variants: dict[str, str] = field(default_factory=dict)  # name@version -> "shadow 100%"
     recovered: bool = False  # assignment received and tables recovered at least once
 
 
@@ -57,6 +58,7 @@ def register_views(
                 "waiting_for": waiting,
                 "partitions": assigned,
                 "models": readiness.models,
+                "variants": readiness.variants,
             },
             status=503 if waiting else 200,
         )

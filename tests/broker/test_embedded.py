@@ -46,7 +46,9 @@ def test_creates_project_topics_with_partitions(own_broker: EmbeddedBroker) -> N
     own_broker.start()
     settings = own_broker.settings
     created = ensure_topics(settings, project_topics(settings))
-    assert sorted(created) == sorted(["photos.uploaded", "photos.enriched", "photos.failed"])
+    assert sorted(created) == sorted(
+        ["photos.uploaded", "photos.enriched", "photos.failed", "photos.shadow"]
+    )
     topics = probe(settings).topics
     assert all(len(topics[name].partitions) == 4 for name in created)
     assert ensure_topics(settings, project_topics(settings)) == []  # idempotent

@@ -81,6 +81,8 @@ def test_shadow_canary_report_promote_and_backfill(
             "a shadow result per photo and variant",
         )
         metrics = worker.metrics()
+        _, health = worker.get("/healthz")
+    assert health["variants"] == {"bgr@test-bgr": "shadow 100%", "twin@test-twin": "canary 50%"}
     assert not failed, failed[0]["detail"]
 
     # canary users are served by the variant, the others by production
