@@ -6,10 +6,11 @@ outputs out, nothing sent.
     for photo in batch.photos:      # one per message, in order
         photo.topic                 # "enriched" | "failed" | None (skipped: already done)
         photo.value                 # the encoded PhotoEnriched / PhotoFailed, within the limit
+        photo.shadows               # a ShadowResult per model variant that ran (photos.shadow)
 
 Steps, each named (timings, logs and dead letters say where): decode_event -> skip ->
-fetch_blob -> enrich (decode_image, features, infer:<model>) -> duplicates -> build ->
-encode_output. A photo's first failure is one ``Failed`` from there to its dead letter; nothing
+fetch_blob -> enrich (decode_image, features, infer:<model>, variant:<name>) -> duplicates ->
+build -> encode_output. A photo's first failure is one ``Failed`` from there to its dead letter; nothing
 that one photo does (bytes, geometry, an unexpected exception) can fail another photo or the
 batch. Sending and recording are the caller's: it must send every output and see it
 acknowledged before it records or commits anything (see streams/worker/processor.py).
