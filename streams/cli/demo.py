@@ -213,13 +213,13 @@ def _show_experiments(app: AppState) -> None:
         table.add_column(column, overflow="fold")
     for report in reports:
         figures = [
-            f"{name} {estimate.value:.2f}"
+            f"{name.replace('_agreement', '').replace('_', ' ')} {estimate.value:.2f}"
             for name, estimate in report.figures.items()
             if name not in ("latency_ratio", "error_rate")
         ]
         table.add_row(
-            report.key,
-            report.production,
+            report.variant,  # versions: `darkroom experiments report`
+            report.production.split("@")[0],
             str(report.photos),
             f"{report.figures['latency_ratio'].value:.2f}",
             ", ".join(figures),

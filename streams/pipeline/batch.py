@@ -10,9 +10,9 @@ outputs out, nothing sent.
 
 Steps, each named (timings, logs and dead letters say where): decode_event -> skip ->
 fetch_blob -> enrich (decode_image, features, infer:<model>, variant:<name>) -> duplicates ->
-build -> encode_output. A photo's first failure is one ``Failed`` from there to its dead letter; nothing
-that one photo does (bytes, geometry, an unexpected exception) can fail another photo or the
-batch. Sending and recording are the caller's: it must send every output and see it
+build -> encode_output. A photo's first failure is one ``Failed`` from there to its dead
+letter; nothing that one photo does (bytes, geometry, an unexpected exception) can fail another
+photo or the batch. Sending and recording are the caller's: it must send every output and see it
 acknowledged before it records or commits anything (see streams/worker/processor.py).
 """
 
