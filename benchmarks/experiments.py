@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from benchmarks import photoset
 from benchmarks.e2e import publish, scenario_settings, wait_outcomes
@@ -31,7 +29,7 @@ from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
 from streams.engine.variants import wanted
 from streams.experiments.promote import promote
-from streams.experiments.report import VariantReport, read_shadow
+from streams.experiments.report import VariantReport, as_json, read_shadow
 from streams.kafka.clients import message_count
 from streams.kafka.topics import ensure_topics, project_topics
 from streams.logs import configure_logging
@@ -73,16 +71,6 @@ def markdown(reports: Sequence[VariantReport], photos: int, seconds: float) -> s
 def _ms(report: VariantReport, side: str) -> str:
     p50, p99 = report.latency_ms[side]
     return f"{p50:.1f} / {p99:.1f} ms (batch {report.mean_batch[side]:.1f})"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return str(value) if hasattr(value, "holds") else value  # a Criterion
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -147,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "machine": machine(),
         "photos": sent,
         "seconds": seconds,
-        "reports": [_finite(asdict(r)) for r in reports],
+        "reports": [as_json(asdict(r)) for r in reports],
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "experiments.json").write_text(json.dumps(result, indent=2, default=str))

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
-from typing import Any
 
 import typer
-from pydantic import BaseModel
 from rich.table import Table
 
 from streams.cli.common import console, err_console, state
-from streams.experiments.report import Experiments, VariantReport, read_shadow
+from streams.experiments.report import Experiments, VariantReport, as_json, read_shadow
 from streams.models.repository import ModelRepository
 
 app = typer.Typer(help="Model experiments: shadow and canary variants.", no_args_is_help=True)
@@ -39,7 +36,7 @@ def load_experiments(ctx: typer.Context) -> Experiments:
 def report(
     ctx: typer.Context,
     variant: str | None = typer.Option(None, help="Only this variant (model name)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per variant version."),
+    json_lines: bool = typer.Option(False, "--json", help="One JSON object per variant version."),
 ) -> None:
     """Per variant: photos, latency against production, agreement with 95% intervals, verdict."""
     settings = state(ctx).settings
@@ -49,9 +46,9 @@ def report(
         for r in experiments.reports(ModelRepository.from_settings(settings))
         if variant in (None, r.variant)
     ]
-    if as_json:
+    if json_lines:
         for item in reports:
-            console.print_json(json.dumps(_jsonable(asdict(item))), indent=None)
+            console.print_json(json.dumps(as_json(asdict(item))), indent=None)
         return
     if not reports:
         console.print(f"no shadow results in {settings.topics.shadow}", highlight=False)
@@ -92,16 +89,3 @@ def render(item: VariantReport) -> None:
     console.print(figures)
     style = VERDICT_STYLE.get(item.verdict, "")
     console.print(f"verdict: [{style}]{item.verdict}[/]" if style else f"verdict: {item.verdict}")
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN and infinities as null: JSON has neither."""
-    if isinstance(value, BaseModel):
-        return str(value)  # a Criterion, as the manifest writes it
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value

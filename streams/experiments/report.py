@@ -270,6 +270,20 @@ def _report(
     )
 
 
+def as_json(value: Any) -> Any:
+    """A report (``dataclasses.asdict`` of it) as JSON values: NaN and infinities as null (JSON
+    has neither), a Criterion as the text the manifest writes."""
+    if isinstance(value, Criterion):
+        return str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(v) for v in value]
+    return value
+
+
 def _percentiles(values: np.ndarray) -> tuple[float, float]:
     if len(values) == 0:
         return (math.nan, math.nan)
