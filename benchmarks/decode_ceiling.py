@@ -36,7 +36,7 @@ def prepare_rate(threads: int, photos: list[tuple[str, bytes]], runs: int) -> di
     items = [PhotoInput(name, data) for name, data in photos]
     try:
         # the engine's own decode stage, without the inference that follows it in enrich()
-        timing = measure(lambda: enricher._collect(enricher._submit(items)), runs)
+        timing = measure(lambda: enricher._collect(enricher.submit(items)), runs)
     finally:
         enricher.close()
     return {"threads": threads, "seconds": timing.as_dict(), **timing.per_second(len(items))}

@@ -1,9 +1,11 @@
 """End-to-end benchmark: Darkroom vs the naive worker vs the engine alone, one run, one machine.
 
-    .venv/bin/python -m benchmarks.e2e            # ~10 min on 2 cores; --quick for a smoke run
+    .venv/bin/python -m benchmarks.e2e            # ~20 min on 2 cores; --quick for a smoke run
 
 Every worker runs as its own process against a private embedded broker; the default point runs
-again on a private Apache Kafka (1 KRaft node), at least once and exactly once. Throughput is photos
+again on a private Apache Kafka (1 KRaft node), at least once and exactly once. The model set is
+the one models/ serves (the promoted experiments); the "fp32" row serves open_nsfw instead of its
+INT8 build (a scratch copy of models/ with the promotion rolled back). Throughput is photos
 divided by the span from the first upload's time to the last enriched event's time; latency is
 each photo's upload time -> enriched time (both stamped on this machine). Writes
 benchmarks/results/e2e.json, e2e.md and e2e.png.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import statistics
 import tempfile
@@ -25,8 +28,9 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import photoset, production_settings
+from benchmarks.ceiling import engine_ceiling
 from benchmarks.e2e_report import markdown, plot
-from benchmarks.engine import bench_engine, machine
+from benchmarks.engine import machine
 from benchmarks.stats import percentile
 from streams.blobs import BlobStore
 from streams.broker import EmbeddedBroker, local_broker, private_broker_settings
@@ -35,7 +39,8 @@ from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
 from streams.engine import Enricher
 from streams.errors import DarkroomError
-from streams.kafka.clients import make_producer, message_count
+from streams.experiments.promote import promote
+from streams.kafka.clients import make_consumer, make_producer, message_count
 from streams.kafka.topics import ensure_topics, project_topics
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
@@ -44,6 +49,7 @@ from streams.tail import tail
 from streams.worker.supervisor import WorkerProcess
 
 RESULTS = Path(__file__).parent / "results"
+DEFAULT_POINT = (16, 0.2)  # batch size, max wait (s): the worker's defaults
 Photos = list[tuple[str, bytes]]
 
 
@@ -95,11 +101,12 @@ def publish(
     photos: Photos,
     folder: Path,
     prefix: str,
-    users: int = 8,
+    users: int | None = None,
     pace_s: float = 0.0,
 ) -> int:
-    """Write the photos as files of users <prefix>-u0.. (see ``write_as_users``), publish
-    them; returns how many."""
+    """Write the photos as files of users <prefix>-u0.. (by default 8 photos each: the set
+    repeats every 8; see ``write_as_users``), publish them; returns how many."""
+    users = users or max(1, len(photos) // 8)
     files = write_as_users(photos, folder / prefix, users, lambda u: f"{prefix}-u{u}")
     publisher = publisher_for(settings)
     if not pace_s:
@@ -113,15 +120,18 @@ def publish(
 
 
 def wait_outcomes(settings: Settings, total: int, timeout_s: float = 600.0) -> None:
-    """Until ``total`` events are on the enriched + failed topics."""
-    deadline = time.monotonic() + timeout_s
-    while (
-        sum(message_count(settings, t) for t in (settings.topics.enriched, settings.topics.failed))
-        < total
-    ):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"fewer than {total} outcomes after {timeout_s:g} s")
-        time.sleep(0.2)
+    """Until ``total`` events are on the enriched + failed topics: one consumer, asked once a
+    second (a new client every 0.2 s cost the worker under test CPU it needed)."""
+    topics = (settings.topics.enriched, settings.topics.failed)
+    consumer = make_consumer(settings)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while sum(message_count(settings, topic, consumer) for topic in topics) < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {total} outcomes after {timeout_s:g} s")
+            time.sleep(1.0)
+    finally:
+        consumer.close()
 
 
 def run_stats(settings: Settings, users_prefix: str) -> dict[str, Any]:
@@ -130,10 +140,21 @@ def run_stats(settings: Settings, users_prefix: str) -> dict[str, Any]:
     events = [
         m.event.record
         for m in tail(
-            settings, codec, settings.topics.enriched, from_beginning=True, idle_timeout_s=1.0
+            # 5 s: a new consumer on Apache Kafka can take over a second to be handed its first
+            # records, and 1 s once read nothing at all there
+            settings,
+            codec,
+            settings.topics.enriched,
+            from_beginning=True,
+            idle_timeout_s=5.0,
         )
         if m.event is not None and m.event.record["user_id"].startswith(users_prefix)
     ]
+    if not events:
+        raise RuntimeError(
+            f"no enriched event of users {users_prefix}* on {settings.topics.enriched} "
+            f"({message_count(settings, settings.topics.failed)} dead letters in all)"
+        )
     uploaded = [e["uploaded_at"].timestamp() for e in events]
     done = [e["enriched_at"].timestamp() for e in events]
     latencies = sorted(d - u for d, u in zip(done, uploaded, strict=True))
@@ -158,7 +179,8 @@ def worker_metrics(worker: WorkerProcess) -> dict[str, Any]:
                 stage = stages.setdefault(sample.labels["stage"], {})
                 stage[sample.name.rsplit("_", 1)[1]] = sample.value
     means = {s: v["sum"] / v["count"] for s, v in stages.items() if v.get("count")}
-    return {"batch_size_cumulative": batches, "stage_mean_s": means}
+    sums = {s: v["sum"] for s, v in stages.items() if v.get("count")}
+    return {"batch_size_cumulative": batches, "stage_mean_s": means, "stage_sum_s": sums}
 
 
 def measure_worker(
@@ -205,6 +227,7 @@ def measure_worker(
             "runs": rates,
         },
         "latency_s": {q: percentile(latencies, q) for q in (50, 95, 99)},
+        "spans_s": [r["photos"] / r["photos_per_s"] for r in runs],
         "latencies_s": latencies,
         "steady": steady,
         "metrics": metrics,
@@ -231,13 +254,25 @@ def measure_on_kafka(photos: Photos, folder: Path, repeats: int) -> dict[str, An
                 base.model_copy(update={"worker": worker}),
                 photos,
                 folder / f"kafka-{guarantee}",
-                16,
-                0.2,
+                *DEFAULT_POINT,
                 repeats,
             )
         return rows
     finally:
         broker.stop()
+
+
+def before_promotions(base: Settings, folder: Path) -> tuple[Settings, list[str]]:
+    """``base`` serving the models that promoted experiments replaced (a scratch copy of
+    models/ with every promotion rolled back), and the names of the models it serves instead."""
+    models = folder / "models-before-promotions"
+    shutil.copytree(base.paths.models, models)
+    repository = ModelRepository(models, base.paths.model_cache)
+    retired = [m.name for m in repository.variants() if m.rollout and m.rollout.mode == "retired"]
+    for name in retired:
+        promote(ModelRepository(models, base.paths.model_cache), name)
+    paths = base.paths.model_copy(update={"models": models})
+    return base.model_copy(update={"paths": paths}), retired
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -247,7 +282,12 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run everything against one private broker; write JSON, markdown and PNG."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny set, one run per point")
+    parser.add_argument("--quick", action="store_true", help="16 photos, one run per point")
+    parser.add_argument("--photos", type=int, default=240, help="photos per run (default 240)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the default point")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also batch 1 and 4, waits 0.05 and 0.5 s (1 run)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--render-only",
@@ -263,9 +303,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     configure_logging("WARNING", "console")
     signal.signal(signal.SIGTERM, _interrupt)  # so `finally` stops the broker and workers
-    repeats = 1 if args.quick else 3
-    photos = photoset.mixed_set(8 if args.quick else 48)
-    points = [(16, 0.2)] if args.quick else [(1, 0.2), (4, 0.2), (16, 0.2), (16, 0.05), (16, 0.5)]
+    repeats = 1 if args.quick else args.runs
+    photos = photoset.mixed_set(16 if args.quick else args.photos)
+    sweep = [(1, 0.2), (4, 0.2), (16, 0.05), (16, 0.5)] if args.sweep else []
     with tempfile.TemporaryDirectory(prefix="darkroom-e2e-") as tmp:
         folder = Path(tmp)
         base = private_broker_settings(production_settings(), folder / "broker")
@@ -275,38 +315,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         broker = EmbeddedBroker(base)
         broker.start()
         try:
-            print("ceiling: the engine alone on the same photos", flush=True)
+            print(f"ceiling: the engine alone on the same {len(photos)} photos", flush=True)
             repository = ModelRepository(base.paths.models, base.paths.model_cache)
             enricher = Enricher(base.engine, repository)
             try:
-                ceiling = bench_engine(enricher, photos, base.engine.max_batch, repeats)
-                batch_inference_s = ceiling["stage_ms_per_photo"]["inference"] / 1000
+                ceiling = engine_ceiling(enricher, photos, DEFAULT_POINT[0], max(1, repeats - 1))
             finally:
                 enricher.close()
             print("naive worker", flush=True)
             naive = measure_worker(
-                base,
-                photos,
-                folder / "naive",
-                1,
-                0.01,
-                max(1, repeats - 1),
-                module="benchmarks.naive_worker",
+                base, photos, folder / "naive", 1, 0.01, 1, module="benchmarks.naive_worker"
             )
-            results = []
-            for batch, wait in points:
+            print("Darkroom worker: batch 16, wait 0.2 s", flush=True)
+            default = measure_worker(base, photos, folder / "default", *DEFAULT_POINT, repeats)
+            fp32_settings, rolled_back = before_promotions(base, folder)
+            print(f"Darkroom worker with {', '.join(rolled_back) or 'no'} rolled back", flush=True)
+            fp32 = measure_worker(fp32_settings, photos, folder / "fp32", *DEFAULT_POINT, 1)
+            fp32["models"] = rolled_back
+            results = [default]
+            for batch, wait in sweep:
                 print(f"Darkroom worker: batch {batch}, wait {wait} s", flush=True)
                 results.append(
-                    measure_worker(base, photos, folder / f"b{batch}w{wait}", batch, wait, repeats)
+                    measure_worker(base, photos, folder / f"b{batch}w{wait}", batch, wait, 1)
                 )
-            default = next(r for r in results if (r["batch"], r["wait_s"]) == (16, 0.2))
             half = default["photos_per_s"]["median"] / 2
             print(f"Darkroom worker at a steady {half:.2f} photos/s", flush=True)
-            steady = measure_worker(base, photos, folder / "steady", 16, 0.2, 0, steady_rate=half)
+            steady = measure_worker(
+                base, photos, folder / "steady", *DEFAULT_POINT, 0, steady_rate=half
+            )
             default["steady"] = steady["steady"]
+            default["steady_metrics"] = steady["metrics"]
         finally:
             broker.stop()
-        kafka = measure_on_kafka(photos, folder, repeats)
+        kafka = measure_on_kafka(photos, folder, 1)
     report = {
         "machine": machine(),
         "photos": len(photos),
@@ -315,9 +356,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "naive": naive,
         "darkroom": results,
         "darkroom_default": default,
+        "fp32": fp32,
         "kafka": kafka,
-        # at half rate batches hold about one photo: its inference time, twice, + the wait
-        "latency_bound_s": default["wait_s"] + 2 * batch_inference_s,
+        # at half rate a batch holds about one photo: the wait, then at worst its own
+        # inference and the one of the photo ahead of it
+        "latency_bound_s": DEFAULT_POINT[1] + 2 * ceiling["one_photo_inference_s"][99],
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "e2e.json").write_text(json.dumps(report, indent=2, default=str))

@@ -219,13 +219,29 @@ class WorkerSettings(BaseModel):
         description="exactly_once needs Kafka transactions (not the embedded broker)",
     )
     duplicate_max_distance: int = Field(
-        10, ge=0, le=64, description="Perceptual-hash bits that may differ for a near-duplicate"
+        20, ge=0, le=64, description="Perceptual-hash bits that may differ for a candidate"
+    )
+    duplicate_min_correlation: float = Field(
+        0.75, ge=-1, le=1, description="DCT-block correlation that makes a candidate a copy"
     )
     duplicate_min_similarity: float = Field(
-        0.75, ge=-1, le=1, description="Embedding cosine that confirms a near-duplicate"
+        0.75,
+        ge=-1,
+        le=1,
+        description="Embedding cosine that confirms a photo indexed before blocks were kept",
     )
     index_max_photos: int = Field(
         5000, ge=1, description="Most recent photos per user kept in the near-duplicate index"
+    )
+    people_join_distance: float = Field(
+        0.5, gt=0, description="Face-embedding distance to a person's centroid that joins them"
+    )
+    people_merge_distance: float = Field(
+        0.4, gt=0, description="Distance between two persons' centroids that merges them"
+    )
+    people_min_faces: int = Field(3, ge=1, description="Faces that make a candidate a person")
+    people_max_clusters: int = Field(
+        800, ge=1, description="Persons and candidates kept per user (~500 bytes each)"
     )
     shutdown_timeout_s: float = Field(
         20.0,

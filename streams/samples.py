@@ -3,11 +3,20 @@
 The photos ship inside the scikit-image wheel (BSD-3), so nothing is downloaded. Besides the
 originals, the set has a near-duplicate (smaller, re-encoded), a rotated copy, and corrupt files
 that look like images to a sniffer but must end as dead letters.
+
+Portraits of the same person in different photos (for face embeddings) come from the
+face_recognition 1.3.0 source archive on PyPI, which `make install` fetches into the cache
+(``pip download``); its tests/test_images are official White House photos by Pete Souza, US
+federal works and so public domain: Barack Obama in three photos (2012, 2009, 2010) and Joe
+Biden in one (cropped from the same 2010 photo as the third).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import struct
+import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +34,42 @@ Image = npt.NDArray[np.uint8]
 
 
 class SamplesUnavailableError(SetupError):
-    """scikit-image (the `samples` extra) is not installed."""
+    """scikit-image (the `samples` extra) is not installed, or the portrait archive is missing."""
+
+
+PORTRAIT_ARCHIVE = "face_recognition-1.3.0.tar.gz"
+PORTRAIT_ARCHIVE_SHA256 = "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
+PORTRAITS = ("obama", "obama2", "obama3", "biden")  # the files' names, less ".jpg"
+
+
+def samples_cache() -> Path:
+    """Where `make install` puts downloaded sample archives."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darkroom" / "samples"
+
+
+def _portrait(name: str) -> Callable[[], Image]:
+    """Loader of one portrait, read from the archive in the cache (checked by SHA-256)."""
+
+    def load() -> Image:
+        archive = samples_cache() / PORTRAIT_ARCHIVE
+        try:
+            data = archive.read_bytes()
+        except FileNotFoundError:
+            raise SamplesUnavailableError(
+                f"{archive} is missing: pip download --no-deps --no-binary :all: "
+                f"face_recognition==1.3.0 -d {archive.parent} (or `make install`)"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != PORTRAIT_ARCHIVE_SHA256:
+            raise SamplesUnavailableError(
+                f"{archive} is not the archive the portraits were checked in"
+            )
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile(f"face_recognition-1.3.0/tests/test_images/{name}.jpg")
+            assert member is not None
+            encoded = np.frombuffer(member.read(), dtype=np.uint8)
+        return np.asarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR), dtype=np.uint8)
+
+    return load
 
 
 @dataclass(frozen=True)
@@ -93,6 +137,21 @@ def _sign() -> Image:
 
 
 PHOTOS["sign"] = _sign
+
+
+def _astronaut_mirror() -> Image:
+    """The astronaut mirrored, turned 8 degrees and shrunk to 80%: the same face in another
+    pose and size (for face embeddings)."""
+    image = PHOTOS["astronaut"]()[:, ::-1]
+    height, width = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), 8, 0.8)
+    return np.ascontiguousarray(
+        cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REFLECT)
+    )
+
+
+PHOTOS["astronaut_mirror"] = _astronaut_mirror
+PHOTOS.update({name: _portrait(name) for name in PORTRAITS})
 
 
 def load_photo(name: str) -> Image:
@@ -176,6 +235,15 @@ def write_demo_set(folder: Path) -> list[Sample]:
         (Sample("carol", "text.png", "printed text"), encode_png(load_photo("text"))),
         (Sample("carol", "page.png", "a page of text"), encode_png(load_photo("page"))),
         (Sample("carol", "camera.png", "a cameraman"), encode_png(load_photo("camera"))),
+        *(
+            (Sample("dave", f"{name}.jpg", what), encode_jpeg(load_photo(name)))
+            for name, what in (
+                ("obama", "a portrait"),
+                ("obama2", "the same man"),
+                ("obama3", "the same man: a person from 3 faces"),
+                ("biden", "another man"),
+            )
+        ),
         (
             Sample("mallory", "truncated.jpg", "dead letter: CORRUPT_IMAGE"),
             encode_jpeg(load_photo("coffee"))[:5000],

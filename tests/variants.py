@@ -8,6 +8,7 @@ copied at build time (converter "copy"), so no test pays for a conversion.
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ def variant_manifest(
     manifest.update(name=name, version=f"test-{name}", variant_of=of)
     manifest["source"] = {"file": str(built), "converter": "copy"}
     manifest["golden"] = []
+    if "tags" in manifest:  # the concept file stays where production's manifest has it
+        manifest["tags"]["concepts"] = str(production.folder / manifest["tags"]["concepts"])
     manifest["rollout"] = {"mode": mode, "percent": percent}
     if promote_when:
         manifest["rollout"]["promote_when"] = promote_when
@@ -58,9 +61,7 @@ def with_variants(
     for manifest in base.production():
         if only and manifest.name not in only:
             continue
-        (root / manifest.name).mkdir()
-        text = (manifest.folder / "model.toml").read_text(encoding="utf-8")
-        (root / manifest.name / "model.toml").write_text(text, encoding="utf-8")
+        shutil.copytree(manifest.folder, root / manifest.name)  # model.toml and its data files
         (cache / manifest.name).symlink_to(base.cache / manifest.name)
     for variant in variants:
         folder = root / variant["name"]

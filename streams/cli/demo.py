@@ -24,6 +24,7 @@ from streams.blobs import BlobStore
 from streams.broker import EmbeddedBroker, private_broker_settings
 from streams.cli.common import AppState, ExitCode, console, err_console, fail, state
 from streams.cli.publish import send_with_progress
+from streams.cli.render import leaf_tags
 from streams.config import Settings
 from streams.engine.build import build as build_model
 from streams.experiments.report import read_shadow
@@ -158,6 +159,7 @@ def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -
         "photo",
         "size",
         "labels",
+        "tags",
         "faces",
         "nsfw",
         "text",
@@ -174,7 +176,8 @@ def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -
             name(e["photo_id"]),
             f"{e['width']}x{e['height']}",
             labels or "-",
-            str(len(e["faces"] or [])),
+            leaf_tags(e),
+            _faces(e),
             "-" if moderation is None else f"{moderation:.2f}",
             _short(" | ".join(line["text"] for line in e["ocr"] or []) or "-", 28),
             f"{name(duplicate['photo_id'])} (d={duplicate['hash_distance']})" if duplicate else "-",
@@ -198,7 +201,28 @@ def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -
     ):
         _, stats = worker.get(f"/users/{user}")
         console.print(f"GET /users/{user}: {stats}", highlight=False)
+        status, tagged = worker.get(f"/users/{user}/tags")
+        if status == 200 and tagged["tags"]:
+            top = ", ".join(f"{t['name']} {t['photos']}" for t in tagged["tags"][:6])
+            console.print(f"GET /users/{user}/tags: {top}", highlight=False)
+        status, found = worker.get(f"/users/{user}/people")
+        for person in found.get("people", []) if status == 200 else []:
+            pid = person["person_id"]
+            _, photos = worker.get(f"/users/{user}/people/{pid}/photos")
+            console.print(
+                f"GET /users/{user}/people: {pid}, {person['faces']} faces, cover "
+                f"{name(person['cover']['photo_id'])}; its photos: "
+                + ", ".join(sorted(map(name, photos.get("photos", [])))),
+                highlight=False,
+            )
     _show_experiments(app)
+
+
+def _faces(record: dict[str, Any]) -> str:
+    """How many faces, and the persons among them (short ids)."""
+    faces = record["faces"] or []
+    persons = [f["person_id"][:7] for f in faces if f.get("person_id")]
+    return f"{len(faces)}" + (f" ({', '.join(persons)})" if persons else "")
 
 
 def _show_experiments(app: AppState) -> None:

@@ -22,6 +22,7 @@ COLUMNS: dict[EventType, list[tuple[str, int]]] = {
         ("photo", 27),
         ("size", 11),
         ("labels", 30),
+        ("tags", 20),
         ("faces", 5),
         ("nsfw", 5),
         ("text", 24),
@@ -35,6 +36,16 @@ COLUMNS: dict[EventType, list[tuple[str, int]]] = {
         ("detail", 60),
     ],
 }
+
+
+def leaf_tags(record: Mapping[str, Any], most: int = 3) -> str:
+    """The photo's most specific tags (Cat, not its parents Pet, Mammal, Animal), best first."""
+    tags = record.get("tags")
+    if tags is None:
+        return "-"
+    implied = {parent for tag in tags for parent in tag["parents"]}
+    leaves = [t["name"] for t in tags if t["name"] not in implied]
+    return ", ".join(leaves[:most]) or "(none)"
 
 
 def summary(event_type: EventType, record: Mapping[str, Any]) -> dict[str, str]:
@@ -57,6 +68,7 @@ def summary(event_type: EventType, record: Mapping[str, Any]) -> dict[str, str]:
         cells.update(
             size=f"{record['width']}x{record['height']}",
             labels=", ".join(f"{lb['name']} {lb['score']:.2f}" for lb in labels[:2]) or "-",
+            tags=leaf_tags(record),
             faces="-" if faces is None else str(len(faces)),
             nsfw="-" if moderation is None else f"{moderation['scores'].get('nsfw', 0.0):.2f}",
             text="-" if ocr is None else " | ".join(line["text"] for line in ocr) or "(none)",

@@ -38,12 +38,17 @@ from streams.imaging.budget import Budget
 from streams.imaging.decode import DecodedPhoto, Decoder
 from streams.imaging.features import extract_features
 from streams.imaging.sniff import ImageFormat
+from streams.inference.tags import with_people_and_text
 from streams.inference.tasks import RUNNERS
 from streams.inference.tasks.base import Fields, Runner, Work
 from streams.logs import get_logger
+from streams.models.manifest import DEFAULT_MIN_TAG_SCORE
 from streams.models.repository import ModelRepository
 
 log = get_logger("darkroom.engine")
+
+Submitted = tuple[Job, Future[Job]]  # one photo handed to the decode threads
+Pending = list[Submitted]  # a submitted batch, in input order
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,11 @@ class Enricher:
         for runner in production:
             runner.max_run_pixels = settings.max_inference_pixels
         self.runners: list[Runner] = [*production]
+        # faces and text lines become tags at the classifier's threshold (or the default)
+        self.min_tag_score = min(
+            (m.tags.min_score for m in enabled.values() if m.tags is not None),
+            default=DEFAULT_MIN_TAG_SCORE,
+        )
         self.variants = open_variants(
             wanted(settings, repository), enabled, production, repository, config, RUNNERS
         )
@@ -144,22 +154,25 @@ class Enricher:
 
     def enrich(self, items: Sequence[PhotoInput]) -> list[Enriched | Failed]:
         """Enrich one batch; results are in input order, one per item."""
-        return self._infer(self._collect(self._submit(items)))
+        return self.complete(self.submit(items))
 
     def enrich_batches(
         self, batches: Iterable[Sequence[PhotoInput]]
     ) -> Iterator[list[Enriched | Failed]]:
         """Enrich batch after batch, decoding batch n+1 while batch n is in inference."""
-        pending: list[tuple[Job, Future[Job]]] | None = None
+        pending: Pending | None = None
         for batch in batches:
-            submitted = self._submit(batch)
+            submitted = self.submit(batch)
             if pending is not None:
-                yield self._infer(self._collect(pending))
+                yield self.complete(pending)
             pending = submitted
         if pending is not None:
-            yield self._infer(self._collect(pending))
+            yield self.complete(pending)
 
-    def _submit(self, items: Sequence[PhotoInput]) -> list[tuple[Job, Future[Job]]]:
+    def submit(self, items: Sequence[PhotoInput]) -> Pending:
+        """Start decoding ``items`` in the decode threads; ``complete`` runs their inference.
+
+        Between the two, another batch may be completed: that overlap is the engine's speed."""
         jobs = [
             Job(item.photo_id, [v for v in self.variants if v.applies_to(item.user_id)])
             for item in items
@@ -169,7 +182,17 @@ class Enricher:
             for job, item in zip(jobs, items, strict=True)
         ]
 
-    def _collect(self, pending: list[tuple[Job, Future[Job]]]) -> list[Job]:
+    def complete(self, pending: Pending) -> list[Enriched | Failed]:
+        """Wait for a submitted batch's decoding, run its inference; results in input order."""
+        return self._infer(self._collect(pending))
+
+    def abandon(self, pending: Pending) -> None:
+        """A submitted batch that will never be completed: free its slots and pixels."""
+        for job, future in pending:
+            future.cancel()
+            job.abandon()
+
+    def _collect(self, pending: Pending) -> list[Job]:
         """Each photo's prepared job, or a DEADLINE_EXCEEDED one for a photo not done in time."""
         limit = self.settings.photo_deadline_s
         jobs: list[Job] = []
@@ -225,7 +248,7 @@ class Enricher:
         job.check_deadline()
         job.stage = "features"
         started = time.perf_counter()
-        features, produced_by, job.phash_variants = extract_features(
+        features, produced_by, job.phash_variants, job.dct_block = extract_features(
             photo, self.settings.blur_threshold
         )
         job.timings_ms["features"] = _ms_since(started)
@@ -358,17 +381,20 @@ class Enricher:
         result: Fields = output
         return result
 
-    @staticmethod
-    def _result(job: Job) -> Enriched | Failed:
+    def _result(self, job: Job) -> Enriched | Failed:
         if job.failure is not None:
             return job.failure
         assert job.work is not None
+        tags = with_people_and_text(job.work.fields, self.min_tag_score)
+        if tags is not None:
+            job.work.fields["tags"] = tags
         return Enriched(
             job.photo_id,
             job.work.fields,
             job.produced_by,
             job.timings_ms,
             job.phash_variants,
+            job.dct_block,
             list(job.variant_runs.values()),
         )
 

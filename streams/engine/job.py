@@ -27,6 +27,7 @@ class Job:
     produced_by: dict[str, dict[str, str]] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     phash_variants: list[int] = field(default_factory=list)
+    dct_block: list[float] = field(default_factory=list)
     failure: Failed | None = None
     stage: str = "decode_image"  # where it is, for the dead letter if it fails
     deadline: float = math.inf  # time.monotonic() instant, set when a slot takes it up

@@ -20,6 +20,7 @@ class Enriched:
     produced_by: dict[str, dict[str, str]]  # field -> {"name", "version"}
     timings_ms: dict[str, float] = field(default_factory=dict)
     phash_variants: list[int] = field(default_factory=list)  # 8 rotations/mirrors, [0] = photo
+    dct_block: list[float] = field(default_factory=list)  # the 8x8 DCT block behind the hashes
     variants: list[VariantRun] = field(default_factory=list)  # experiments that ran on it
 
     @property

@@ -14,9 +14,12 @@ from streams.config import EngineSettings
 from streams.engine.enricher import Enricher, PhotoInput
 from streams.engine.results import Enriched
 from streams.engine.runners import companions
+from streams.inference import agreement
 from streams.models.manifest import Golden, ModelManifest
 from streams.models.repository import ModelRepository
 from streams.samples import encode_jpeg, load_photo
+
+Fields = dict[str, Any]
 
 # Tasks that only make sense together with other models, from the runners' declarations.
 _COMPANIONS = companions()
@@ -62,20 +65,37 @@ def verify_model(
             Check("loads and runs", True, f"on {enricher.runners[0].session.provider}")
         )
         for golden in manifest.golden:
-            (outcome,) = enricher.enrich(
-                [PhotoInput(golden.photo, encode_jpeg(load_photo(golden.photo)))]
+            photos = [golden.photo] + ([golden.same_face_as] if golden.same_face_as else [])
+            outcomes = enricher.enrich(
+                [PhotoInput(photo, encode_jpeg(load_photo(photo))) for photo in photos]
             )
-            if not isinstance(outcome, Enriched):
-                result.checks.append(Check(f"{golden.photo}: enriched", False, outcome.detail))
+            failed = [o for o in outcomes if not isinstance(o, Enriched)]
+            for photo, outcome in zip(photos, outcomes, strict=True):
+                if not isinstance(outcome, Enriched):
+                    result.checks.append(Check(f"{photo}: enriched", False, outcome.detail))
+            if failed:
                 continue
-            result.checks.extend(_checks(golden, outcome.fields))
+            fields = [o.fields for o in outcomes if isinstance(o, Enriched)]
+            result.checks.extend(_checks(golden, fields[0]))
+            if golden.same_face_as is not None:
+                result.checks.append(_same_face(golden, golden.same_face_as, *fields))
     finally:
         enricher.close()
     result.seconds = time.monotonic() - started
     return result
 
 
-def _checks(golden: Golden, fields: dict[str, Any]) -> list[Check]:
+def _same_face(golden: Golden, other: str, fields: Fields, other_fields: Fields) -> Check:
+    """The first face of each photo, embedded within ``max_face_distance`` of each other."""
+    description = f"{golden.photo}: same face as {other} (<= {golden.max_face_distance})"
+    vectors = [((f.get("faces") or [{}])[0]).get("embedding") for f in (fields, other_fields)]
+    if not all(vectors):
+        return Check(description, False, "a photo has no face with an embedding")
+    distance = agreement.euclidean(vectors[0], vectors[1])
+    return Check(description, distance <= golden.max_face_distance, f"distance {distance:.3f}")
+
+
+def _checks(golden: Golden, fields: Fields) -> list[Check]:
     checks = []
     if golden.label is not None:
         labels = fields.get("labels") or []
@@ -96,6 +116,16 @@ def _checks(golden: Golden, fields: dict[str, Any]) -> list[Check]:
                 f"{golden.photo}: {golden.faces} face(s)",
                 len(faces) == golden.faces,
                 f"{len(faces)} ({seen})",
+            )
+        )
+    if golden.tags is not None:
+        tags = [t["name"] for t in fields.get("tags") or []]
+        checks.append(
+            Check(
+                f"{golden.photo}: tags {', '.join(golden.tags)}",
+                set(golden.tags) <= set(tags),
+                ", ".join(f"{t['name']} {t['score']:.2f}" for t in fields.get("tags") or [])
+                or "no tags",
             )
         )
     if golden.text is not None:

@@ -6,7 +6,7 @@ Each comes with the provenance that PhotoEnriched.produced_by records for it.
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.imaging.decode import DecodedPhoto
 from streams.imaging.exif import ExifFacts
@@ -46,21 +46,25 @@ def exif_record(facts: ExifFacts) -> dict[str, Any]:
     }
 
 
-def extract_features(
-    photo: DecodedPhoto, blur_threshold: float
-) -> tuple[dict[str, Any], dict[str, dict[str, str]], list[int]]:
-    """(fields, produced_by, dihedral hashes) for every model-free enrichment of ``photo``.
+class Features(NamedTuple):
+    """The model-free enrichments of one photo, and what the duplicate search needs of it."""
 
-    The dihedral hashes are the perceptual hashes of the photo's 8 rotations and mirror images
-    (index 0 is the photo itself), for near-duplicate search; they are not an event field.
-    """
+    fields: dict[str, Any]
+    produced_by: dict[str, dict[str, str]]
+    hashes: list[int]  # the perceptual hashes of its 8 rotations and mirror images, [0] itself
+    block: list[float]  # the 8x8 DCT block they come from, row by row (phash.block_correlation)
+
+
+def extract_features(photo: DecodedPhoto, blur_threshold: float) -> Features:
+    """Every model-free enrichment of ``photo``; the hashes and block are not event fields."""
     facts = photo.exif  # parsed once, by the decoder
     # one shrink for all three measures (each would otherwise shrink the photo itself); small
     # photos are used as they are
     image = photo.image
     if max(image.shape[:2]) > WORKING_LONG_SIDE:
         image = working_image(image)
-    variants = dihedral_hashes(dct_block(image))
+    block = dct_block(image)
+    variants = dihedral_hashes(block)
     quality = measure_quality(image, blur_threshold)
     fields: dict[str, Any] = {
         "exif": exif_record(facts) if facts is not None else None,
@@ -78,4 +82,4 @@ def extract_features(
         "phash": phash_hex(variants[0]),
     }
     produced_by = {name: PRODUCERS[name] for name, value in fields.items() if value is not None}
-    return fields, produced_by, variants
+    return Features(fields, produced_by, variants, block.ravel().tolist())

@@ -77,7 +77,10 @@ EMBEDDED: Final = ClientProfile(
             "producer_max_batch_size": 1,
         }
     ),
-    fetch_max_wait_ms=10,
+    # The worker's consumer polls tansu once per wait even when idle: at 10 ms an idle worker
+    # and tansu burnt 29% and 50% of a core, at 50 ms 8% and 20% (on a 2-core machine that was
+    # CPU the engine needed); a record reaches the agent at most 50 ms later.
+    fetch_max_wait_ms=50,
     transactions=False,  # no InitProducerId: Faust's exactly_once cannot start
 )
 

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from streams import __version__
 from streams.errors import OperationError
+from streams.models import tags
 from streams.models.converters import CONVERTERS
 from streams.models.manifest import ModelManifest
 from streams.models.repository import ModelRepository
 from streams.models.sources import load_labels, locate_source, sha256_file
+from streams.models.wordnet import WordNetError
 
 
 class BuildError(OperationError):
@@ -61,6 +63,7 @@ def build_model(
         "source_sha256": source_sha,
         "converter": manifest.source.converter,
         "quantize": manifest.quantize.model_dump() if manifest.quantize else None,
+        "tags": tags.fingerprint(manifest.tags, manifest.folder) if manifest.tags else None,
     }
     if not force and info is not None and all(info.get(k) == v for k, v in wanted.items()):
         return BuildResult(manifest, False, artifacts.model, time.monotonic() - started)
@@ -82,6 +85,12 @@ def build_model(
         if manifest.labels is not None:
             labels = load_labels(manifest.labels, manifest.folder)
             (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        if manifest.tags is not None:
+            try:
+                table = tags.build_for(manifest.tags, manifest.folder)
+            except WordNetError as exc:
+                raise BuildError(f"{manifest.key}: tags: {exc}") from exc
+            (staging / "tags.json").write_text(json.dumps(table.to_json()), encoding="utf-8")
         record = {
             **wanted,
             "source": str(source),

@@ -72,6 +72,28 @@ class Labels(_Strict):
         return self
 
 
+class PackageFile(_Strict):
+    """A data file inside an installed PyPI package."""
+
+    package: str
+    package_version: str | None = None
+    file: str = Field(description="Path inside the package")
+
+
+DEFAULT_MIN_TAG_SCORE = 0.55  # Amazon Rekognition's default minimum confidence
+
+
+class Tags(_Strict):
+    """Photo-library tags from the classifier's classes (streams/models/tags.py builds them)."""
+
+    concepts: str = Field(description="The concept file, relative to the model folder")
+    wordnet: PackageFile = Field(description="WordNet 3.0's data.noun (index.noun beside it)")
+    class_ids: PackageFile = Field(description="JSON: class index -> WordNet id (n02124075)")
+    min_score: float = Field(
+        DEFAULT_MIN_TAG_SCORE, ge=0, le=1, description="Tags below this score are dropped"
+    )
+
+
 class InputSpec(_Strict):
     """How a decoded BGR photo becomes the model's input tensor."""
 
@@ -104,6 +126,13 @@ class Golden(_Strict):
     faces: int | None = Field(None, description="detect_faces: expected number of faces")
     text: str | None = Field(None, description="ocr: expected substring of the text read")
     max_score: dict[str, float] | None = Field(None, description="moderate: upper bounds")
+    tags: list[str] | None = Field(None, description="expected among the photo's tags")
+    same_face_as: str | None = Field(
+        None, description="embed_faces: a photo whose first face is this photo's first face"
+    )
+    max_face_distance: float = Field(
+        0.6, description="embed_faces: the largest Euclidean distance that counts as the same"
+    )
 
 
 Comparison = Literal[">=", "<=", ">", "<"]
@@ -184,6 +213,7 @@ class ModelManifest(_Strict):
     input: InputSpec | None = Field(None, description="Not needed by tasks with own preprocessing")
     outputs: dict[str, str] = Field(default_factory=dict, description="role -> graph output name")
     labels: Labels | None = None
+    tags: Tags | None = Field(None, description="Tags derived from the labels (classify)")
     params: dict[str, Any] = Field(default_factory=dict, description="Task-specific settings")
     golden: list[Golden] = Field(default_factory=list)
     variant_of: str | None = Field(

@@ -15,6 +15,7 @@ from typing import Any
 from streams.config import Settings
 from streams.errors import SetupError, UsageError
 from streams.models.manifest import ManifestError, ModelManifest, Rollout, Task, load_manifest
+from streams.models.tags import TagTable
 
 
 class UnknownModelError(UsageError):
@@ -42,6 +43,11 @@ class Artifacts:
         return self.folder / "labels.txt"
 
     @property
+    def tags(self) -> Path:
+        """tags.json: each class's concepts (only for models with [tags])."""
+        return self.folder / "tags.json"
+
+    @property
     def record(self) -> Path:
         """build.json: source SHA-256, converter, build time."""
         return self.folder / "build.json"
@@ -59,6 +65,10 @@ class Artifacts:
     def read_labels(self) -> list[str]:
         """The labels written at build time."""
         return self.labels.read_text(encoding="utf-8").splitlines()
+
+    def read_tags(self) -> TagTable:
+        """The tag table written at build time."""
+        return TagTable.from_json(json.loads(self.tags.read_text(encoding="utf-8")))
 
 
 class ModelRepository:

@@ -1,6 +1,6 @@
 """The batch pipeline shared by the worker and `replay --reprocess` (see batch.py)."""
 
-from streams.pipeline.batch import Batch, Photo, Pipeline, SkipRule, never_skip
+from streams.pipeline.batch import Batch, Photo, Pipeline, SkipRule, Started, never_skip
 from streams.pipeline.dedup import DuplicatePolicy, DuplicateSearch, DuplicateStore, Findings
 from streams.pipeline.outputs import OutputBuilder, RawMessage
 
@@ -15,5 +15,6 @@ __all__ = [
     "Pipeline",
     "RawMessage",
     "SkipRule",
+    "Started",
     "never_skip",
 ]

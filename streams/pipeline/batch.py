@@ -9,11 +9,15 @@ outputs out, nothing sent.
         photo.shadows               # a ShadowResult per model variant that ran (photos.shadow)
 
 Steps, each named (timings, logs and dead letters say where): decode_event -> skip ->
-fetch_blob -> enrich (decode_image, features, infer:<model>, variant:<name>) -> duplicates ->
-build -> encode_output. A photo's first failure is one ``Failed`` from there to its dead
-letter; nothing that one photo does (bytes, geometry, an unexpected exception) can fail another
-photo or the batch. Sending and recording are the caller's: it must send every output and see it
-acknowledged before it records or commits anything (see streams/worker/processor.py).
+fetch_blob -> (decode threads) -> skip_again -> enrich (decode_image, features, infer:<model>,
+variant:<name>) -> duplicates -> people -> build -> encode_output. ``run`` is ``start`` (up to
+handing the bytes to the decode threads) then ``finish``; the worker starts batch n+1 while
+batch n finishes, so decoding overlaps inference as in the engine's own ``enrich_batches``.
+
+A photo's first failure is one ``Failed`` from there to its dead letter; nothing that one photo
+does (bytes, geometry, an unexpected exception) can fail another photo or the batch. Sending
+and recording are the caller's: it must send every output and see it acknowledged before it
+records or commits anything (see streams/worker/processor.py).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from streams.blobs import BlobStore
 from streams.config import Settings
 from streams.contracts.codec import Codec, EncodeError, MalformedEventError, codec_from_settings
 from streams.contracts.schemas import EventType, SchemaRepository
-from streams.engine import Enriched, Enricher, Failed, PhotoInput
+from streams.engine import Enriched, Enricher, Failed, PhotoInput, Submitted
 from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
 from streams.logs import get_logger
 from streams.pipeline.dedup import DuplicateSearch, Findings
@@ -38,6 +42,14 @@ from streams.pipeline.outputs import (
     body_budget,
     encode_shadow,
     fit_dead_letter,
+)
+from streams.pipeline.people import (
+    Face,
+    Given,
+    PeopleFindings,
+    PeopleSearch,
+    face_model,
+    faces_of,
 )
 
 log = get_logger("darkroom.pipeline")
@@ -58,6 +70,8 @@ class Photo:
     record: dict[str, Any] | None = None  # the output record, once built
     value: bytes | None = None  # the output, encoded
     shadows: list[bytes] = field(default_factory=list)  # encoded ShadowResults (photos.shadow)
+    people: Given | None = None  # the clusters its faces joined (when people are kept)
+    person_ids: list[str | None] | None = None  # per face, where its cluster is a person
 
     @property
     def failed(self) -> Failed | None:
@@ -88,10 +102,12 @@ class Photo:
 
 @dataclass
 class Batch:
-    """A processed batch: every photo with its output, and what the duplicate search found."""
+    """A processed batch: every photo with its output, and what the duplicate search and the
+    people clustering found."""
 
     photos: list[Photo]
     findings: Findings = field(default_factory=Findings)
+    people: PeopleFindings = field(default_factory=PeopleFindings)
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
     def outputs(self) -> list[Photo]:
@@ -103,6 +119,15 @@ class Batch:
         return [(photo, value) for photo in self.photos for value in photo.shadows]
 
 
+@dataclass
+class Started:
+    """A batch between ``Pipeline.start`` and ``Pipeline.finish``: its events decoded, and the
+    photos the engine is decoding, each with its engine job."""
+
+    batch: Batch
+    engine: list[tuple[Photo, Submitted]]
+
+
 SkipRule = Callable[[Photo], bool]
 
 
@@ -112,7 +137,7 @@ def never_skip(_photo: Photo) -> bool:
 
 
 class Pipeline:
-    """decode -> skip -> fetch -> enrich -> duplicates -> build -> encode, for one batch."""
+    """decode -> skip -> fetch -> enrich -> duplicates -> people -> build -> encode."""
 
     def __init__(
         self,
@@ -124,11 +149,13 @@ class Pipeline:
         max_message_bytes: int,
         skip: SkipRule = never_skip,
         duplicates: DuplicateSearch | None = None,
+        people: PeopleSearch | None = None,
         on_stage: StageTimer = lambda _stage, _seconds: None,
     ) -> None:
         self.codec, self.blobs, self.enricher, self.outputs = codec, blobs, enricher, outputs
         self.max_message_bytes = max_message_bytes
-        self.skip, self.duplicates, self.on_stage = skip, duplicates, on_stage
+        self.skip, self.duplicates, self.people = skip, duplicates, people
+        self.on_stage = on_stage
 
     @classmethod
     def from_settings(
@@ -138,6 +165,7 @@ class Pipeline:
         *,
         skip: SkipRule = never_skip,
         duplicates: DuplicateSearch | None = None,
+        people: PeopleSearch | None = None,
         on_stage: StageTimer = lambda _stage, _seconds: None,
     ) -> Pipeline:
         """The pipeline ``settings`` configure around a loaded ``enricher``."""
@@ -150,11 +178,17 @@ class Pipeline:
             max_message_bytes=settings.kafka.max_message_bytes,
             skip=skip,
             duplicates=duplicates,
+            people=people,
             on_stage=on_stage,
         )
 
     def run(self, messages: Sequence[RawMessage]) -> Batch:
         """Process ``messages``; every one ends skipped, enriched or failed, with its output."""
+        return self.finish(self.start(messages))
+
+    def start(self, messages: Sequence[RawMessage]) -> Started:
+        """The first half of ``run``: decode the events, skip, fetch, and hand the bytes to the
+        engine's decode threads. A worker starts batch n+1 while batch n is in ``finish``."""
         batch = Batch([Photo(message) for message in messages])
         with self._stage(batch, "decode_event"):
             for photo in batch.photos:
@@ -163,11 +197,25 @@ class Pipeline:
             todo = [p for p in batch.photos if p.result is None and not self._skipped(p)]
         with self._stage(batch, "fetch_blob"):
             data = self._fetch(todo)
+        fetched = [p for p in todo if data.get(id(p)) is not None]
+        pending = self.enricher.submit([self._input(p, data[id(p)] or b"") for p in fetched])
+        return Started(batch, list(zip(fetched, pending, strict=True)))
+
+    def finish(self, started: Started) -> Batch:
+        """The second half of ``run``: inference, duplicates, outputs."""
+        batch = started.batch
+        with self._stage(batch, "skip_again"):
+            # done meanwhile by the batch before (started before that one was recorded)
+            engine = [(p, job) for p, job in started.engine if not self._skipped(p)]
+            self.enricher.abandon([job for p, job in started.engine if p.skipped])
         with self._stage(batch, "enrich"):
-            self._enrich([p for p in todo if data.get(id(p)) is not None], data)
-            data.clear()  # the bytes are not needed any more
+            results = self.enricher.complete([job for _, job in engine])
+            for (photo, _), result in zip(engine, results, strict=True):
+                photo.result = result
         with self._stage(batch, "duplicates"):
             batch.findings = self._search(batch.photos)
+        with self._stage(batch, "people"):
+            batch.people = self._cluster(batch.photos)
         with self._stage(batch, "build"):
             self._build(batch)
         with self._stage(batch, "encode_output"):
@@ -175,6 +223,10 @@ class Pipeline:
                 if photo.record is not None:
                     self._encode(photo)
         return batch
+
+    def abandon(self, started: Started) -> None:
+        """A started batch that will not be finished (its worker stops or loses it)."""
+        self.enricher.abandon([job for _, job in started.engine])
 
     def test(self, value: bytes, key: bytes | None = None) -> Photo:
         """One message through the whole path (for tests and the REPL, like Quix's sdf.test)."""
@@ -234,13 +286,10 @@ class Pipeline:
             )
         return result
 
-    def _enrich(self, photos: list[Photo], data: dict[int, bytes | None]) -> None:
-        inputs = [
-            PhotoInput(str(p.upload["photo_id"]), data[id(p)] or b"", str(p.upload["user_id"]))  # type: ignore[index]
-            for p in photos
-        ]
-        for photo, result in zip(photos, self.enricher.enrich(inputs), strict=True):
-            photo.result = result
+    @staticmethod
+    def _input(photo: Photo, data: bytes) -> PhotoInput:
+        assert photo.upload is not None
+        return PhotoInput(str(photo.upload["photo_id"]), data, str(photo.upload["user_id"]))
 
     def _search(self, photos: list[Photo]) -> Findings:
         if self.duplicates is None:
@@ -253,6 +302,26 @@ class Pipeline:
         findings.duplicate_of = [by_photo.get(id(p)) for p in photos]
         return findings
 
+    def _cluster(self, photos: list[Photo]) -> PeopleFindings:
+        """Each embedded face into its user's people, in batch order."""
+        if self.people is None:
+            return PeopleFindings()
+        searched: list[tuple[Photo, str]] = []
+        wanted: list[tuple[str, str, str, list[Face | None]]] = []
+        for photo in photos:
+            enriched, upload = photo.enriched, photo.upload
+            model = face_model(enriched.produced_by) if enriched is not None else None
+            if enriched is None or upload is None or model is None:
+                continue  # failed, or no face model ran
+            searched.append((photo, model))
+            wanted.append((upload["user_id"], upload["photo_id"], model, faces_of(enriched.fields)))
+        found = self.people.search(wanted)
+        for (photo, model), assigned in zip(searched, found.assigned, strict=True):
+            assert assigned is not None
+            photo.people = Given(model, assigned.clusters)
+            photo.person_ids = assigned.persons
+        return found
+
     def _build(self, batch: Batch) -> None:
         for photo, duplicate in zip(batch.photos, batch.findings.duplicate_of, strict=True):
             if photo.skipped:
@@ -260,7 +329,9 @@ class Pipeline:
             if photo.failed is not None:
                 photo.record = self.outputs.failed(photo.message, photo.failed, photo.upload)
             elif photo.enriched is not None and photo.upload is not None:
-                photo.record = self.outputs.enriched(photo.upload, photo.enriched, duplicate)
+                photo.record = self.outputs.enriched(
+                    photo.upload, photo.enriched, duplicate, photo.person_ids
+                )
 
     def _encode(self, photo: Photo) -> None:
         """The output's bytes, within the size limit. An enriched record that cannot be sent

@@ -1,22 +1,34 @@
-"""Near-duplicate search within one user's photos: perceptual hash first, embedding to confirm.
+"""Near-duplicate search within one user's photos: perceptual hash to find, DCT block to decide.
 
 Each user's index (a worker table value) lists their most recent photos as [photo_id, hash
 hex]. A new photo is compared through its 8 dihedral hashes (rotations and mirror images,
-computed from one DCT), so a rotated or mirrored copy matches its original; the embedding,
-when both photos have one, must then agree too (measured with MobileNetV2: copies, rotated
-ones included, score 0.84-0.98; different photos 0.46-0.54).
+computed from one DCT), so a rotated or mirrored copy finds its original; the hash's distance
+only picks candidates. What decides is the correlation of the two photos' 8x8 DCT blocks, the
+new one turned the way its hash matched (``phash.block_correlation``): pixels compared in the
+same orientation. The embedding was the wrong depth for this: MobileNetV2 sees a photo turned
+90 degrees as another photo (cosine 0.5-0.7), so turned copies were refused; and it is the
+same for the same scene a moment later (a burst), which is not a duplicate.
+
+A photo indexed before the blocks were stored is judged as it was then: its hash within 10
+bits, and the embeddings' cosine at least ``min_similarity`` when both photos have one.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from streams.engine.results import Enriched
+from streams.imaging.phash import (
+    DIHEDRAL_NAMES,
+    DUPLICATE_THRESHOLD,
+    block_correlation,
+    dihedral_block,
+)
 
 Index = list[list[str]]  # [[photo_id, phash_hex], ...], oldest first
 
@@ -25,9 +37,10 @@ Index = list[list[str]]  # [[photo_id, phash_hex], ...], oldest first
 class DuplicatePolicy:
     """How close is close enough."""
 
-    max_distance: int
-    min_similarity: float
+    max_distance: int  # hash bits that may differ for a candidate
+    min_similarity: float  # embedding cosine, for photos indexed without a block
     max_photos: int
+    min_correlation: float = 0.75  # the blocks' correlation that makes a candidate a copy
 
 
 def pack_embedding(vector: Sequence[float]) -> str:
@@ -40,28 +53,68 @@ def unpack_embedding(packed: str) -> np.ndarray[Any, np.dtype[np.float32]]:
     return np.frombuffer(base64.b64decode(packed), dtype=np.float16).astype(np.float32)
 
 
+def pack_block(block: Sequence[float]) -> str:
+    """An 8x8 DCT block as base64 float32 (344 characters)."""
+    return base64.b64encode(np.asarray(block, dtype=np.float32).tobytes()).decode("ascii")
+
+
+def unpack_block(packed: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The inverse of pack_block, as the 8x8 array."""
+    flat = np.frombuffer(base64.b64decode(packed), dtype=np.float32)
+    return flat.astype(np.float64).reshape(8, 8)
+
+
+class Stored(Protocol):
+    """What the search reads of an earlier photo."""
+
+    def embedding_of(self, photo_id: str) -> str | None:
+        """Its packed embedding, or None."""
+        ...
+
+    def block_of(self, photo_id: str) -> str | None:
+        """Its packed DCT block, or None (indexed before blocks were kept)."""
+        ...
+
+
 def find_duplicate(
     index: Index,
     variants: Sequence[int],
+    block: Sequence[float] | None,
     embedding: Sequence[float] | None,
-    stored_embedding: Callable[[str], str | None],
+    stored: Stored,
     policy: DuplicatePolicy,
 ) -> dict[str, Any] | None:
     """The closest earlier photo that this one nearly duplicates, as a DuplicateOf record."""
     candidates = []
     for photo_id, hex_hash in index:
-        stored = int(hex_hash, 16)
-        distance = min((variant ^ stored).bit_count() for variant in variants)
-        if distance <= policy.max_distance:
-            candidates.append((distance, photo_id))
-    for distance, photo_id in sorted(candidates):
+        hashed = int(hex_hash, 16)
+        distances = [(variant ^ hashed).bit_count() for variant in variants]
+        turn = int(np.argmin(distances))
+        if distances[turn] <= policy.max_distance:
+            candidates.append((distances[turn], turn, photo_id))
+    mine = np.asarray(block, dtype=np.float64).reshape(8, 8) if block else None
+    for distance, turn, photo_id in sorted(candidates):
         similarity = None
-        packed = stored_embedding(photo_id) if embedding is not None else None
+        packed = stored.embedding_of(photo_id) if embedding is not None else None
         if packed is not None and embedding is not None:
             similarity = float(unpack_embedding(packed) @ np.asarray(embedding, dtype=np.float32))
-            if similarity < policy.min_similarity:
+        theirs = stored.block_of(photo_id)
+        correlation = None
+        if mine is not None and theirs is not None:
+            correlation = block_correlation(dihedral_block(mine, turn), unpack_block(theirs))
+            if correlation < policy.min_correlation:
                 continue
-        return {"photo_id": photo_id, "hash_distance": distance, "similarity": similarity}
+        elif distance > DUPLICATE_THRESHOLD or (
+            similarity is not None and similarity < policy.min_similarity
+        ):
+            continue  # indexed before blocks: the rule it was indexed under
+        return {
+            "photo_id": photo_id,
+            "hash_distance": distance,
+            "similarity": similarity,
+            "transform": DIHEDRAL_NAMES[turn],
+            "correlation": correlation,
+        }
     return None
 
 
@@ -72,15 +125,12 @@ def add_to_index(index: Index | None, photo_id: str, phash_hex: str, max_photos:
     return entries[-max_photos:]
 
 
-class DuplicateStore(Protocol):
-    """Where earlier batches left each user's index and each photo's embedding (the tables)."""
+class DuplicateStore(Stored, Protocol):
+    """Where earlier batches left each user's index and each photo's embedding and block (the
+    tables)."""
 
     def index_of(self, user_id: str) -> Index | None:
         """The user's index, or None."""
-        ...
-
-    def embedding_of(self, photo_id: str) -> str | None:
-        """The packed embedding of an earlier photo, or None."""
         ...
 
 
@@ -91,6 +141,29 @@ class Findings:
     duplicate_of: list[dict[str, Any] | None] = field(default_factory=list)  # per photo
     indexes: dict[str, Index] = field(default_factory=dict)  # user -> index after the batch
     embeddings: dict[str, str] = field(default_factory=dict)  # photo -> packed embedding
+    blocks: dict[str, str] = field(default_factory=dict)  # photo -> packed DCT block
+
+    def embedding_of(self, photo_id: str) -> str | None:
+        """This batch's embedding of ``photo_id`` (an earlier photo of the same batch)."""
+        return self.embeddings.get(photo_id)
+
+    def block_of(self, photo_id: str) -> str | None:
+        """This batch's block of ``photo_id``."""
+        return self.blocks.get(photo_id)
+
+
+@dataclass
+class _Layered:
+    """The batch's findings first, then the store: a photo may copy one earlier in its batch."""
+
+    found: Findings
+    store: Stored
+
+    def embedding_of(self, photo_id: str) -> str | None:
+        return self.found.embedding_of(photo_id) or self.store.embedding_of(photo_id)
+
+    def block_of(self, photo_id: str) -> str | None:
+        return self.found.block_of(photo_id) or self.store.block_of(photo_id)
 
 
 class DuplicateSearch:
@@ -103,21 +176,22 @@ class DuplicateSearch:
     def search(self, photos: Sequence[tuple[str, str, Enriched]]) -> Findings:
         """``photos`` are (user id, photo id, Enriched); one finding each, in order."""
         found = Findings()
+        stored = _Layered(found, self.store)
         for user, photo, result in photos:
             if user not in found.indexes:
                 found.indexes[user] = list(self.store.index_of(user) or [])
             index = [entry for entry in found.indexes[user] if entry[0] != photo]
             embedding = result.fields.get("embedding")
-
-            def stored(photo_id: str) -> str | None:
-                return found.embeddings.get(photo_id) or self.store.embedding_of(photo_id)
-
             found.duplicate_of.append(
-                find_duplicate(index, result.phash_variants, embedding, stored, self.policy)
+                find_duplicate(
+                    index, result.phash_variants, result.dct_block, embedding, stored, self.policy
+                )
             )
             found.indexes[user] = add_to_index(
                 found.indexes[user], photo, result.fields["phash"], self.policy.max_photos
             )
             if embedding is not None:
                 found.embeddings[photo] = pack_embedding(embedding)
+            if result.dct_block:
+                found.blocks[photo] = pack_block(result.dct_block)
         return found

@@ -68,14 +68,26 @@ class OutputBuilder:
         self.worker = worker_name()
 
     def enriched(
-        self, upload: dict[str, Any], result: Enriched, duplicate_of: dict[str, Any] | None
+        self,
+        upload: dict[str, Any],
+        result: Enriched,
+        duplicate_of: dict[str, Any] | None,
+        person_ids: list[str | None] | None = None,
     ) -> dict[str, Any]:
-        """The PhotoEnriched record for ``upload``."""
+        """The PhotoEnriched record for ``upload``; ``person_ids``: per face, the person it
+        belongs to (streams/pipeline/people.py), None for a face that is not one yet."""
         record: dict[str, Any] = dict.fromkeys(self._nullable)
         record.update(result.fields)
         produced_by = dict(result.produced_by)
         if duplicate_of is not None:
             produced_by["duplicate_of"] = {"name": "darkroom-dedup", "version": "1"}
+        if person_ids is not None and record.get("faces"):
+            faces = record["faces"]
+            record["faces"] = [
+                {**f, "person_id": p} for f, p in zip(faces, person_ids, strict=True)
+            ]
+            if any(person_ids):
+                produced_by["faces.person_id"] = {"name": "darkroom-people", "version": "1"}
         record.update(
             event_id=upload["event_id"],
             photo_id=upload["photo_id"],

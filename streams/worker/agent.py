@@ -3,17 +3,21 @@
 Faust's ``take_events`` acknowledges a batch in a ``finally``: an exception while processing it
 still moved the offsets past it, and a restarted agent went on with the next batch, so those
 uploads were lost. Here batches come from ``noack_take`` and each event is acknowledged only
-after the processor returned (outputs acknowledged, tables written). Anything else leaves the
+after its batch was delivered (outputs acknowledged, tables written). Anything else leaves the
 batch unacknowledged: Faust commits only up to the first unacknowledged offset, so the batch is
 delivered again after a restart. An exception other than a rebalance's cancellation is fatal:
-the worker stops (exit status 1) rather than carry on behind a hole it cannot fill. A batch and
-its acknowledgements hold the transport's ``BatchGate``, so an offset commit (on Faust's timer)
-never sees half a batch. What a batch may contain is decided first, in offset order per
-partition (streams/worker/continuity.py).
+the worker stops (exit status 1) rather than carry on behind a hole it cannot fill. A batch's
+delivery and acknowledgements hold the transport's ``BatchGate``, so an offset commit (on
+Faust's timer) never sees half a batch. What a batch may contain is decided first, in offset
+order per partition (streams/worker/continuity.py).
+
+Batches overlap where that is safe: batch n+1 is started (``Stages.start``: fetched, decoding)
+while batch n computes; computing and delivering go one batch at a time, in order. A started
+batch that will not be delivered (n failed, a stop) is abandoned, never acknowledged.
 
 A stop (SIGTERM, SIGINT, or fatal) has a deadline: past ``worker.shutdown_timeout_s`` the
-process exits at once with status 1, naming the batch it abandoned (which was not acknowledged,
-so another worker or the restart enriches it again).
+process exits at once with status 1, naming the batches it abandoned (which were not
+acknowledged, so another worker or the restart enriches them again).
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.types import EventT
 
 from streams.logs import get_logger
-from streams.worker.continuity import Continuity
+from streams.worker.continuity import Admission, Continuity
 from streams.worker.transport import BatchGate
 
 log = get_logger("darkroom.worker")
@@ -49,18 +53,34 @@ def describe(events: Sequence[EventT[Any]]) -> str:
 
 
 class InFlight:
-    """The batch being processed now, if any (what a stop would abandon)."""
+    """The batches being processed now, if any (what a stop would abandon)."""
 
     def __init__(self) -> None:
-        self.events: Sequence[EventT[Any]] = ()
+        self.batches: list[Sequence[EventT[Any]]] = []
 
     def __str__(self) -> str:
-        return describe(self.events) if self.events else "no batch"
+        return " and ".join(map(describe, self.batches)) or "no batch"
+
+
+class Stages(Protocol):
+    """A batch's steps as the agent runs them (streams/worker/processor.py)."""
+
+    async def start(self, events: Sequence[EventT[Any]]) -> Any:
+        """Fetch and begin decoding; no effect anyone else sees."""
+
+    async def compute(self, work: Any) -> Any:
+        """Inference and outputs, nothing sent."""
+
+    async def deliver(self, work: Any, computed: Any) -> None:
+        """Send, wait for the acknowledgements, record the tables."""
+
+    def abandon(self, work: Any) -> None:
+        """Drop a started batch."""
 
 
 async def consume(
     stream: Any,
-    process: Callable[[Sequence[EventT[Any]]], Any],
+    stages: Stages,
     *,
     batch_size: int,
     within_s: float,
@@ -73,23 +93,76 @@ async def consume(
     """Process batches of ``stream``; acknowledge each event only after its batch is done.
 
     Each batch is first admitted by ``continuity``: events the consumer delivered out of order
-    or twice are not processed (streams/worker/continuity.py)."""
-    async for events in stream.noack_take(batch_size, within=within_s):
-        async with gate.held():
+    or twice are not processed (streams/worker/continuity.py). Batch n+1 is started (fetched,
+    decoding) while batch n computes; batches are computed and delivered one at a time, in
+    order, and nothing of n+1 is sent before n is acknowledged."""
+    previous: asyncio.Task[None] | None = None
+    work: Any = None  # started, not yet handed to a task
+    try:
+        async for events in stream.noack_take(batch_size, within=within_s):
             admission = await continuity.settle(events, consumer)
             batch = admission.process
-            in_flight.events = batch
-            try:
-                if batch:
-                    await process(batch)
-            except asyncio.CancelledError:
-                raise  # a rebalance: the batch is delivered again to whoever owns it next
-            except BaseException as exc:
-                on_fatal(exc, batch)
-                raise
-            for event in [*batch, *admission.again]:
-                await stream.ack(event)
-        in_flight.events = ()
+            in_flight.batches.append(batch)  # until acknowledged, in _finish
+            work = await _start(stages, batch, on_fatal) if batch else None
+            if previous is not None:
+                await previous  # raises what the batch before raised
+            finishing = _finish(stream, stages, work, admission, in_flight, on_fatal, gate)
+            previous, work = asyncio.ensure_future(finishing), None
+        if previous is not None:
+            await previous
+    finally:
+        if previous is not None and not previous.done():
+            previous.cancel()  # a rebalance or a stop: delivered again to the next owner
+        elif previous is not None and not previous.cancelled():
+            previous.exception()  # reported by on_fatal already, not again by asyncio
+        if work is not None:
+            stages.abandon(work)
+
+
+async def _start(
+    stages: Stages,
+    batch: Sequence[EventT[Any]],
+    on_fatal: Callable[[BaseException, Sequence[EventT[Any]]], None],
+) -> Any:
+    try:
+        return await stages.start(batch)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        on_fatal(exc, batch)
+        raise
+
+
+async def _finish(
+    stream: Any,
+    stages: Stages,
+    work: Any,
+    admission: Admission,
+    in_flight: InFlight,
+    on_fatal: Callable[[BaseException, Sequence[EventT[Any]]], None],
+    gate: BatchGate,
+) -> None:
+    """Compute and deliver one started batch, then acknowledge it (and its repeats)."""
+    batch = admission.process
+    try:
+        try:
+            if work is not None:
+                computed = await stages.compute(work)
+            # sends to acknowledgements: an offset commit never sees half of it
+            async with gate.held():
+                if work is not None:
+                    await stages.deliver(work, computed)
+                for event in [*batch, *admission.again]:
+                    await stream.ack(event)
+        except asyncio.CancelledError:
+            if work is not None:
+                stages.abandon(work)
+            raise  # a rebalance: the batch is delivered again to whoever owns it next
+        except BaseException as exc:
+            on_fatal(exc, batch)
+            raise
+    finally:
+        in_flight.batches.remove(batch)
 
 
 class DarkroomWorker(faust.Worker):

@@ -23,15 +23,20 @@ from streams.kafka.profiles import get_profile
 from streams.kafka.topics import TopicSpec
 from streams.logs import get_logger
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
+from streams.pipeline.people import PeoplePolicy, PeopleSearch
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
 from streams.worker.continuity import Continuity, first_committed_record
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates
+from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates, TablePeople
 from streams.worker.tables import Tables
 from streams.worker.transport import batch_gate, drain
 from streams.worker.views import Readiness, register_views
 
 log = get_logger("darkroom.worker")
+
+# How often the worker looks for uploads fetched but never delivered, and how long a partition
+# must have been quiet with its next upload fetched before it is read again (seconds).
+LOST_CHECK_S, LOST_AFTER_S = 2.0, 5.0
 
 
 class WorkerConfigError(UsageError):
@@ -71,6 +76,7 @@ class StreamApp:
             worker.duplicate_max_distance,
             worker.duplicate_min_similarity,
             worker.index_max_photos,
+            worker.duplicate_min_correlation,
         )
         stage_seconds = self.metrics.stage_seconds
         pipeline = Pipeline.from_settings(
@@ -78,6 +84,15 @@ class StreamApp:
             enricher,
             skip=AlreadyDone(self.tables, enricher.model_versions_for),
             duplicates=DuplicateSearch(TableDuplicates(self.tables), policy),
+            people=PeopleSearch(
+                TablePeople(self.tables),
+                PeoplePolicy(
+                    join_distance=worker.people_join_distance,
+                    merge_distance=worker.people_merge_distance,
+                    min_faces=worker.people_min_faces,
+                    max_clusters=worker.people_max_clusters,
+                ),
+            ),
             on_stage=lambda stage, seconds: stage_seconds.labels(stage).observe(seconds),
         )
         self.processor = BatchProcessor(
@@ -198,7 +213,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
         assert stream.processor is not None
         await consume(
             events_stream,
-            stream.processor.process,
+            stream.processor,
             batch_size=worker.batch_size,
             within_s=worker.batch_wait_s,
             in_flight=stream.in_flight,
@@ -208,13 +223,30 @@ def create_stream_app(settings: Settings) -> StreamApp:
             consumer=app.consumer,
         )
 
+    async def recover_lost_uploads() -> None:
+        # uploads Faust fetched around a rebalance and dropped (streams/worker/continuity.py);
+        # only while the agent is idle, when nothing fetched can still be on its way to it
+        if app.rebalancing or app.in_recovery or stream.in_flight.batches:
+            return
+        if stream.readiness.recovered:
+            await continuity.recover_lost(app.consumer, quiet_s=LOST_AFTER_S)
+
+    app.timer(LOST_CHECK_S)(recover_lost_uploads)
+
     def recovered(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
         # sent after the assignment and table recovery (faust/tables/recovery.py)
         stream.readiness.recovered = True
 
     app.on_rebalance_complete.connect(recovered)
 
-    register_views(app, stream.tables, stream.uploads, stream.metrics, stream.readiness)
+    register_views(
+        app,
+        stream.tables,
+        stream.uploads,
+        stream.metrics,
+        stream.readiness,
+        min_faces=worker.people_min_faces,
+    )
     return stream
 
 

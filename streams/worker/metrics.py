@@ -32,7 +32,8 @@ class WorkerMetrics:
         )
         self.stage_seconds = Histogram(
             "darkroom_stage_seconds",
-            "Time per named stage per batch",
+            "Time per named stage per batch (stage=batch: from its start to its delivery, which "
+            "overlaps the batch before it)",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=r,

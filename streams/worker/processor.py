@@ -2,7 +2,7 @@
 
 Order matters for crash safety: outputs are sent and *acknowledged* before the tables change,
 and the tables' changelog records are acknowledged before the batch's offsets are (by the
-agent, after ``process`` returns; see streams/worker/agent.py). At least once, a crash anywhere
+agent, after ``deliver`` returns; see streams/worker/agent.py). At least once, a crash anywhere
 re-delivers the batch; the re-run emits the same event ids (consumers dedupe on them) and the
 tables, written once, end equal to a clean run's. Exactly once, each output is sent as its
 upload's current event, which puts it in the transaction that commits that upload's offset
@@ -17,14 +17,16 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from faust import streams as faust_streams
 from faust.types import EventT
 
 from streams.contracts import headers as headers_
-from streams.pipeline import Batch, Photo, Pipeline, RawMessage
+from streams.pipeline import Batch, Photo, Pipeline, RawMessage, Started
 from streams.pipeline.dedup import Index
+from streams.pipeline.people import Change, Given
 from streams.worker import state
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.tables import Tables
@@ -75,6 +77,27 @@ class TableDuplicates:
         found: str | None = self.tables.embeddings.get(photo_id)
         return found
 
+    def block_of(self, photo_id: str) -> str | None:
+        found: str | None = self.tables.dct_blocks.get(photo_id)
+        return found
+
+
+class TablePeople:
+    """The people clustering's view of the worker's tables (read-only)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    def people_of(self, user_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.tables.people.get(user_id)
+        return found
+
+    def clusters_of(self, photo_id: str) -> Given | None:
+        found = self.tables.photo_state.get(photo_id)
+        if found is None or found["status"] != "enriched":
+            return None
+        return Given.from_json(found["summary"].get("people"))
+
 
 VersionsOf = Callable[[str], dict[str, str]]  # user id -> the model versions that serve it
 
@@ -96,8 +119,19 @@ class AlreadyDone:
         )
 
 
+@dataclass
+class Work:
+    """A batch on its way through the processor: its events and the pipeline's started batch."""
+
+    events: Sequence[EventT[Any]]
+    started: Started
+    since: float  # time.perf_counter() at its start
+
+
 class BatchProcessor:
-    """Everything the agent does with a batch of events."""
+    """Everything the agent does with a batch of events, in three steps: ``start`` (decode the
+    events, fetch the bytes, begin decoding the photos), ``compute`` (inference and outputs)
+    and ``deliver`` (send, record). The agent starts batch n+1 while batch n computes."""
 
     def __init__(
         self,
@@ -116,26 +150,61 @@ class BatchProcessor:
         self.flush = flush
         self.versions = versions
         self.topics = dict(topics)
-        # one thread: blob I/O and the engine never block the event loop (heartbeats)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
+        # threads: blob I/O and the engine never block the event loop (heartbeats); one for
+        # starting a batch and one for computing one, so the two overlap
+        self._starting = ThreadPoolExecutor(1, thread_name_prefix="pipeline-start")
+        self._computing = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
 
     async def process(self, events: Sequence[EventT[Any]]) -> None:
-        """Handle ``events`` completely; return only when every output is acknowledged and
-        the tables hold the batch. Raises if that cannot be done (the agent then stops
-        without acknowledging the batch)."""
-        started = time.perf_counter()
+        """Handle ``events`` completely, one step after the other; return only when every
+        output is acknowledged and the tables hold the batch. Raises if that cannot be done
+        (the agent then stops without acknowledging the batch)."""
+        work = await self.start(events)
+        await self.deliver(work, await self.compute(work))
+
+    async def start(self, events: Sequence[EventT[Any]]) -> Work:
+        """Decode the events, skip what is done, fetch the bytes, begin decoding the photos."""
         self.metrics.batch_size.observe(len(events))
         self.metrics.in_flight.inc(len(events))
+        since = time.perf_counter()
         try:
             messages = [raw_message(event) for event in events]
             loop = asyncio.get_running_loop()
-            batch = await loop.run_in_executor(self._executor, self.pipeline.run, messages)
-            await self._send(batch, events)
-            self._record(batch, events)
+            started = await loop.run_in_executor(self._starting, self.pipeline.start, messages)
+        except BaseException:
+            self.metrics.in_flight.dec(len(events))
+            raise
+        return Work(events, started, since)
+
+    async def compute(self, work: Work) -> Batch:
+        """Inference, duplicates and the encoded outputs (nothing sent)."""
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._computing, self.pipeline.finish, work.started)
+        except BaseException:
+            self.abandon(work)
+            raise
+
+    async def deliver(self, work: Work, batch: Batch) -> None:
+        """Send the outputs and wait for their acknowledgements, then record the tables and
+        wait for theirs."""
+        try:
+            await self._send(batch, work.events)
+            self._record(batch, work.events)
             await self.flush()
         finally:
-            self.metrics.in_flight.dec(len(events))
-            self.metrics.stage_seconds.labels("batch").observe(time.perf_counter() - started)
+            self._done(work)
+
+    def abandon(self, work: Work) -> None:
+        """A started batch that will not be delivered (a stop, a rebalance, a failure)."""
+        self.pipeline.abandon(work.started)
+        self._done(work)
+
+    def _done(self, work: Work) -> None:
+        if work.since:  # once per batch
+            self.metrics.in_flight.dec(len(work.events))
+            self.metrics.stage_seconds.labels("batch").observe(time.perf_counter() - work.since)
+            work.since = 0.0
 
     async def _send(self, batch: Batch, events: Sequence[EventT[Any]]) -> None:
         """Send every output now, each as its upload's event, and wait for all acknowledgements."""
@@ -185,6 +254,28 @@ class BatchProcessor:
         for photo_id, packed in batch.findings.embeddings.items():
             with as_current(by_photo[photo_id]):
                 self.tables.embeddings[photo_id] = packed
+        for photo_id, packed in batch.findings.blocks.items():
+            with as_current(by_photo[photo_id]):
+                self.tables.dct_blocks[photo_id] = packed
+        for user, people in batch.people.states.items():
+            with as_current(by_user[user]):
+                self.tables.people[user] = people
+        for change in batch.people.changes:
+            with as_current(by_user[change[1]]):
+                self._person_photos(change)
+
+    def _person_photos(self, change: Change) -> None:
+        """One change of the per-person photo lists (streams.pipeline.people.Change)."""
+        photos = self.tables.person_photos
+        kind, user, person = change[:3]
+        key = state.person_key(user, person)
+        if kind == "add":
+            photos[key] = state.with_photo(photos.get(key), change[3], present=True)
+        elif kind == "merge":
+            into = state.person_key(user, change[3])
+            photos[into] = state.merged(photos.get(into), photos.get(key))
+        if kind != "add" and photos.get(key) is not None:  # merged, or dropped (too many)
+            del photos[key]
 
     def _record_one(self, photo: Photo) -> str:
         failed = photo.failed
@@ -198,6 +289,8 @@ class BatchProcessor:
         else:
             assert photo.upload is not None and photo.record is not None
             summary = state.summarise(photo.record, photo.fetched_bytes or 0)
+            if photo.people is not None:  # what a re-drive keeps (streams.pipeline.people)
+                summary["people"] = photo.people.to_json()
             versions = self.versions(photo.upload["user_id"])
             new = state.enriched_state(photo.upload["event_id"], versions, summary)
         user, photo_id = photo.upload["user_id"], photo.upload["photo_id"]
@@ -206,8 +299,15 @@ class BatchProcessor:
         self.tables.user_stats[user] = state.update_stats(
             self.tables.user_stats.get(user), old, new
         )
+        lost, gained = state.tag_changes(old, new)
+        for tag, present in [(t, False) for t in lost] + [(t, True) for t in gained]:
+            key = state.tag_key(user, tag)
+            self.tables.tag_photos[key] = state.with_photo(
+                self.tables.tag_photos.get(key), photo_id, present
+            )
         return str(new["status"])
 
     def close(self) -> None:
-        """Stop the pipeline thread."""
-        self._executor.shutdown(wait=True)
+        """Stop the pipeline threads."""
+        self._starting.shutdown(wait=True)
+        self._computing.shutdown(wait=True)

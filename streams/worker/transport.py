@@ -34,6 +34,21 @@ a batch's offsets could then be committed before its table writes were in Kafka,
 they failed. ``drain`` waits until every buffered record was handed over *and* acknowledged, and
 raises if one was not.
 
+Seeks: Faust's ``seek`` calls aiokafka from the app's thread, though aiokafka runs in the
+consumer thread's event loop; here it runs in that loop. Two more ways a seek lost uploads,
+both measured on the embedded broker when a worker took over from one killed with kill -9:
+
+* at the end of every rebalance Faust seeks the stream partitions to their committed offsets
+  with aiokafka's ``seek_to_committed``, which seeks only a partition whose committed offset is
+  above 0. Faust drops what it fetched during the rebalance (the old generation's), so a
+  partition its previous owner had not committed yet kept its position past them: 8 of its 32
+  uploads never came. Such partitions are sought to their beginning (``seek_to_committed``);
+* Faust hands out a fetch's records one by one, and a seek can come in between. It delivered
+  the rest, stale, counted them as read, and then dropped the same offsets when the seek
+  fetched them again: a partition sought back to offset 8 over and over never delivered 8 and 9.
+  The consumer thread counts each partition's seeks as it makes them and stamps every fetch
+  with the counts; a record fetched before its partition's latest seek is not handed out.
+
 Offsets: the consumer leaves to the agent (streams/worker/continuity.py) which jumps in a stream
 partition's offsets are gaps, resets the agent's expected offsets at each seek, and lets it seek
 back and drop held-back events from Faust's unacknowledged set.
@@ -42,7 +57,7 @@ back and drop held-back events from Faust's unacknowledged set.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -171,11 +186,66 @@ class _TransactionManager(TransactionManager):
         )
 
 
+async def seek_to_committed(
+    consumer: Any, rewind: Callable[[Any], bool], sought: Callable[[Any], None]
+) -> dict[Any, Any]:
+    """Seek the partitions of aiokafka's ``consumer`` to their committed offsets, as its own
+    ``seek_to_committed`` does, except that a partition ``rewind`` names whose committed offset
+    is none (or 0) goes back to its beginning instead of staying where fetching had got to
+    (see the module docstring). ``sought(tp)`` is called as each partition is sought, in the
+    same step. Returns the committed offsets."""
+    committed = {tp: await consumer.committed(tp) for tp in consumer.assignment()}
+    uncommitted = [tp for tp, offset in committed.items() if not offset and rewind(tp)]
+    beginnings = await consumer.beginning_offsets(uncommitted) if uncommitted else {}
+    for tp, offset in committed.items():  # no await from here on: a fetch sees all or none
+        target = offset if offset and offset > 0 else beginnings.get(tp)
+        if target is not None:
+            consumer.seek(tp, target)
+            sought(tp)
+    return committed
+
+
+class _Fetched(dict[Any, Any]):
+    """Fetched records, and how many times each partition had been sought when they were."""
+
+    def __init__(self, records: Any, seeks: dict[Any, int]) -> None:
+        super().__init__(records)
+        self.seeks = seeks
+
+
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seeks: dict[Any, int] = {}  # partition -> times sought, counted as it seeks
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = int(getattr(self.app, "fetch_max_wait_ms", 1500))
         return consumer
+
+    async def seek_to_committed(self) -> Any:
+        return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_to_committed(self) -> Any:
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        return await seek_to_committed(
+            self._ensure_consumer(), lambda tp: acks_enabled_for(tp.topic), self._sought
+        )
+
+    async def seek_here(self, partition: Any, offset: int) -> None:
+        """aiokafka's seek, called in this thread's event loop (see ``_Consumer._seek``)."""
+        await self.call_thread(self._seek_here, partition, offset)
+
+    async def _seek_here(self, partition: Any, offset: int) -> None:
+        self._ensure_consumer().seek(partition, offset)
+        self._sought(partition)
+
+    def _sought(self, partition: Any) -> None:
+        self.seeks[partition] = self.seeks.get(partition, 0) + 1
+
+    async def _fetch_records(self, *args: Any, **kwargs: Any) -> Any:
+        records = await super()._fetch_records(*args, **kwargs)
+        return _Fetched(records, dict(self.seeks))  # in the same step as the fetch
 
 
 class _Consumer(driver.Consumer):
@@ -185,6 +255,30 @@ class _Consumer(driver.Consumer):
     # Darkroom's agent decides which offset jumps are gaps (streams.worker.continuity).
     def _continuity(self) -> Any:
         return getattr(self.app, "continuity", None)
+
+    async def _seek(self, partition: Any, offset: int) -> None:
+        # Faust calls aiokafka's seek from the app's thread while aiokafka runs in the consumer
+        # thread's loop: the fetcher's wake-up future was resolved from the wrong thread and a
+        # sought partition could stay silent (a takeover then made no outcome for minutes).
+        thread = self._thread
+        assert isinstance(thread, _ConsumerThread)
+        await thread.seek_here(partition, offset)
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        records = await super()._getmany(active_partitions, timeout)
+        self._fetched_seeks = getattr(records, "seeks", {})
+        return records
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        # a record fetched before its partition's latest seek is stale (module docstring)
+        thread = self._thread
+        assert isinstance(thread, _ConsumerThread)
+        fetched: dict[Any, int] | None = None
+        async for tp, message in super().getmany(timeout):
+            if fetched is None:
+                fetched = self._fetched_seeks  # set by _getmany before the first record
+            if thread.seeks.get(tp, 0) == fetched.get(tp, 0):
+                yield tp, message
 
     async def perform_seek(self) -> None:
         await super().perform_seek()

@@ -2,8 +2,8 @@
 
 GET /healthz is 200 only when the worker is ready: models loaded, partitions assigned and its
 tables recovered (Faust's on_rebalance_complete), and no rebalance under way; 503 before.
-GET /users/{user_id} and /users/{user_id}/photos/{photo_id} are routed by Faust to the worker
-that owns the user's partition of photos.uploaded. GET /photos/{photo_id} answers from this
+GET /users/{user_id} and everything under it (photos, tags, people) is routed by Faust to the
+worker that owns the user's partition of photos.uploaded. GET /photos/{photo_id} answers from this
 worker only (a photo id does not say which partition holds it): 404 with a hint otherwise.
 """
 
@@ -17,6 +17,8 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.pipeline import people
+from streams.worker import state
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.tables import Tables
 from streams.worker.transport import track_topic
@@ -34,9 +36,14 @@ class Readiness:
 
 
 def register_views(
-    app: faust.App, tables: Tables, uploads: Any, metrics: WorkerMetrics, readiness: Readiness
+    app: faust.App,
+    tables: Tables,
+    uploads: Any,
+    metrics: WorkerMetrics,
+    readiness: Readiness,
+    min_faces: int,
 ) -> None:
-    """Add the pages to ``app``."""
+    """Add the pages to ``app``; ``min_faces``: the faces that make a cluster a person."""
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -92,6 +99,59 @@ def register_views(
     @routed_by_user
     async def user_photo(web: Any, request: Any, user_id: str, photo_id: str) -> Any:
         return _photo(web, tables.photo_state.get(photo_id), photo_id, routed=True)
+
+    @app.page("/users/{user_id}/tags")
+    @routed_by_user
+    async def user_tags(web: Any, request: Any, user_id: str) -> Any:
+        stats = tables.user_stats.get(user_id)
+        if stats is None:
+            return web.json({"error": f"no photos of user {user_id!r}"}, status=404)
+        counts = sorted((stats.get("tags") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        return web.json({"user_id": user_id, "tags": [{"name": n, "photos": c} for n, c in counts]})
+
+    @app.page("/users/{user_id}/tags/{tag}/photos")
+    @routed_by_user
+    async def user_tag_photos(web: Any, request: Any, user_id: str, tag: str) -> Any:
+        counts = (tables.user_stats.get(user_id) or {}).get("tags") or {}
+        name = next((n for n in counts if n.lower() == tag.lower()), None)  # "cat" finds Cat
+        if name is None:
+            return web.json({"error": f"user {user_id!r} has no photo tagged {tag!r}"}, status=404)
+        photos = tables.tag_photos.get(state.tag_key(user_id, name)) or []
+        return web.json(
+            {
+                "user_id": user_id,
+                "tag": name,
+                "count": counts[name],
+                "photos": photos,  # newest first
+                "truncated": counts[name] > len(photos),  # only the newest PHOTOS_KEPT
+            }
+        )
+
+    @app.page("/users/{user_id}/people")
+    @routed_by_user
+    async def user_people(web: Any, request: Any, user_id: str) -> Any:
+        found = tables.people.get(user_id)
+        listed = people.persons(found, min_faces) if found is not None else []
+        return web.json({"user_id": user_id, "people": listed})
+
+    @app.page("/users/{user_id}/people/{person_id}/photos")
+    @routed_by_user
+    async def person_photos(web: Any, request: Any, user_id: str, person_id: str) -> Any:
+        found = tables.people.get(user_id)
+        resolved = people.resolve(found, person_id) if found is not None else person_id
+        cluster = (found or {}).get("clusters", {}).get(resolved)
+        if cluster is None or cluster["count"] < min_faces:
+            return web.json({"error": f"user {user_id!r} has no person {person_id!r}"}, status=404)
+        photos = tables.person_photos.get(state.person_key(user_id, resolved)) or []
+        return web.json(
+            {
+                "user_id": user_id,
+                "person_id": resolved,  # another id when the one asked for was merged into it
+                "faces": cluster["count"],
+                "photos": photos,  # newest first
+                "truncated": len(photos) >= state.PHOTOS_KEPT,
+            }
+        )
 
     @app.page("/photos/{photo_id}")
     async def photo(web: Any, request: Any, photo_id: str) -> Any:

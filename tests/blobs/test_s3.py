@@ -79,11 +79,13 @@ def test_an_oversize_object_is_refused_from_its_headers(
     s3: Settings, local_s3: LocalS3, proxy: FreezingProxy
 ) -> None:
     bucket = bucket_of(s3)
-    local_s3.client().put_object(Bucket=bucket, Key="huge.jpg", Body=b"x" * (4 << 20))
+    local_s3.client().put_object(Bucket=bucket, Key="huge.jpg", Body=b"x" * (16 << 20))
     blobs = through(s3, proxy, max_bytes=1000)
-    with pytest.raises(BlobTooLargeError, match="4194304 bytes"):
+    with pytest.raises(BlobTooLargeError, match="16777216 bytes"):
         blobs.get(f"s3://{bucket}/huge.jpg")
-    assert proxy.response_bytes < 1 << 20  # far less than the object: its body was not read
+    # Its body was not read. The server still pushes what the loopback buffers of both hops
+    # hold before the client hangs up: 1.4 MB seen in CI, so the bound is half the object.
+    assert proxy.response_bytes < 8 << 20
 
 
 def test_only_configured_buckets_are_served(s3: Settings, proxy: FreezingProxy) -> None:

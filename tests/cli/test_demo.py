@@ -22,8 +22,8 @@ def test_demo_enriches_every_sample_and_stops_everything(
     result = darkroom("demo", "--workdir", str(tmp_path / "demo"), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "published 15 photo(s)" in out and "all 15 uploads came out" in out
-    assert "photos.enriched: 13 photos" in out and "photos.failed: 2 dead letters" in out
+    assert "published 19 photo(s)" in out and "all 19 uploads came out" in out
+    assert "photos.enriched: 17 photos" in out and "photos.failed: 2 dead letters" in out
     for expected in (
         "Egyptian cat",
         "espresso",
@@ -31,6 +31,8 @@ def test_demo_enriches_every_sample_and_stops_everything(
         "IMAGE_TOO_LARGE",
         "CORRUPT_IMAGE",
         "GET /users/alice",
+        "GET /users/dave/people: p",  # the three Obama portraits: one person
+        "3 faces, cover",
     ):
         assert expected in out
     assert "worker and broker stopped" in out

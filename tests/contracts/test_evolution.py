@@ -40,16 +40,62 @@ def assert_compatible(writer: dict[str, Any], reader: dict[str, Any], data: st.D
     resolved = read_as(writer, reader, record)
     shared = {f["name"] for f in writer["fields"]} & {f["name"] for f in reader["fields"]}
     reader_types = {f["name"]: f["type"] for f in reader["fields"]}
-    expected = {k: as_reader_sees(reader_types[k], record[k]) for k in shared}
+    names = named_types(reader)
+    expected = {k: as_reader_sees(reader_types[k], record[k], names) for k in shared}
     assert {k: resolved[k] for k in shared} == expected
 
 
-def as_reader_sees(reader_type: Any, value: Any) -> Any:
-    """An enum symbol the reader does not know reads as the reader's default (Avro 1.9+):
-    how a consumer of PhotoFailed v1 meets a reason added in v2."""
-    is_enum = isinstance(reader_type, dict) and reader_type.get("type") == "enum"
-    if is_enum and value not in reader_type["symbols"]:
+def named_types(schema: Any, found: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every named type defined in ``schema``, by name (a later use names it only)."""
+    found = {} if found is None else found
+    if isinstance(schema, list):
+        for branch in schema:
+            named_types(branch, found)
+    elif isinstance(schema, dict):
+        if schema.get("type") in ("record", "enum", "fixed"):
+            found[schema["name"]] = schema
+        for child in (*[f["type"] for f in schema.get("fields", [])], schema.get("items")):
+            if child is not None:
+                named_types(child, found)
+        if isinstance(schema.get("values"), (dict, list)):
+            named_types(schema["values"], found)
+    return found
+
+
+def as_reader_sees(reader_type: Any, value: Any, names: dict[str, Any]) -> Any:
+    """What the reader gets for ``value``. An enum symbol the reader does not know reads as
+    the reader's default (Avro 1.9+): how a consumer of PhotoFailed v1 meets a reason added in
+    v2. A nested record gets the reader's fields, defaults for those the writer lacked: how a
+    consumer of PhotoEnriched v2 reads a v1 ``duplicate_of``."""
+    reader_type = (
+        names.get(reader_type, reader_type) if isinstance(reader_type, str) else reader_type
+    )
+    if isinstance(reader_type, list):
+        if value is None:
+            return None
+        kinds = [names.get(b, b) if isinstance(b, str) else b for b in reader_type]
+        wanted = (
+            "record" if isinstance(value, dict) else "array" if isinstance(value, list) else None
+        )
+        fits = [b for b in kinds if isinstance(b, dict) and b.get("type") == wanted]
+        if wanted == "record":  # a union of records (blob: BlobRef | InlineBlob): by its fields
+            fits.sort(key=lambda b: len(set(value) - {f["name"] for f in b["fields"]}))
+        branch = fits[0] if fits else None
+        return value if branch is None else as_reader_sees(branch, value, names)
+    if not isinstance(reader_type, dict):
+        return value
+    kind = reader_type.get("type")
+    if kind == "enum" and value not in reader_type["symbols"]:
         return reader_type["default"]
+    if kind == "record" and isinstance(value, dict):
+        return {
+            f["name"]: as_reader_sees(f["type"], value[f["name"]], names)
+            if f["name"] in value
+            else f.get("default")
+            for f in reader_type["fields"]
+        }
+    if kind == "array" and isinstance(value, list):
+        return [as_reader_sees(reader_type["items"], item, names) for item in value]
     return value
 
 

@@ -53,6 +53,30 @@ def test_astronaut_has_exactly_one_face_with_landmarks(enricher: Enricher) -> No
     assert box["x1"] <= nose["x"] <= box["x2"] and box["y1"] <= nose["y"] <= box["y2"]
 
 
+def test_a_face_gets_dlibs_descriptor_and_its_mirror_the_same_person(enricher: Enricher) -> None:
+    (face,) = enrich_one(enricher, "astronaut").fields["faces"]
+    (mirrored,) = enrich_one(enricher, "astronaut_mirror").fields["faces"]
+    vector, other = np.array(face["embedding"]), np.array(mirrored["embedding"])
+    assert vector.shape == (128,)
+    assert 1.1 < np.linalg.norm(vector) < 1.7  # raw, as dlib compares them (not normalised)
+    assert np.linalg.norm(vector - other) < 0.6  # dlib's "same person"
+
+
+def test_tags_people_search_by(enricher: Enricher) -> None:
+    def tags(name: str) -> dict[str, str]:
+        return {t["name"]: t["source"] for t in enrich_one(enricher, name).fields["tags"]}
+
+    assert tags("chelsea") == {
+        "Cat": "labels",
+        "Pet": "labels",
+        "Mammal": "labels",
+        "Animal": "labels",
+    }
+    assert "Drink" in tags("coffee")
+    assert tags("astronaut") == {"Person": "faces"}
+    assert tags("page") == {"Text": "ocr", "Document": "ocr"}  # its top label is "brass" 0.10
+
+
 def test_ocr_reads_the_sign_and_the_page(enricher: Enricher) -> None:
     sign = enrich_one(enricher, "sign").fields["ocr"]
     assert [line["text"] for line in sign] == ["OPEN 24 HOURS"]
@@ -72,12 +96,14 @@ def test_every_field_names_its_producer(enricher: Enricher) -> None:
         == {"name": "mobilenet_v2", "version": "torchvision-imagenet1k-v1"}
     )
     assert produced["faces"]["name"] == "blazeface"
+    assert produced["faces.embedding"]["name"] == "dlib_face_resnet"
     assert produced["moderation"]["name"] == "open_nsfw_int8"
     assert produced["ocr"]["name"] == "ppocr_det+ppocr_rec"
     assert {"quality", "dominant_colors", "phash"} <= set(produced)
     assert set(enricher.model_versions) == {
         "mobilenet_v2",
         "blazeface",
+        "dlib_face_resnet",
         "open_nsfw_int8",
         "ppocr_det",
         "ppocr_rec",

@@ -23,6 +23,7 @@ def test_bundled_manifests_load_and_name_their_sources() -> None:
     assert tasks == {
         "mobilenet_v2": Task.CLASSIFY,
         "blazeface": Task.DETECT_FACES,
+        "dlib_face_resnet": Task.EMBED_FACES,
         "open_nsfw_int8": Task.MODERATE,
         "ppocr_det": Task.OCR_DETECT,
         "ppocr_rec": Task.OCR_RECOGNIZE,

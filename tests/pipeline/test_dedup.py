@@ -2,20 +2,99 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from streams.engine.results import Enriched
+from streams.imaging.decode import Decoder
+from streams.imaging.features import extract_features
+from streams.imaging.phash import dihedral_block
 from streams.pipeline import dedup
+from streams.samples import encode_jpeg, load_photo
+
+POLICY = dedup.DuplicatePolicy(max_distance=20, min_similarity=0.8, max_photos=5)
+BLOCK = np.arange(64, dtype=np.float64).reshape(8, 8) % 7 - 3.0  # any block with AC energy
+OTHER = np.arange(64, dtype=np.float64).reshape(8, 8) % 5 - 2.0
 
 
-def test_duplicates_match_rotations_and_need_the_embedding_to_agree() -> None:
-    policy = dedup.DuplicatePolicy(max_distance=4, min_similarity=0.8, max_photos=3)
-    index = dedup.add_to_index(None, "original", f"{0xF0F0:016x}", policy.max_photos)
-    unit = [1.0, 0.0]
-    stored = {"original": dedup.pack_embedding(unit)}
-    rotated_variants = [0xFFFF_0000, 0xF0F1]  # the second variant is 1 bit from the original
-    found = dedup.find_duplicate(index, rotated_variants, unit, stored.get, policy)
-    assert found == {"photo_id": "original", "hash_distance": 1, "similarity": 1.0}
-    assert dedup.find_duplicate(index, rotated_variants, [0.0, 1.0], stored.get, policy) is None
-    assert dedup.find_duplicate(index, [0xFFFF_0000], unit, stored.get, policy) is None
-    assert dedup.find_duplicate(index, [0xF0F1], None, stored.get, policy)["similarity"] is None
+@dataclass
+class Store:
+    embeddings: dict[str, str] = field(default_factory=dict)
+    blocks: dict[str, str] = field(default_factory=dict)
+
+    def embedding_of(self, photo_id: str) -> str | None:
+        return self.embeddings.get(photo_id)
+
+    def block_of(self, photo_id: str) -> str | None:
+        return self.blocks.get(photo_id)
+
+    def index_of(self, user_id: str) -> dedup.Index | None:
+        return None  # a new user
+
+
+def indexed(*entries: tuple[str, int]) -> dedup.Index:
+    index = None
+    for photo_id, hashed in entries:
+        index = dedup.add_to_index(index, photo_id, f"{hashed:016x}", POLICY.max_photos)
+    assert index is not None
+    return index
+
+
+def test_a_turned_copy_is_judged_by_its_block_turned_back_not_by_the_embedding() -> None:
+    index = indexed(("original", 0xF0F0))
+    store = Store(
+        {"original": dedup.pack_embedding([1.0, 0.0])},
+        {"original": dedup.pack_block(BLOCK.ravel())},
+    )
+    copy = dihedral_block(BLOCK, 1)  # the original turned 90 degrees counter-clockwise
+    variants = [0xFFFF_0000] * 8
+    variants[3] = 0xF0F1  # turned by rot270 it hashes 1 bit from the original
+    found = dedup.find_duplicate(index, variants, copy.ravel().tolist(), [0.0, 1.0], store, POLICY)
+    assert found is not None and found["transform"] == "rot270" and found["hash_distance"] == 1
+    assert found["correlation"] > 0.999 and found["similarity"] == 0.0  # the embedding disagreed
+
+
+def test_a_hash_match_whose_block_does_not_correlate_is_no_copy() -> None:
+    index = indexed(("lookalike", 0xF0F0))
+    store = Store(blocks={"lookalike": dedup.pack_block(OTHER.ravel())})
+    assert (
+        dedup.find_duplicate(index, [0xF0F0], BLOCK.ravel().tolist(), None, store, POLICY) is None
+    )
+
+
+def test_a_closer_lookalike_does_not_hide_a_real_copy() -> None:
+    index = indexed(("lookalike", 0xF0F0), ("copy", 0xF0F3))
+    store = Store(
+        blocks={
+            "lookalike": dedup.pack_block(OTHER.ravel()),
+            "copy": dedup.pack_block(BLOCK.ravel()),
+        }
+    )
+    found = dedup.find_duplicate(index, [0xF0F0], BLOCK.ravel().tolist(), None, store, POLICY)
+    assert found is not None and found["photo_id"] == "copy" and found["hash_distance"] == 2
+
+
+def test_photos_indexed_before_blocks_keep_the_old_rule() -> None:
+    index = indexed(("old", 0xF0F0))
+    store = Store({"old": dedup.pack_embedding([1.0, 0.0])})  # no block stored
+    mine = BLOCK.ravel().tolist()
+    found = dedup.find_duplicate(index, [0xF0F1], mine, [1.0, 0.0], store, POLICY)
+    assert found is not None and found["correlation"] is None and found["similarity"] == 1.0
+    assert dedup.find_duplicate(index, [0xF0F1], mine, [0.0, 1.0], store, POLICY) is None
+    twelve_bits = 0xF0F0 ^ 0xFFF  # a candidate under max_distance 20, but the old rule said 10
+    assert dedup.find_duplicate(index, [twelve_bits], mine, [1.0, 0.0], store, POLICY) is None
+
+
+def test_a_hash_at_exactly_the_limit_still_matches() -> None:
+    policy = dedup.DuplicatePolicy(max_distance=2, min_similarity=0.8, max_photos=3)
+    index = dedup.add_to_index(None, "original", f"{0b1111:016x}", policy.max_photos)
+    store = Store(blocks={"original": dedup.pack_block(BLOCK.ravel())})
+    mine = BLOCK.ravel().tolist()
+    found = dedup.find_duplicate(index, [0b1100], mine, None, store, policy)  # 2 bits off
+    assert found is not None and found["hash_distance"] == 2
+    assert dedup.find_duplicate(index, [0b1000], mine, None, store, policy) is None
 
 
 def test_the_index_keeps_each_photo_once_and_the_most_recent() -> None:
@@ -27,21 +106,27 @@ def test_the_index_keeps_each_photo_once_and_the_most_recent() -> None:
     assert roomy == [["a", "2"]]  # a photo indexed again replaces its entry
 
 
-def test_a_hash_at_exactly_the_limit_still_matches() -> None:
-    policy = dedup.DuplicatePolicy(max_distance=2, min_similarity=0.8, max_photos=3)
-    index = dedup.add_to_index(None, "original", f"{0b1111:016x}", policy.max_photos)
-    found = dedup.find_duplicate(index, [0b1100], None, lambda _: None, policy)  # 2 bits off
-    assert found is not None and found["hash_distance"] == 2
-    assert dedup.find_duplicate(index, [0b1000], None, lambda _: None, policy) is None
+def features_of(photo_id: str, image: np.ndarray) -> tuple[str, str, Enriched]:
+    """A photo as the engine would hand it to the search (model-free fields only)."""
+    decoded = Decoder(max_pixels=10**8, min_side=512).decode(encode_jpeg(image, 92))
+    fields, produced_by, hashes, block = extract_features(decoded, blur_threshold=50.0)
+    return "u", photo_id, Enriched(photo_id, fields, produced_by, {}, hashes, block)
 
 
-def test_a_closer_hash_that_the_embedding_rejects_does_not_hide_a_real_copy() -> None:
-    policy = dedup.DuplicatePolicy(max_distance=4, min_similarity=0.8, max_photos=5)
-    index = dedup.add_to_index(None, "lookalike", f"{0xF0F0:016x}", policy.max_photos)
-    index = dedup.add_to_index(index, "copy", f"{0xF0F3:016x}", policy.max_photos)
-    stored = {
-        "lookalike": dedup.pack_embedding([0.0, 1.0]),
-        "copy": dedup.pack_embedding([1.0, 0.0]),
-    }
-    found = dedup.find_duplicate(index, [0xF0F0], [1.0, 0.0], stored.get, policy)
-    assert found is not None and found["photo_id"] == "copy" and found["hash_distance"] == 2
+def test_a_portrait_turned_90_and_reencoded_is_a_copy_and_a_burst_is_not() -> None:
+    portrait = load_photo("obama")
+    height, width = portrait.shape[:2]
+    pan = np.array([[1.1, 0, -0.25 * width], [0, 1.1, -0.05 * height]], dtype=np.float32)
+    burst = cv2.warpAffine(portrait, pan, (width, height), borderMode=cv2.BORDER_REFLECT)
+    search = dedup.DuplicateSearch(Store(), POLICY)
+    found = search.search(
+        [
+            features_of("original", portrait),
+            features_of("turned", np.ascontiguousarray(np.rot90(portrait))),
+            features_of("burst", burst),
+        ]
+    )
+    original, turned, later = found.duplicate_of
+    assert original is None and later is None  # the same scene a moment later is not a copy
+    assert turned is not None and turned["photo_id"] == "original"
+    assert turned["transform"] == "rot270" and turned["correlation"] > 0.9

@@ -55,12 +55,16 @@ class Log:
 
 
 class Consumer:
-    """Records what the agent asks of Darkroom's consumer."""
+    """Records what the agent asks of Darkroom's consumer; ``highwaters``: how far it fetched."""
 
-    def __init__(self) -> None:
+    def __init__(self, highwaters: dict[TP, int] | None = None) -> None:
         self.gaps: list[tuple[TP, int, int]] = []
         self.seeks: list[tuple[TP, int]] = []
         self.forgotten: list[Any] = []
+        self.highwaters = highwaters or {}
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.highwaters.get(tp)
 
     async def accept_gap(self, tp: TP, first: int, last: int) -> None:
         self.gaps.append((tp, first, last))
@@ -133,6 +137,55 @@ def test_settle_hands_gaps_rewinds_and_held_events_to_the_consumer() -> None:
     admission = asyncio.run(continuity.settle(events, consumer))
     assert consumer.gaps == [(P0, 2, 4)] and consumer.seeks == [(P1, 0)]
     assert consumer.forgotten == admission.held and offsets(admission.held) == [(1, 4), (1, 5)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_partition_fetched_past_its_next_upload_and_quiet_is_read_again() -> None:
+    # measured: a takeover processed P0@0..5 and P1@16..20, then Faust had dropped the rest
+    clock = Clock()
+    log = Log({P0: range(8), P1: range(32)})
+    continuity = Continuity(log.first_record, clock)
+    continuity.reset({P0: 0, P1: 16})
+    admit(continuity, [*at(P0, *range(6)), *at(P1, *range(16, 21))])
+    consumer = Consumer({P0: 8, P1: 32})
+
+    clock.now += 4.9  # not quiet long enough: the records may still be on their way
+    assert asyncio.run(continuity.recover_lost(consumer, quiet_s=5.0)) == []
+    clock.now += 0.2
+    assert asyncio.run(continuity.recover_lost(consumer, quiet_s=5.0)) == [P0, P1]
+    assert consumer.seeks == [(P0, 6), (P1, 21)]
+    assert offsets(admit(continuity, at(P0, 6, 7)).process) == [(0, 6), (0, 7)]  # no jump
+    clock.now += 10
+    consumer.seeks.clear()
+    assert asyncio.run(continuity.recover_lost(consumer, quiet_s=5.0)) == [P1]  # P0 is done
+
+
+def test_a_quiet_partition_is_left_alone_when_nothing_is_missing() -> None:
+    clock = Clock()
+    # P0: all read; P1: only transaction markers after 10 (nothing committed to deliver)
+    continuity = Continuity(Log({P0: range(5), P1: range(10)}).first_record, clock)
+    continuity.reset({P0: 5, P1: 10})
+    consumer = Consumer({P0: 5, P1: 12})
+    clock.now += 60
+    assert asyncio.run(continuity.recover_lost(consumer, quiet_s=5.0)) == []
+    assert consumer.seeks == [] and consumer.gaps == []
+
+
+def test_records_deleted_before_the_missing_one_are_a_gap_then_it_is_read_again() -> None:
+    clock = Clock()
+    continuity = Continuity(Log({P0: range(30, 40)}).first_record, clock)
+    continuity.reset({P0: 5})
+    consumer = Consumer({P0: 40})
+    clock.now += 6
+    assert asyncio.run(continuity.recover_lost(consumer, quiet_s=5.0)) == [P0]
+    assert consumer.gaps == [(P0, 5, 29)] and consumer.seeks == [(P0, 30)]
 
 
 @pytest.mark.broker

@@ -4,7 +4,8 @@ batch that fails anywhere is never acknowledged (so its offsets are never commit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ async def flushed() -> None:
 
 
 def tables() -> Tables:
-    return Tables(photo_state={}, user_stats={}, dup_index={}, embeddings={})
+    names = [field.name for field in dataclasses.fields(Tables)]
+    return Tables(**{name: {} for name in names})
 
 
 def processor(enricher: Enricher, root: Path) -> tuple[BatchProcessor, Topic, Tables]:
@@ -151,6 +153,26 @@ def test_a_refused_output_leaves_the_tables_alone(enricher: Enricher, tmp_path: 
     assert state.photo_state == {} and state.user_stats == {}
 
 
+class OneStep:
+    """The agent's stages, doing all of a batch's work in ``process`` (at delivery)."""
+
+    def __init__(self, process: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
+        self.process = process
+        self.abandoned: list[Sequence[Any]] = []
+
+    async def start(self, events: Sequence[Any]) -> Sequence[Any]:
+        return events
+
+    async def compute(self, work: Sequence[Any]) -> None:
+        return None
+
+    async def deliver(self, work: Sequence[Any], computed: None) -> None:
+        await self.process(work)
+
+    def abandon(self, work: Sequence[Any]) -> None:
+        self.abandoned.append(work)
+
+
 class Stream:
     """The two calls the agent loop makes on a Faust stream."""
 
@@ -179,7 +201,7 @@ def test_a_batch_that_raises_is_never_acknowledged() -> None:
         with pytest.raises(ValueError):
             await consume(
                 stream,
-                process,
+                OneStep(process),
                 batch_size=16,
                 within_s=0.1,
                 in_flight=InFlight(),
@@ -204,7 +226,7 @@ def test_a_cancelled_batch_is_not_acknowledged_nor_fatal() -> None:
         with pytest.raises(asyncio.CancelledError):
             await consume(
                 stream,
-                process,
+                OneStep(process),
                 batch_size=16,
                 within_s=0.1,
                 in_flight=InFlight(),
@@ -230,7 +252,7 @@ def test_a_message_delivered_twice_in_one_batch_is_processed_once() -> None:
     async def scenario() -> None:
         await consume(
             stream,
-            process,
+            OneStep(process),
             batch_size=16,
             within_s=0.1,
             in_flight=InFlight(),

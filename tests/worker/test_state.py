@@ -13,9 +13,11 @@ def enriched(
     flagged: bool = False,
     duplicate: str | None = None,
     versions: dict[str, str] = V1,
+    tags: list[str] | None = None,
 ) -> state.PhotoState:
     summary = {
         "labels": [label],
+        "tags": tags or [],
         "faces": faces,
         "flagged": flagged,
         "text": "",
@@ -46,6 +48,7 @@ def test_stats_replace_a_photos_old_contribution() -> None:
         "flagged": 1,
         "duplicates": 1,
         "labels": {"cat": 1, "dog": 1},
+        "tags": {},
     }
     rerun = state.update_stats(
         stats,
@@ -57,3 +60,38 @@ def test_stats_replace_a_photos_old_contribution() -> None:
     )
     failed = state.update_stats(rerun, None, state.failed_state("e9", "X", "s", "d"))
     assert failed["failed"] == 1 and failed["photos"] == 2
+
+
+def test_tag_counts_follow_a_photos_latest_tags() -> None:
+    stats = state.update_stats(None, None, enriched("tabby", tags=["Cat", "Pet", "Animal"]))
+    stats = state.update_stats(stats, None, enriched("dog", tags=["Dog", "Pet", "Animal"]))
+    assert stats["tags"] == {"Cat": 1, "Dog": 1, "Pet": 2, "Animal": 2}
+    old = enriched("dog", tags=["Dog", "Pet", "Animal"])
+    new = enriched("wolf", tags=["Animal"], versions={"m": "2"})
+    stats = state.update_stats(stats, old, new)
+    assert stats["tags"] == {"Cat": 1, "Pet": 1, "Animal": 2}  # Dog gone, no zero left behind
+    assert state.tag_changes(old, new) == (["Dog", "Pet"], [])
+    gone = state.failed_state("e2", "CORRUPT_IMAGE", "decode_image", "bad")
+    assert state.tag_changes(new, gone) == (["Animal"], [])
+    assert state.tag_changes(None, old) == ([], ["Dog", "Pet", "Animal"])
+
+
+def test_stats_written_before_tags_existed_still_update() -> None:
+    before = {"photos": 1, "failed": 0, "bytes": 1, "faces": 0, "flagged": 0, "duplicates": 0}
+    old_summary = state.enriched_state("e0", V1, {**enriched("cat")["summary"], "tags": None})
+    stats = state.update_stats(
+        {**before, "labels": {"cat": 1}}, old_summary, enriched("cat", tags=["Cat"])
+    )
+    assert stats["tags"] == {"Cat": 1} and stats["photos"] == 1
+
+
+def test_the_tag_index_keeps_the_newest_photos_first_and_bounded() -> None:
+    photos = None
+    for i in range(state.PHOTOS_KEPT + 5):
+        photos = state.with_photo(photos, f"p{i}", present=True)
+    assert photos is not None and len(photos) == state.PHOTOS_KEPT
+    assert photos[0] == f"p{state.PHOTOS_KEPT + 4}" and "p0" not in photos
+    again = state.with_photo(photos, photos[10], present=True)  # re-enriched: to the front, once
+    assert again[0] == photos[10] and len(again) == len(photos) and again.count(photos[10]) == 1
+    assert photos[3] not in state.with_photo(photos, photos[3], present=False)
+    assert state.tag_key("a/b", "Cat").rsplit("/", 1) == ["a/b", "Cat"]

@@ -1,20 +1,27 @@
 """The worker's transport: ``drain`` returns only when every table write is acknowledged, and
 raises when one was not (Faust's own flush gave up after 0.1 s and never looked); the producer
-keeps the uploads topic's partitions, which routing a query by key needs."""
+keeps the uploads topic's partitions, which routing a query by key needs; the seek to the
+committed offsets after a rebalance also rewinds a partition with nothing committed."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.config import Settings
 from streams.kafka.topics import TopicSpec, ensure_topics
-from streams.worker.transport import ChangelogError, _DrainableBuffer, track_topic
+from streams.worker.transport import (
+    ChangelogError,
+    _DrainableBuffer,
+    seek_to_committed,
+    track_topic,
+)
 
 Hand = Callable[[int], Awaitable[asyncio.Future[Any]]]
 
@@ -121,5 +128,53 @@ def test_the_producer_keeps_a_topic_it_never_sends_to(apache_kafka: Settings) ->
             assert producer.client.cluster.partitions_for_topic(uploads) == {0, 1, 2, 3}
         finally:
             await producer.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.broker
+def test_a_partition_with_nothing_committed_goes_back_to_its_beginning(kafka: Settings) -> None:
+    # Faust drops what it fetched during a rebalance and then seeks to the committed offsets;
+    # aiokafka's own seek_to_committed left a partition with none where fetching had got to
+    uploads = TopicPartition(kafka.topics.uploaded, 0)
+    other = TopicPartition(kafka.topics.uploaded, 1)  # committed at 2
+    unnamed = TopicPartition(kafka.topics.uploaded, 2)  # nothing committed, not to rewind
+
+    async def scenario() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.kafka.bootstrap)
+        await producer.start()
+        try:
+            for n in range(3):
+                for tp in (uploads, other, unnamed):
+                    await producer.send_and_wait(tp.topic, b"%d" % n, partition=tp.partition)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.kafka.bootstrap,
+            group_id=f"darkroom-test-{uuid.uuid4().hex[:8]}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            consumer.assign([uploads, other, unnamed])
+            read = 0
+            while read < 9:
+                batches = await consumer.getmany(timeout_ms=10_000)
+                assert batches, "nothing fetched within 10 s"
+                read += sum(map(len, batches.values()))
+            await consumer.commit({other: 2})
+            assert [await consumer.position(tp) for tp in (uploads, other, unnamed)] == [3, 3, 3]
+
+            sought: list[TopicPartition] = []
+            committed = await seek_to_committed(consumer, lambda tp: tp != unnamed, sought.append)
+
+            assert committed == {uploads: None, other: 2, unnamed: None}
+            assert sorted(sought) == [uploads, other]
+            assert await consumer.position(uploads) == 0  # read again: nothing is lost
+            assert await consumer.position(other) == 2
+            assert await consumer.position(unnamed) == 3  # not named: left where it was
+        finally:
+            await consumer.stop()
 
     asyncio.run(scenario())

@@ -94,8 +94,10 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
         links = [events[photo_id]["duplicate_of"] for photo_id in cats]
         assert sum(link is None for link in links) == 1  # the first of the three processed
         for link in filter(None, links):
-            assert link["photo_id"] in cats and link["hash_distance"] <= 10
-            assert link["similarity"] is not None and link["similarity"] > 0.75
+            assert link["photo_id"] in cats and link["hash_distance"] <= 20
+            assert link["correlation"] > 0.9 and link["similarity"] is not None
+        turned = events[by_file["chelsea-rotated.jpg"].photo_id]["duplicate_of"]
+        assert turned is None or turned["transform"] in {"rot90", "rot270"}  # None: it came first
         coffee, sign = by_file["coffee.jpg"].photo_id, by_file["sign.jpg"].photo_id
         assert events[coffee]["duplicate_of"] is None  # the sign is the coffee photo, edited:
         assert events[sign]["duplicate_of"]["photo_id"] == coffee  # a near-duplicate too
@@ -118,7 +120,15 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
         status, body = worker.get("/photos/nope")
         assert status == 404 and "routed" in body["hint"] and "nope" in body["error"]
         assert worker.get("/users/nobody")[0] == 404
+        status, tags = worker.get("/users/alice/tags")
+        counts = {t["name"]: t["photos"] for t in tags["tags"]}
+        assert status == 200 and counts["Cat"] >= 2 and counts["Animal"] >= counts["Cat"]
+        status, tagged = worker.get("/users/alice/tags/cat/photos")  # as a person types it
+        assert status == 200 and tagged["tag"] == "Cat" and tagged["truncated"] is False
+        assert len(tagged["photos"]) == counts["Cat"] and set(tagged["photos"]) <= cats
+        assert worker.get("/users/alice/tags/Dinosaur/photos")[0] == 404
         stats_before = {user: worker.get(f"/users/{user}")[1] for user in ("alice", "bob")}
+        tagged_before = worker.get("/users/alice/tags/Cat/photos")
         metrics = worker.metrics()
         assert f'darkroom_photos_total{{outcome="enriched"}} {len(enriched)}.0' in metrics
         assert 'darkroom_dead_letters_total{reason="MALFORMED_EVENT"} 2.0' in metrics
@@ -144,3 +154,4 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
                 60,
                 f"{user}'s stats restored from the changelog",
             )
+        assert worker.get("/users/alice/tags/Cat/photos") == tagged_before

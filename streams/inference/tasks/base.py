@@ -158,9 +158,9 @@ class TaskRunner(DeclaredRunner):
         self.manifests = [manifest]
         self.name = manifest.name
         self.provenance = {"name": manifest.name, "version": manifest.version}
-        artifacts = repository.require_built(manifest)
-        self.labels = artifacts.read_labels() if manifest.labels is not None else []
-        self.session = ModelSession(artifacts.model, config, manifest.key)
+        self.artifacts = repository.require_built(manifest)
+        self.labels = self.artifacts.read_labels() if manifest.labels is not None else []
+        self.session = ModelSession(self.artifacts.model, config, manifest.key)
         self.spec = self._input_spec()
         self.to_tensor = TensorMaker(self.spec)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from streams.inference import agreement
 from streams.inference.agreement import Figures
+from streams.inference.tags import TagScorer
 from streams.inference.tasks.base import Fields, TaskRunner, Work
 from streams.models.manifest import Task
 
@@ -31,13 +32,21 @@ def l2_normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 class ClassifyRunner(TaskRunner):
-    """Top-k labels with softmax scores; the embedding too, unless an embed model is enabled."""
+    """Top-k labels with softmax scores; tags when the manifest has [tags]; the embedding too,
+    unless an embed model is enabled."""
 
     tasks = (Task.CLASSIFY,)
     # A classifier's pooled features are a by-product; a model made for embeddings wins.
     defers: ClassVar[Mapping[str, Task]] = MappingProxyType({"embedding": Task.EMBED})
-    fields = ("labels", "embedding")
+    fields = ("labels", "tags", "embedding")
     figures = ("top1_agreement", "top5_overlap", "embedding_cosine")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tags = self.manifest.tags
+        self.tagger = (
+            TagScorer(self.artifacts.read_tags(), tags.min_score) if tags is not None else None
+        )
 
     @classmethod
     def compare(cls, production: Fields, variant: Fields) -> Figures:
@@ -67,6 +76,7 @@ class ClassifyRunner(TaskRunner):
         results = self.infer([w.prepared[self.name] for w in works], names)
         probabilities = softmax(results[0])
         best = np.argsort(-probabilities, axis=1)[:, :top_k]
+        tags = self.tagger.score(probabilities) if self.tagger is not None else None
         fields: list[Fields] = []
         for row, indices in enumerate(best):
             labels = [
@@ -79,6 +89,8 @@ class ClassifyRunner(TaskRunner):
                 if probabilities[row, i] >= min_score
             ]
             item: Fields = {"labels": labels}
+            if tags is not None:
+                item["tags"] = tags[row]
             if has_embedding:
                 item["embedding"] = l2_normalise(results[1])[row].tolist()
             fields.append(item)

@@ -34,4 +34,5 @@ CONVERTERS: dict[str, Converter] = {
     "copy": _copy,
     "mobilenet_v2_torch": _module("mobilenet_v2"),
     "blazeface_tflite": _module("blazeface_tflite"),
+    "dlib_resnet": _module("dlib_resnet"),
 }

@@ -10,19 +10,17 @@ when it was written.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
+from streams.models.converters.onnx_graph import GraphBuilder
 from streams.models.converters.torch_checkpoint import load_state_dict
 
-OPSET: Final = 17
-IR_VERSION: Final = 8  # the IR version that introduced opset 17
 BN_EPS: Final = 1e-5
 NORM_EPS: Final = 1e-12  # as torch.nn.functional.normalize
 INPUT_SIZE: Final = 224
@@ -55,32 +53,12 @@ def fold_batchnorm(
     return folded_w.astype(np.float32), folded_b.astype(np.float32)
 
 
-@dataclass
-class _GraphBuilder:
-    """Accumulates nodes and initializers with unique names."""
+class _GraphBuilder(GraphBuilder):
+    """MobileNetV2's layers as ONNX nodes, from the checkpoint's state dict."""
 
-    state: StateDict
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    initializers: list[onnx.TensorProto] = field(default_factory=list)
-    _counter: int = 0
-
-    def fresh(self, hint: str) -> str:
-        """Return a new unique value name based on ``hint``."""
-        self._counter += 1
-        return f"{hint}_{self._counter}"
-
-    def constant(self, name: str, value: Array) -> str:
-        """Register ``value`` as an initializer and return its name."""
-        self.initializers.append(numpy_helper.from_array(value, name))
-        return name
-
-    def node(self, op: str, inputs: list[str], hint: str, **attrs: int | list[int]) -> str:
-        """Append a single-output node and return its output name."""
-        out = self.fresh(hint)
-        node = helper.make_node(op, inputs, [out], name=out)
-        node.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
-        self.nodes.append(node)
-        return out
+    def __init__(self, state: StateDict) -> None:
+        super().__init__()
+        self.state = state
 
     def conv_bn(
         self,
@@ -177,26 +155,13 @@ def build_model(state: StateDict, metadata: Mapping[str, str] | None = None) -> 
     g.constant("relu6_max", _scalar(6.0))
     g.constant("norm_eps", _scalar(NORM_EPS))
     logits, embedding = _head(g, _backbone(g))
-    f32 = TensorProto.FLOAT
-    graph = helper.make_graph(
-        g.nodes,
+    return g.model(
         "mobilenet_v2",
-        [helper.make_tensor_value_info("input", f32, ["batch", 3, 224, 224])],
-        [
-            helper.make_tensor_value_info(logits, f32, ["batch", NUM_CLASSES]),
-            helper.make_tensor_value_info(embedding, f32, ["batch", EMBEDDING_DIM]),
-        ],
-        initializer=g.initializers,
+        {"input": ["batch", 3, 224, 224]},
+        {logits: ["batch", NUM_CLASSES], embedding: ["batch", EMBEDDING_DIM]},
+        "darkroom-mobilenet-convert",
+        metadata,
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        producer_name="darkroom-mobilenet-convert",
-    )
-    helper.set_model_props(model, dict(metadata or {}))
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 def convert(source: Path, target: Path) -> None:

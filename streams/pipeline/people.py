@@ -1,0 +1,338 @@
+"""People: each user's faces grouped into persons, in the stream, in upload order.
+
+A face with an embedding joins its user's cluster whose centroid is nearest, if that is within
+``join_distance`` (Euclidean, the face model's own measure), else it starts a cluster. A
+cluster is a *person* from ``min_faces`` faces on (Immich's default is 3); before that it is a
+candidate, which is what a stranger in the background stays. Each face moves its cluster's
+centroid (the running mean); two clusters whose centroids come within ``merge_distance`` merge
+into the older one, and the younger id is kept as an alias, so an id once sent still resolves.
+
+Ids are deterministic: a cluster is named after the face that started it (a hash of user,
+photo and face index), and a user's uploads come in their partition's order, so a crash re-run
+or a replay of the same uploads gives the same ids and the same state. Centroids are kept at
+the precision they are stored in (float16) after every step, so where batches begin and end
+(and so when the state went through the table) changes nothing. A photo processed again (a
+forced re-drive) keeps the clusters it was given (its photo_state lists them) and counts
+nothing twice. The state is per face model: embeddings of two models are not comparable, so a
+new model starts the user's people afresh, and a replay of the user's photos rebuilds them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+State = dict[str, Any]  # one user's people, JSON-able (a table value)
+Vector = np.ndarray[Any, np.dtype[np.float32]]
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PeoplePolicy:
+    """How close is the same person."""
+
+    join_distance: float = 0.5  # a face to a centroid
+    merge_distance: float = 0.4  # a centroid to a centroid
+    min_faces: int = 3  # faces that make a candidate a person
+    max_clusters: int = 800  # per user (~500 bytes each); least recently seen candidates go
+    max_aliases: int = 1000
+
+
+def pack_mean(vector: Vector) -> str:
+    """A centroid as base64 float16."""
+    return base64.b64encode(np.asarray(vector, dtype=np.float16).tobytes()).decode("ascii")
+
+
+def unpack_mean(packed: str) -> Vector:
+    """The inverse of pack_mean."""
+    return np.frombuffer(base64.b64decode(packed), dtype=np.float16).astype(np.float32)
+
+
+def stored(vector: Vector) -> Vector:
+    """``vector`` at the precision it is stored in."""
+    return np.asarray(vector, dtype=np.float16).astype(np.float32)
+
+
+def cluster_id(user_id: str, photo_id: str, face: int) -> str:
+    """The id of a cluster started by face number ``face`` of a photo."""
+    digest = hashlib.sha256(f"{user_id}/{photo_id}/{face}".encode()).hexdigest()
+    return f"p{digest[:15]}"
+
+
+def empty_state(model: str) -> State:
+    """A user with no faces yet, for the face model ``model`` (name@version)."""
+    return {"v": STATE_VERSION, "model": model, "faces": 0, "seq": 0, "clusters": {}, "aliases": {}}
+
+
+def resolve(state: State, person: str) -> str:
+    """The id ``person`` goes by now (itself, or the cluster it was merged into)."""
+    aliases: dict[str, str] = state["aliases"]
+    return aliases.get(person, person)
+
+
+def persons(state: State, min_faces: int) -> list[dict[str, Any]]:
+    """The user's persons (not candidates), most faces first: id, faces, cover."""
+    found = [
+        {"person_id": pid, "faces": c["count"], "cover": c["cover"]}
+        for pid, c in state["clusters"].items()
+        if c["count"] >= min_faces
+    ]
+    return sorted(found, key=lambda p: (-p["faces"], p["person_id"]))
+
+
+@dataclass(frozen=True)
+class Face:
+    """One embedded face of a photo, as the clustering takes it."""
+
+    index: int  # its place in the photo's faces
+    embedding: Sequence[float]
+    box: Sequence[float]  # x1, y1, x2, y2
+
+
+@dataclass
+class Assigned:
+    """What one photo's faces became."""
+
+    clusters: list[str | None]  # per face of the photo (None: no embedding)
+    persons: list[str | None]  # the same, only where the cluster is a person by now
+
+
+# ("add", user, cluster, photo) | ("merge", user, younger, older) | ("drop", user, cluster)
+Change = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Given:
+    """The clusters a photo's faces were given, and by which face model (kept in photo_state)."""
+
+    model: str
+    clusters: list[str | None]
+
+    def to_json(self) -> dict[str, Any]:
+        """As photo_state keeps it."""
+        return {"model": self.model, "clusters": list(self.clusters)}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Given | None:
+        """From photo_state (None: the photo was processed before people were kept)."""
+        if not isinstance(value, dict):
+            return None
+        return cls(str(value["model"]), list(value["clusters"]))
+
+
+class PeopleStore(Protocol):
+    """Where earlier batches left each user's people and each photo's clusters (the tables)."""
+
+    def people_of(self, user_id: str) -> State | None:
+        """The user's state, or None."""
+        ...
+
+    def clusters_of(self, photo_id: str) -> Given | None:
+        """What the photo's faces were given when it was last processed, or None."""
+        ...
+
+
+@dataclass
+class PeopleFindings:
+    """A batch's clustering: per photo what its faces became, the state after the batch of
+    every user whose people it changed (only those are written), and the changes to the
+    per-person photo lists, in order."""
+
+    assigned: list[Assigned | None] = field(default_factory=list)  # per photo searched
+    states: dict[str, State] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+
+
+class _Clusters:
+    """One user's state while a batch works on it: the centroids as one matrix."""
+
+    def __init__(self, user: str, state: State, policy: PeoplePolicy) -> None:
+        self.user, self.state, self.policy = user, state, policy
+        self.ids: list[str] = list(state["clusters"])
+        means = [unpack_mean(state["clusters"][i]["mean"]) for i in self.ids]
+        self.means = np.stack(means) if means else np.zeros((0, 128), np.float32)
+
+    def add(self, photo_id: str, face: Face, changes: list[Change]) -> str:
+        """Put ``face`` in a cluster; returns the cluster's id after any merge."""
+        state, clusters = self.state, self.state["clusters"]
+        vector = np.asarray(face.embedding, dtype=np.float32)
+        if not self.ids and self.means.shape[1] != vector.shape[0]:  # a new user, another size
+            self.means = np.zeros((0, vector.shape[0]), np.float32)
+        state["faces"] += 1
+        area = max(0.0, face.box[2] - face.box[0]) * max(0.0, face.box[3] - face.box[1])
+        cover = {"photo_id": photo_id, "box": [round(float(v), 1) for v in face.box]}
+        nearest = self._nearest(vector)
+        if nearest is not None and nearest[1] <= self.policy.join_distance:
+            row, _ = nearest
+            pid = self.ids[row]
+            cluster = clusters[pid]
+            mean = stored(self.means[row] + (vector - self.means[row]) / (cluster["count"] + 1))
+            cluster["count"] += 1
+            if area > cluster["area"]:
+                cluster["cover"], cluster["area"] = cover, area
+        else:
+            pid = cluster_id(self.user, photo_id, face.index)
+            if pid in clusters:  # the same face again (a re-drive with its clusters lost)
+                return self._merge_near(pid, changes)
+            mean = stored(vector)
+            clusters[pid] = {"seq": state["seq"], "count": 1, "cover": cover, "area": area}
+            state["seq"] += 1
+            self.ids.append(pid)
+            self.means = np.vstack([self.means, mean[None, :]])
+        clusters[pid]["last"] = state["faces"]
+        self._set_mean(pid, mean)
+        changes.append(("add", self.user, pid, photo_id))
+        pid = self._merge_near(pid, changes)
+        self._evict(changes)
+        return pid
+
+    def _nearest(self, vector: Vector) -> tuple[int, float] | None:
+        if not self.ids:
+            return None
+        distances = np.linalg.norm(self.means - vector, axis=1)
+        row = int(np.argmin(distances))
+        return row, float(distances[row])
+
+    def _set_mean(self, pid: str, mean: Vector) -> None:
+        self.means[self.ids.index(pid)] = mean
+        self.state["clusters"][pid]["mean"] = pack_mean(mean)
+
+    def _merge_near(self, pid: str, changes: list[Change]) -> str:
+        """Merge ``pid`` with every cluster its centroid came near; returns who is left."""
+        clusters = self.state["clusters"]
+        while len(self.ids) > 1:
+            row = self.ids.index(pid)
+            distances = np.linalg.norm(self.means - self.means[row], axis=1)
+            distances[row] = np.inf
+            other = int(np.argmin(distances))
+            if distances[other] > self.policy.merge_distance:
+                break
+            a, b = pid, self.ids[other]
+            older, younger = (a, b) if clusters[a]["seq"] < clusters[b]["seq"] else (b, a)
+            self._merge(younger, older)
+            changes.append(("merge", self.user, younger, older))
+            pid = older
+        return pid
+
+    def _merge(self, younger: str, older: str) -> None:
+        clusters, aliases = self.state["clusters"], self.state["aliases"]
+        y, o = clusters.pop(younger), clusters[older]
+        yrow, orow = self.ids.index(younger), self.ids.index(older)
+        total = y["count"] + o["count"]
+        mean = stored((self.means[orow] * o["count"] + self.means[yrow] * y["count"]) / total)
+        o["count"], o["last"] = total, max(o["last"], y["last"])
+        if y["area"] > o["area"]:
+            o["cover"], o["area"] = y["cover"], y["area"]
+        self.means = np.delete(self.means, yrow, axis=0)
+        del self.ids[yrow]
+        self._set_mean(older, mean)
+        for alias, target in list(aliases.items()):
+            if target == younger:
+                aliases[alias] = older
+        aliases.pop(older, None)
+        aliases[younger] = older
+        while len(aliases) > self.policy.max_aliases:
+            del aliases[next(iter(aliases))]
+
+    def _evict(self, changes: list[Change]) -> None:
+        clusters = self.state["clusters"]
+        while len(clusters) > self.policy.max_clusters:
+            # candidates first, the least recently seen first
+            gone = min(
+                clusters,
+                key=lambda i: (clusters[i]["count"] >= self.policy.min_faces, clusters[i]["last"]),
+            )
+            row = self.ids.index(gone)
+            self.means = np.delete(self.means, row, axis=0)
+            del self.ids[row], clusters[gone]
+            changes.append(("drop", self.user, gone))
+
+
+@dataclass
+class _Layered:
+    """The batch's findings first, then the store."""
+
+    store: PeopleStore
+    seen: dict[str, Given] = field(default_factory=dict)
+
+    def clusters_of(self, photo_id: str) -> Given | None:
+        return self.seen.get(photo_id) or self.store.clusters_of(photo_id)
+
+
+class PeopleSearch:
+    """Clusters a batch's faces in batch order (an earlier photo of the same batch counts)."""
+
+    def __init__(self, store: PeopleStore, policy: PeoplePolicy) -> None:
+        self.store, self.policy = store, policy
+
+    def search(self, photos: Sequence[tuple[str, str, str, list[Face | None]]]) -> PeopleFindings:
+        """``photos``: (user id, photo id, face model, faces with None where not embedded)."""
+        found = PeopleFindings()
+        users: dict[str, _Clusters] = {}
+        changed: set[str] = set()  # users whose state the batch changed (only those are written)
+        earlier = _Layered(self.store)
+        for user, photo, model, faces in photos:
+            clusters = users.get(user)
+            if clusters is None or clusters.state["model"] != model:
+                state = self.store.people_of(user) if clusters is None else None
+                if state is None or state.get("model") != model or state.get("v") != STATE_VERSION:
+                    state = empty_state(model)
+                clusters = users[user] = _Clusters(user, state, self.policy)
+                found.states[user] = state
+            before = len(found.changes)
+            assigned = self._assign(
+                clusters, photo, faces, earlier.clusters_of(photo), found.changes
+            )
+            if len(found.changes) > before:
+                changed.add(user)
+            earlier.seen[photo] = Given(model, assigned.clusters)
+            found.assigned.append(assigned)
+        found.states = {user: state for user, state in found.states.items() if user in changed}
+        return found
+
+    def _assign(
+        self,
+        clusters: _Clusters,
+        photo: str,
+        faces: list[Face | None],
+        before: Given | None,
+        changes: list[Change],
+    ) -> Assigned:
+        state = clusters.state
+        if (
+            before is not None
+            and before.model == state["model"]
+            and len(before.clusters) == len(faces)
+        ):
+            # counted already (a re-drive): the same clusters, nothing counted twice
+            ids: list[str | None] = [
+                None if c is None else resolve(state, c) for c in before.clusters
+            ]
+            ids = [c if c in state["clusters"] else None for c in ids]
+        else:
+            ids = [None if f is None else clusters.add(photo, f, changes) for f in faces]
+            ids = [None if c is None else resolve(state, c) for c in ids]  # merged since
+        counts = {pid: state["clusters"][pid]["count"] for pid in ids if pid is not None}
+        people = [c if c is not None and counts[c] >= self.policy.min_faces else None for c in ids]
+        return Assigned(ids, people)
+
+
+def face_model(produced_by: Mapping[str, Mapping[str, str]]) -> str | None:
+    """name@version of the model that embedded the faces, or None (no face was embedded)."""
+    ref = produced_by.get("faces.embedding")
+    return None if ref is None else f"{ref['name']}@{ref['version']}"
+
+
+def faces_of(fields: dict[str, Any]) -> list[Face | None]:
+    """An enrichment's faces as the clustering takes them (None: a face without embedding)."""
+    out: list[Face | None] = []
+    for index, face in enumerate(fields.get("faces") or []):
+        embedding, box = face.get("embedding"), face["box"]
+        corners = [box["x1"], box["y1"], box["x2"], box["y2"]]
+        out.append(None if embedding is None else Face(index, embedding, corners))
+    return out
