@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata
 
@@ -93,16 +101,40 @@ def probe(settings: Settings, timeout_s: float = 5.0) -> ClusterMetadata:
     return metadata
 
 
-def message_count(settings: Settings, topic: str) -> int:
-    """Messages on ``topic`` now, from its partitions' watermarks (no reading)."""
-    consumer = make_consumer(settings)
+# A partition led in the metadata, whose leader has not taken it up yet: seen on Apache Kafka 4.4
+# just after a topic's creation (ListOffsets answered NOT_LEADER_FOR_PARTITION although every
+# partition showed a leader), so a caller asks again instead of failing.
+_NOT_LED_YET = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE})
+
+
+def watermarks(
+    consumer: Consumer, tp: TopicPartition, timeout_s: float = 10.0, *, cached: bool = False
+) -> tuple[int, int]:
+    """(low, high) offsets of ``tp``, asked again while its leader has not taken it up, for up
+    to ``timeout_s`` in all; any other error (or one past the time) is raised as it came."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                tp, timeout=max(deadline - time.monotonic(), 0.5), cached=cached
+            )
+            return int(low), int(high)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NOT_LED_YET or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def message_count(settings: Settings, topic: str, consumer: Consumer | None = None) -> int:
+    """Messages on ``topic`` now, from its partitions' watermarks (no reading); asked through
+    ``consumer`` if given (to poll often without a new client each time)."""
+    client = consumer or make_consumer(settings)
     try:
-        partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
-        marks = [
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5) for p in partitions
-        ]
+        partitions = client.list_topics(topic, timeout=5).topics[topic].partitions
+        marks = [watermarks(client, TopicPartition(topic, p), 5.0) for p in partitions]
     finally:
-        consumer.close()
+        if consumer is None:
+            client.close()
     return sum(high - low for low, high in marks)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.kafka.clients import KafkaReadError
+from streams.kafka.clients import KafkaReadError, watermarks
 from streams.replay.selection import Bound, ReplayUsageError
 
 READ_TIMEOUT_S = 5.0
@@ -45,10 +45,7 @@ class OffsetResolver:
 
     def watermarks(self, partition: int) -> tuple[int, int]:
         """(low, high) now."""
-        low, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), timeout=READ_TIMEOUT_S
-        )
-        return int(low), int(high)
+        return watermarks(self.consumer, TopicPartition(self.topic, partition), READ_TIMEOUT_S)
 
     def resolve(self, partition: int, start: Bound, end: Bound) -> PartitionRange:
         """The partition's range; ReplayUsageError if the bounds make no sense there."""

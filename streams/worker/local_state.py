@@ -30,7 +30,7 @@ from rocksdict import AccessType, Options, Rdict
 
 from streams.config import Settings
 from streams.errors import SetupError
-from streams.kafka.clients import make_consumer
+from streams.kafka.clients import make_consumer, watermarks
 from streams.logs import get_logger
 
 log = get_logger("darkroom.worker")
@@ -98,9 +98,7 @@ def stale_partitions(settings: Settings, tabledir: Path) -> list[StalePartition]
         for (table, partition), persisted in local.items():
             topic = changelog_topic(settings.worker.app_id, table)
             try:
-                _low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10.0, cached=False
-                )
+                _low, high = watermarks(consumer, TopicPartition(topic, partition), 10.0)
             except KafkaException:  # the topic or the partition is gone
                 high = 0
             if persisted >= high:

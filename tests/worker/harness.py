@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from streams.config import Settings
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaRepository
-from streams.kafka.clients import make_consumer, message_count
+from streams.kafka.clients import make_consumer, message_count, watermarks
 from streams.tail import scan
 from streams.worker.supervisor import WorkerProcess
 
@@ -109,9 +109,9 @@ def wait_consumed(settings: Settings, timeout_s: float = 60.0) -> None:
         def behind() -> list[str]:
             lagging = []
             for partition, offset in committed_offsets(settings).items():
-                end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if end[1] > 0 and offset < end[1]:
-                    lagging.append(f"{partition}: {offset} < {end[1]}")
+                _low, end = watermarks(consumer, TopicPartition(topic, partition), 10.0)
+                if end > 0 and offset < end:
+                    lagging.append(f"{partition}: {offset} < {end}")
             return lagging
 
         wait_for(lambda: not behind(), timeout_s, f"the group to commit all of {topic}")
