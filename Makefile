@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-duplicates clean
+.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ bench-faces: models
 
 bench-people: models
 	$(BIN)/python -m benchmarks.people
+
+# no models needed: exact search over generated embeddings in a real RocksDB
+bench-similar: install
+	$(BIN)/python -m benchmarks.similar
 
 bench-blobs: install
 	$(BIN)/python -m benchmarks.blob_fetch

@@ -243,6 +243,12 @@ class WorkerSettings(BaseModel):
     people_max_clusters: int = Field(
         800, ge=1, description="Persons and candidates kept per user (~500 bytes each)"
     )
+    similar_cache_mb: int = Field(
+        1024,
+        ge=1,
+        description="Memory for the users' embedding matrices that answer similar-photo "
+        "queries (50,000 photos take 256 MB); least recently asked first out",
+    )
     shutdown_timeout_s: float = Field(
         20.0,
         gt=0,

@@ -205,6 +205,17 @@ def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -
         if status == 200 and tagged["tags"]:
             top = ", ".join(f"{t['name']} {t['photos']}" for t in tagged["tags"][:6])
             console.print(f"GET /users/{user}/tags: {top}", highlight=False)
+        mine = [e["photo_id"] for e in enriched if e["user_id"] == user]
+        if mine:  # "more like this" for the user's first photo by name
+            status, similar = worker.get(f"/users/{user}/photos/{mine[0]}/similar?k=3")
+            nearest = ", ".join(
+                f"{name(s['photo_id'])} {s['score']:.2f}" for s in similar.get("similar", [])
+            )
+            if status == 200 and nearest:
+                console.print(
+                    f"GET /users/{user}/photos/{name(mine[0])}/similar: {nearest}",
+                    highlight=False,
+                )
         status, found = worker.get(f"/users/{user}/people")
         for person in found.get("people", []) if status == 200 else []:
             pid = person["person_id"]

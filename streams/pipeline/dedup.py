@@ -29,6 +29,7 @@ from streams.imaging.phash import (
     block_correlation,
     dihedral_block,
 )
+from streams.pipeline.keys import photo_key
 
 Index = list[list[str]]  # [[photo_id, phash_hex], ...], oldest first
 
@@ -64,8 +65,8 @@ def unpack_block(packed: str) -> np.ndarray[Any, np.dtype[np.float64]]:
     return flat.astype(np.float64).reshape(8, 8)
 
 
-class Stored(Protocol):
-    """What the search reads of an earlier photo."""
+class Earlier(Protocol):
+    """What the search reads of an earlier photo of the same user."""
 
     def embedding_of(self, photo_id: str) -> str | None:
         """Its packed embedding, or None."""
@@ -81,7 +82,7 @@ def find_duplicate(
     variants: Sequence[int],
     block: Sequence[float] | None,
     embedding: Sequence[float] | None,
-    stored: Stored,
+    stored: Earlier,
     policy: DuplicatePolicy,
 ) -> dict[str, Any] | None:
     """The closest earlier photo that this one nearly duplicates, as a DuplicateOf record."""
@@ -125,12 +126,20 @@ def add_to_index(index: Index | None, photo_id: str, phash_hex: str, max_photos:
     return entries[-max_photos:]
 
 
-class DuplicateStore(Stored, Protocol):
+class DuplicateStore(Protocol):
     """Where earlier batches left each user's index and each photo's embedding and block (the
     tables)."""
 
     def index_of(self, user_id: str) -> Index | None:
         """The user's index, or None."""
+        ...
+
+    def embedding_of(self, key: str) -> str | None:
+        """The packed embedding of ``keys.photo_key(user, photo)``, or None."""
+        ...
+
+    def block_of(self, photo_id: str) -> str | None:
+        """A photo's packed DCT block, or None (indexed before blocks were kept)."""
         ...
 
 
@@ -140,12 +149,12 @@ class Findings:
 
     duplicate_of: list[dict[str, Any] | None] = field(default_factory=list)  # per photo
     indexes: dict[str, Index] = field(default_factory=dict)  # user -> index after the batch
-    embeddings: dict[str, str] = field(default_factory=dict)  # photo -> packed embedding
+    embeddings: dict[str, str] = field(default_factory=dict)  # photo_key -> packed embedding
     blocks: dict[str, str] = field(default_factory=dict)  # photo -> packed DCT block
 
-    def embedding_of(self, photo_id: str) -> str | None:
-        """This batch's embedding of ``photo_id`` (an earlier photo of the same batch)."""
-        return self.embeddings.get(photo_id)
+    def embedding_of(self, key: str) -> str | None:
+        """This batch's embedding of ``key`` (an earlier photo of the same batch)."""
+        return self.embeddings.get(key)
 
     def block_of(self, photo_id: str) -> str | None:
         """This batch's block of ``photo_id``."""
@@ -154,13 +163,16 @@ class Findings:
 
 @dataclass
 class _Layered:
-    """The batch's findings first, then the store: a photo may copy one earlier in its batch."""
+    """One user's photos as the search reads them: the batch's findings first, then the store
+    (a photo may copy one earlier in its batch)."""
 
     found: Findings
-    store: Stored
+    store: DuplicateStore
+    user: str
 
     def embedding_of(self, photo_id: str) -> str | None:
-        return self.found.embedding_of(photo_id) or self.store.embedding_of(photo_id)
+        key = photo_key(self.user, photo_id)
+        return self.found.embedding_of(key) or self.store.embedding_of(key)
 
     def block_of(self, photo_id: str) -> str | None:
         return self.found.block_of(photo_id) or self.store.block_of(photo_id)
@@ -176,8 +188,8 @@ class DuplicateSearch:
     def search(self, photos: Sequence[tuple[str, str, Enriched]]) -> Findings:
         """``photos`` are (user id, photo id, Enriched); one finding each, in order."""
         found = Findings()
-        stored = _Layered(found, self.store)
         for user, photo, result in photos:
+            stored = _Layered(found, self.store, user)
             if user not in found.indexes:
                 found.indexes[user] = list(self.store.index_of(user) or [])
             index = [entry for entry in found.indexes[user] if entry[0] != photo]
@@ -191,7 +203,7 @@ class DuplicateSearch:
                 found.indexes[user], photo, result.fields["phash"], self.policy.max_photos
             )
             if embedding is not None:
-                found.embeddings[photo] = pack_embedding(embedding)
+                found.embeddings[photo_key(user, photo)] = pack_embedding(embedding)
             if result.dct_block:
                 found.blocks[photo] = pack_block(result.dct_block)
         return found

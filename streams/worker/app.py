@@ -24,11 +24,12 @@ from streams.kafka.topics import TopicSpec
 from streams.logs import get_logger
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
 from streams.pipeline.people import PeoplePolicy, PeopleSearch
+from streams.pipeline.similar import SimilarPhotos
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
 from streams.worker.continuity import Continuity, first_committed_record
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates, TablePeople
-from streams.worker.tables import Tables
+from streams.worker.tables import Tables, user_rows
 from streams.worker.transport import batch_gate, drain
 from streams.worker.views import Readiness, register_views
 
@@ -61,6 +62,7 @@ class StreamApp:
     failed: Any
     shadow: Any
     tables: Tables
+    similar: SimilarPhotos
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     readiness: Readiness = field(default_factory=Readiness)
     in_flight: InFlight = field(default_factory=InFlight)
@@ -102,6 +104,7 @@ class StreamApp:
             versions=enricher.model_versions_for,
             topics={"enriched": self.enriched, "failed": self.failed, "shadow": self.shadow},
             flush=lambda: drain(self.app),
+            similar=self.similar,
         )
         self.readiness.models = enricher.model_versions
         self.readiness.variants = {
@@ -205,7 +208,10 @@ def create_stream_app(settings: Settings) -> StreamApp:
         enriched=app.topic(settings.topics.enriched, **raw),
         failed=app.topic(settings.topics.failed, **raw),
         shadow=app.topic(settings.topics.shadow, **raw),
-        tables=Tables.create(app, settings.topics.partitions),
+        tables=(tables := Tables.create(app, settings.topics.partitions)),
+        similar=SimilarPhotos(
+            lambda user: user_rows(tables.embeddings, user), worker.similar_cache_mb << 20
+        ),
     )
 
     @app.agent(stream.uploads, name="enrich")
@@ -236,6 +242,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
     def recovered(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
         # sent after the assignment and table recovery (faust/tables/recovery.py)
         stream.readiness.recovered = True
+        stream.similar.forget()  # other workers may have changed the users' rows meanwhile
 
     app.on_rebalance_complete.connect(recovered)
 
@@ -245,6 +252,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
         stream.uploads,
         stream.metrics,
         stream.readiness,
+        stream.similar,
         min_faces=worker.people_min_faces,
     )
     return stream

@@ -44,6 +44,12 @@ class WorkerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.similar_seconds = Histogram(
+            "darkroom_similar_query_seconds",
+            "Time to answer a similar-photos query (a user's first includes reading their rows)",
+            buckets=_INFERENCE_BUCKETS,
+            registry=r,
+        )
         self.photos = Counter("darkroom_photos", "Uploads by outcome", ["outcome"], registry=r)
         self.dead_letters = Counter(
             "darkroom_dead_letters", "Dead letters by reason", ["reason"], registry=r

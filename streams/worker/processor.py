@@ -26,7 +26,9 @@ from faust.types import EventT
 from streams.contracts import headers as headers_
 from streams.pipeline import Batch, Photo, Pipeline, RawMessage, Started
 from streams.pipeline.dedup import Index
+from streams.pipeline.keys import split_key
 from streams.pipeline.people import Change, Given
+from streams.pipeline.similar import SimilarPhotos
 from streams.worker import state
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.tables import Tables
@@ -73,8 +75,8 @@ class TableDuplicates:
         found: Index | None = self.tables.dup_index.get(user_id)
         return found
 
-    def embedding_of(self, photo_id: str) -> str | None:
-        found: str | None = self.tables.embeddings.get(photo_id)
+    def embedding_of(self, key: str) -> str | None:
+        found: str | None = self.tables.embeddings.get(key)
         return found
 
     def block_of(self, photo_id: str) -> str | None:
@@ -142,11 +144,14 @@ class BatchProcessor:
         versions: VersionsOf,
         topics: Mapping[str, Any],
         flush: Callable[[], Awaitable[None]],
+        similar: SimilarPhotos | None = None,
     ) -> None:
         """``topics``: the Faust topics for "enriched", "failed" and "shadow". ``flush``: hand
         every buffered table write to Kafka and wait for it (Faust buffers changelog records;
-        they must be in Kafka before the batch's offsets move)."""
+        they must be in Kafka before the batch's offsets move). ``similar``: the similar-photo
+        matrices in memory, told of each embedding recorded."""
         self.pipeline, self.tables, self.metrics = pipeline, tables, metrics
+        self.similar = similar
         self.flush = flush
         self.versions = versions
         self.topics = dict(topics)
@@ -251,9 +256,12 @@ class BatchProcessor:
         for user, index in batch.findings.indexes.items():
             with as_current(by_user[user]):
                 self.tables.dup_index[user] = index
-        for photo_id, packed in batch.findings.embeddings.items():
+        for key, packed in batch.findings.embeddings.items():
+            user, photo_id = split_key(key)
             with as_current(by_photo[photo_id]):
-                self.tables.embeddings[photo_id] = packed
+                self.tables.embeddings[key] = packed
+            if self.similar is not None:
+                self.similar.added(user, photo_id, packed)
         for photo_id, packed in batch.findings.blocks.items():
             with as_current(by_photo[photo_id]):
                 self.tables.dct_blocks[photo_id] = packed

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+
+from streams.pipeline.keys import split_key, user_prefix
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class Tables:
     photo_state: Any  # photo_id -> state.PhotoState
     user_stats: Any  # user_id -> state.UserStats
     dup_index: Any  # user_id -> dedup.Index
-    embeddings: Any  # photo_id -> dedup.pack_embedding(...)
+    embeddings: Any  # keys.photo_key(user_id, photo_id) -> dedup.pack_embedding(...)
     dct_blocks: Any  # photo_id -> dedup.pack_block(...)
     tag_photos: Any  # state.tag_key(user_id, tag) -> the newest photo ids with the tag
     people: Any  # user_id -> people.State (persons, candidates, aliases)
@@ -39,9 +42,31 @@ class Tables:
             photo_state=table("photo_state", "photo id -> status, event id, model versions"),
             user_stats=table("user_stats", "user id -> photo count, labels, faces, flagged"),
             dup_index=table("dup_index", "user id -> recent [photo id, perceptual hash]"),
-            embeddings=table("embeddings", "photo id -> float16 embedding (duplicate check)"),
+            embeddings=table(
+                "embeddings", "user id/photo id -> float16 embedding (duplicates, similar)"
+            ),
             dct_blocks=table("dct_blocks", "photo id -> 8x8 DCT block (duplicate check)"),
             tag_photos=table("tag_photos", "user id/tag -> the user's newest photo ids with it"),
             people=table("people", "user id -> persons: centroid, face count, cover face"),
             person_photos=table("person_photos", "user id/person id -> the newest photo ids"),
         )
+
+
+def user_rows(table: Any, user_id: str) -> Iterator[tuple[str, Any]]:
+    """(photo id, value) of every key ``keys.photo_key(user_id, ...)`` of ``table``, read as a
+    range of its RocksDB partitions from the user's prefix on (a user lives in one partition;
+    the stores of partitions not assigned here are closed). A plain mapping (tests) is filtered.
+    """
+    prefix = user_prefix(user_id)
+    store = getattr(table, "data", None)
+    databases = getattr(store, "_dbs", None)  # faust.stores.rocksdb.Store: one DB a partition
+    if store is None or databases is None:
+        yield from ((split_key(k)[1], v) for k, v in table.items() if k.startswith(prefix))
+        return
+    start = store._encode_key(prefix)[:-1]  # the JSON string's opening quote, no closing one
+    for database in list(databases.values()):
+        for raw_key, raw_value in database.items(from_key=start):
+            if not raw_key.startswith(start):
+                break
+            key = store._decode_key(raw_key)
+            yield split_key(key)[1], store._decode_value(raw_value)

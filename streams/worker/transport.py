@@ -48,6 +48,12 @@ both measured on the embedded broker when a worker took over from one killed wit
   fetched them again: a partition sought back to offset 8 over and over never delivered 8 and 9.
   The consumer thread counts each partition's seeks as it makes them and stamps every fetch
   with the counts; a record fetched before its partition's latest seek is not handed out.
+  And Faust's fetch loop notes a record's offset as read only *after* handing it to the agent
+  (``_drain_messages``), which can wait while the agent seeks: the stale offset then lands on
+  top of the seek's, and every record the seek brings back below it is dropped as read (a
+  takeover stalled that way in CI: "expected 0, got 9", then nothing). So the first record of a
+  partition after a seek clears Faust's read offset (``fresh_records``); the agent's
+  continuity drops anything it already had.
 
 Offsets: the consumer leaves to the agent (streams/worker/continuity.py) which jumps in a stream
 partition's offsets are gaps, resets the agent's expected offsets at each seek, and lets it seek
@@ -57,7 +63,7 @@ back and drop held-back events from Faust's unacknowledged set.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -248,6 +254,31 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return _Fetched(records, dict(self.seeks))  # in the same step as the fetch
 
 
+async def fresh_records(
+    records: AsyncIterator[tuple[Any, Any]],
+    seeks: dict[Any, int],
+    fetched_seeks: Callable[[], dict[Any, int]],
+    handed: dict[Any, int],
+    read_offset: MutableMapping[Any, Any],
+) -> AsyncIterator[tuple[Any, Any]]:
+    """The records of one fetch that are not stale (see the module docstring). ``seeks``: each
+    partition's seek count now; ``fetched_seeks()``: the counts when the fetch was made (known
+    once its first record is out); ``handed``: each partition's count when its last record was
+    handed out, kept across fetches. The first record after a seek clears Faust's
+    ``read_offset`` of its partition, which a record handed out before the seek may have set."""
+    fetched: dict[Any, int] | None = None
+    async for tp, message in records:
+        if fetched is None:
+            fetched = fetched_seeks()
+        now = seeks.get(tp, 0)
+        if now != fetched.get(tp, 0):
+            continue  # fetched before the partition's latest seek
+        if handed.get(tp, 0) != now:
+            read_offset[tp] = None
+            handed[tp] = now
+        yield tp, message
+
+
 class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -270,15 +301,19 @@ class _Consumer(driver.Consumer):
         return records
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
-        # a record fetched before its partition's latest seek is stale (module docstring)
         thread = self._thread
         assert isinstance(thread, _ConsumerThread)
-        fetched: dict[Any, int] | None = None
-        async for tp, message in super().getmany(timeout):
-            if fetched is None:
-                fetched = self._fetched_seeks  # set by _getmany before the first record
-            if thread.seeks.get(tp, 0) == fetched.get(tp, 0):
-                yield tp, message
+        records = super().getmany(timeout)
+        async for tp, message in fresh_records(
+            records, thread.seeks, lambda: self._fetched_seeks, self._handed, self._read_offset
+        ):
+            yield tp, message
+
+    @property
+    def _handed(self) -> dict[Any, int]:
+        # partition -> its seek count when its last record was handed out
+        handed: dict[Any, int] = self.__dict__.setdefault("_handed_seeks", {})
+        return handed
 
     async def perform_seek(self) -> None:
         await super().perform_seek()

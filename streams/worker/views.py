@@ -2,13 +2,16 @@
 
 GET /healthz is 200 only when the worker is ready: models loaded, partitions assigned and its
 tables recovered (Faust's on_rebalance_complete), and no rebalance under way; 503 before.
-GET /users/{user_id} and everything under it (photos, tags, people) is routed by Faust to the
-worker that owns the user's partition of photos.uploaded. GET /photos/{photo_id} answers from this
-worker only (a photo id does not say which partition holds it): 404 with a hint otherwise.
+GET /users/{user_id} and everything under it (photos, similar photos, tags, people) is routed
+by Faust to the worker that owns the user's partition of photos.uploaded. GET /photos/{photo_id}
+answers from this worker only (a photo id does not say which partition holds it): 404 with a
+hint otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -18,12 +21,14 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.pipeline import people
+from streams.pipeline.similar import SimilarPhotos
 from streams.worker import state
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.tables import Tables
 from streams.worker.transport import track_topic
 
 View = Callable[..., Awaitable[Any]]
+DEFAULT_SIMILAR, MAX_SIMILAR = 20, 200  # photos a similar-photos answer lists
 
 
 @dataclass
@@ -41,6 +46,7 @@ def register_views(
     uploads: Any,
     metrics: WorkerMetrics,
     readiness: Readiness,
+    similar: SimilarPhotos,
     min_faces: int,
 ) -> None:
     """Add the pages to ``app``; ``min_faces``: the faces that make a cluster a person."""
@@ -99,6 +105,34 @@ def register_views(
     @routed_by_user
     async def user_photo(web: Any, request: Any, user_id: str, photo_id: str) -> Any:
         return _photo(web, tables.photo_state.get(photo_id), photo_id, routed=True)
+
+    @app.page("/users/{user_id}/photos/{photo_id}/similar")
+    @routed_by_user
+    async def similar_photos(web: Any, request: Any, user_id: str, photo_id: str) -> Any:
+        try:
+            k = int(request.query.get("k", DEFAULT_SIMILAR))
+        except ValueError:
+            k = 0
+        if not 1 <= k <= MAX_SIMILAR:
+            error = f"k must be a whole number from 1 to {MAX_SIMILAR}"
+            return web.json({"error": error}, status=400)
+        started = time.perf_counter()
+        try:  # off the event loop: the first query of a user reads all their rows
+            found, searched = await asyncio.to_thread(similar.similar, user_id, photo_id, k)
+        except KeyError:
+            return web.json(
+                {"error": f"no photo {photo_id!r} with an embedding for user {user_id!r}"},
+                status=404,
+            )
+        metrics.similar_seconds.observe(time.perf_counter() - started)
+        return web.json(
+            {
+                "user_id": user_id,
+                "photo_id": photo_id,
+                "searched": searched,  # the user's photos with an embedding, this one included
+                "similar": found,  # best first; score: the embeddings' cosine
+            }
+        )
 
     @app.page("/users/{user_id}/tags")
     @routed_by_user

@@ -31,6 +31,7 @@ def test_demo_enriches_every_sample_and_stops_everything(
         "IMAGE_TOO_LARGE",
         "CORRUPT_IMAGE",
         "GET /users/alice",
+        "GET /users/alice/photos/astronaut.jpg/similar: ",
         "GET /users/dave/people: p",  # the three Obama portraits: one person
         "3 faces, cover",
     ):

@@ -222,4 +222,4 @@ def test_a_copy_later_in_the_same_batch_is_its_duplicate(
     assert copy["duplicate_of"]["photo_id"] == "first"
     assert other["duplicate_of"] is None  # another user's photos are not searched
     assert [entry[0] for entry in batch.findings.indexes["u1"]] == ["first", "copy"]
-    assert set(batch.findings.embeddings) == {"first", "copy", "other-user"}
+    assert set(batch.findings.embeddings) == {"u1/first", "u1/copy", "u2/other-user"}

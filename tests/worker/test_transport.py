@@ -1,7 +1,8 @@
 """The worker's transport: ``drain`` returns only when every table write is acknowledged, and
 raises when one was not (Faust's own flush gave up after 0.1 s and never looked); the producer
 keeps the uploads topic's partitions, which routing a query by key needs; the seek to the
-committed offsets after a rebalance also rewinds a partition with nothing committed."""
+committed offsets after a rebalance also rewinds a partition with nothing committed; and a
+seek made while a record is being handed out brings back every record it should."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from streams.kafka.topics import TopicSpec, ensure_topics
 from streams.worker.transport import (
     ChangelogError,
     _DrainableBuffer,
+    fresh_records,
     seek_to_committed,
     track_topic,
 )
@@ -178,3 +180,42 @@ def test_a_partition_with_nothing_committed_goes_back_to_its_beginning(kafka: Se
             await consumer.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_seek_while_a_record_is_handed_out_brings_back_every_record_below_it() -> None:
+    """Faust's fetch loop (faust/transport/consumer.py ``_drain_messages``), as it is: a record
+    at or past the read offset goes to the agent, and only then is its offset noted as read.
+    Here the agent seeks the partition back to 0 while record 5 is being handed out."""
+    tp = "uploads/1"
+    seeks: dict[Any, int] = {}
+    fetches: list[dict[Any, int]] = []
+    handed: dict[Any, int] = {}
+    read_offset: dict[Any, Any] = {}
+    delivered: list[int] = []
+
+    async def fetch(offsets: list[int]) -> Any:
+        fetches.append(dict(seeks))  # stamped as the consumer thread does
+        for offset in offsets:
+            yield tp, offset
+
+    async def agent_gets(offset: int) -> None:
+        delivered.append(offset)
+        if offset == 5 and not seeks:  # a jump: the agent seeks back (Faust's seek)
+            seeks[tp] = 1
+            read_offset[tp] = None
+
+    async def drain(offsets: list[int]) -> None:
+        records = fresh_records(fetch(offsets), seeks, lambda: fetches[-1], handed, read_offset)
+        async for partition, offset in records:
+            last = read_offset.get(partition)
+            if last is None or offset >= last:
+                await agent_gets(offset)
+                read_offset[partition] = offset  # after the hand-over: lands on the seek's
+            # else: dropped as already read
+
+    async def run() -> None:
+        await drain([5, 6, 7])  # fetched before the seek: 6 and 7 are stale
+        await drain(list(range(8)))  # the seek's fetch
+
+    asyncio.run(run())
+    assert delivered == [5, 0, 1, 2, 3, 4, 5, 6, 7]

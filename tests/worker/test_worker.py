@@ -127,8 +127,18 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
         assert status == 200 and tagged["tag"] == "Cat" and tagged["truncated"] is False
         assert len(tagged["photos"]) == counts["Cat"] and set(tagged["photos"]) <= cats
         assert worker.get("/users/alice/tags/Dinosaur/photos")[0] == 404
+        chelsea_id = by_file["chelsea.jpg"].photo_id
+        status, similar = worker.get(f"/users/alice/photos/{chelsea_id}/similar?k=3")
+        assert status == 200 and similar["searched"] == alice["photos"]
+        nearest = [found["photo_id"] for found in similar["similar"]]
+        assert len(nearest) == 3 and chelsea_id not in nearest
+        assert by_file["chelsea-small.jpg"].photo_id in nearest  # the same photo, smaller
+        assert worker.get(f"/users/alice/photos/{chelsea_id}/similar?k=0")[0] == 400
+        assert worker.get("/users/alice/photos/nope/similar")[0] == 404
+        assert worker.get(f"/users/bob/photos/{chelsea_id}/similar")[0] == 404  # alice's photo
         stats_before = {user: worker.get(f"/users/{user}")[1] for user in ("alice", "bob")}
         tagged_before = worker.get("/users/alice/tags/Cat/photos")
+        similar_before = worker.get(f"/users/alice/photos/{chelsea_id}/similar")
         metrics = worker.metrics()
         assert f'darkroom_photos_total{{outcome="enriched"}} {len(enriched)}.0' in metrics
         assert 'darkroom_dead_letters_total{reason="MALFORMED_EVENT"} 2.0' in metrics
@@ -155,3 +165,8 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
                 f"{user}'s stats restored from the changelog",
             )
         assert worker.get("/users/alice/tags/Cat/photos") == tagged_before
+        wait_for(
+            lambda: worker.get(f"/users/alice/photos/{chelsea_id}/similar") == similar_before,
+            30,
+            "similar photos from the restored embeddings",
+        )

@@ -1,0 +1,151 @@
+"""Similar photos: query latency at 1k, 10k and 50k photos of one user, exact search.
+
+    .venv/bin/python -m benchmarks.similar        (make bench-similar)
+
+What runs is what ``GET /users/{u}/photos/{p}/similar?k=20`` runs: ``SimilarPhotos.similar``
+over rows read by ``streams.worker.tables.user_rows`` from a RocksDB database (rocksdict, raw
+mode, keys and values JSON-encoded as Faust's table serializers write them), holding the user's
+photos beside 20,000 photos of other users. Per size: the first query (the prefix scan, the
+float16 rows unpacked into a matrix) and then ``QUERIES`` queries of random photos from memory
+(p50, p99), and the matrix's memory. Not included: the HTTP hop and Faust's routing (a local
+aiohttp round trip, about a millisecond).
+
+The embeddings are random unit vectors of MobileNetV2's 1280 dimensions stored as float16, as
+the worker stores them: exact search costs the same whatever the vectors hold, and its recall
+is 1 by construction (it is checked against a brute-force sort in tests/pipeline/test_similar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rocksdict import Options, Rdict
+
+from benchmarks.stats import percentile
+from streams.pipeline.dedup import pack_embedding
+from streams.pipeline.keys import photo_key
+from streams.pipeline.similar import SimilarPhotos
+from streams.worker.tables import user_rows
+
+RESULTS = Path(__file__).parent / "results"
+SIZES = (1_000, 10_000, 50_000)
+OTHERS = 20_000  # other users' photos in the same database
+WIDTH, K, QUERIES = 1280, 20, 500
+GOAL_P99_MS = 50.0
+
+
+class JsonStore:
+    """The part of faust.stores.rocksdb.Store that ``user_rows`` reads: one database per
+    partition, keys and values JSON as Faust's default table serializers write them."""
+
+    def __init__(self, path: Path) -> None:
+        self._dbs = {0: Rdict(str(path), Options(raw_mode=True))}
+
+    def _encode_key(self, key: str) -> bytes:
+        return json.dumps(key).encode()
+
+    def _decode_key(self, raw: bytes) -> Any:
+        return json.loads(raw)
+
+    def _decode_value(self, raw: bytes) -> Any:
+        return json.loads(raw)
+
+    def put(self, key: str, value: str) -> None:
+        self._dbs[0][self._encode_key(key)] = json.dumps(value).encode()
+
+    def close(self) -> None:
+        self._dbs[0].close()
+
+
+class Table:
+    """A table whose ``data`` is the store (as a Faust table's is)."""
+
+    def __init__(self, store: JsonStore) -> None:
+        self.data = store
+
+
+def fill(store: JsonStore, user: str, photos: int, rng: np.random.Generator) -> None:
+    for start in range(0, photos, 5000):
+        rows = rng.standard_normal((min(5000, photos - start), WIDTH)).astype(np.float32)
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        for i, row in enumerate(rows):
+            store.put(photo_key(user, f"{user}-photo-{start + i:06d}"), pack_embedding(row))
+
+
+def measure(size: int, root: Path, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    store = JsonStore(root / f"db-{size}")
+    try:
+        fill(store, "alice", size, rng)
+        for other in ("alic", "alice2", "bob", "zoe"):  # neighbours of alice's prefix included
+            fill(store, other, OTHERS // 4, rng)
+        table = Table(store)
+        index = SimilarPhotos(lambda user: user_rows(table, user), max_bytes=1 << 31)
+        photos = [f"alice-photo-{i:06d}" for i in range(size)]
+        started = time.perf_counter()
+        found, searched = index.similar("alice", photos[0], K)
+        first_ms = (time.perf_counter() - started) * 1000
+        assert searched == size and len(found) == K, (searched, len(found))
+        picks = random.Random(seed).choices(photos, k=QUERIES)
+        times = []
+        for photo in picks:
+            started = time.perf_counter()
+            index.similar("alice", photo, K)
+            times.append((time.perf_counter() - started) * 1000)
+        return {
+            "photos": size,
+            "first_query_ms": round(first_ms, 1),
+            "p50_ms": round(percentile(times, 50), 2),
+            "p99_ms": round(percentile(times, 99), 2),
+            "matrix_mb": round(index.nbytes / 2**20, 1),
+        }
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure every size; write benchmarks/results/similar.{json,md}."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="darkroom-similar-") as tmp:
+        for size in args.sizes:
+            rows.append(measure(size, Path(tmp), seed=size))
+            print(rows[-1], flush=True)
+    result = {"k": K, "queries": QUERIES, "width": WIDTH, "goal_p99_ms": GOAL_P99_MS, "rows": rows}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "similar.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / "similar.md").write_text(report(result), encoding="utf-8")
+    print(report(result))
+
+
+def report(result: dict[str, Any]) -> str:
+    """The markdown summary."""
+    lines = [
+        "# Similar photos: query latency, exact search, one user",
+        "",
+        f"k = {result['k']}, {result['queries']} queries per size, {result['width']}-d float16 "
+        f"embeddings; goal p99 <= {result['goal_p99_ms']:g} ms at 50k.",
+        "",
+        "| photos | first query (scan + matrix) ms | p50 ms | p99 ms | matrix MB |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['photos']:,} | {row['first_query_ms']} | {row['p50_ms']} | "
+            f"{row['p99_ms']} | {row['matrix_mb']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

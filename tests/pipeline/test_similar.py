@@ -1,0 +1,135 @@
+"""Similar photos: exact neighbours against a brute-force check, the index kept up to date, the
+memory bound, and keys that keep users apart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pytest
+
+from streams.pipeline.dedup import pack_embedding, unpack_embedding
+from streams.pipeline.keys import photo_key, split_key, user_prefix
+from streams.pipeline.similar import SimilarPhotos
+
+
+def vectors(n: int, width: int = 64, seed: int = 0) -> dict[str, list[float]]:
+    rng = np.random.default_rng(seed)
+    rows = rng.standard_normal((n, width)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return {f"p{i}": row.tolist() for i, row in enumerate(rows)}
+
+
+class Table:
+    """A user -> rows source that counts its scans."""
+
+    def __init__(self, users: dict[str, dict[str, list[float]]]) -> None:
+        self.packed = {
+            u: {p: pack_embedding(v) for p, v in rows.items()} for u, rows in users.items()
+        }
+        self.scans = 0
+
+    def rows(self, user: str) -> Iterable[tuple[str, str]]:
+        self.scans += 1
+        return list(self.packed.get(user, {}).items())
+
+
+def brute_force(packed: dict[str, str], photo: str, k: int) -> list[str]:
+    mine = unpack_embedding(packed[photo])
+    scores = {
+        p: float(unpack_embedding(v) @ mine) / float(np.linalg.norm(unpack_embedding(v)))
+        for p, v in packed.items()
+        if p != photo
+    }
+    return sorted(scores, key=lambda p: -scores[p])[:k]
+
+
+def test_the_answer_is_the_exact_nearest_photos_best_first_without_the_photo_itself() -> None:
+    table = Table({"u": vectors(500)})
+    index = SimilarPhotos(table.rows, max_bytes=1 << 30)
+    for photo in ("p0", "p7", "p499"):
+        found, searched = index.similar("u", photo, 20)
+        assert searched == 500
+        assert [f["photo_id"] for f in found] == brute_force(table.packed["u"], photo, 20)
+        scores = [f["score"] for f in found]
+        assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    assert table.scans == 1  # one scan, then the matrix in memory
+
+
+def test_k_larger_than_the_library_lists_every_other_photo() -> None:
+    table = Table({"u": vectors(3)})
+    found, _ = SimilarPhotos(table.rows, 1 << 30).similar("u", "p1", 20)
+    assert sorted(f["photo_id"] for f in found) == ["p0", "p2"]
+
+
+def test_a_photo_without_an_embedding_is_a_key_error() -> None:
+    index = SimilarPhotos(Table({"u": vectors(3)}).rows, 1 << 30)
+    with pytest.raises(KeyError):
+        index.similar("u", "nope", 5)
+    with pytest.raises(KeyError):
+        index.similar("someone else", "p0", 5)
+
+
+def test_an_added_embedding_is_found_at_once_and_a_replaced_one_moves() -> None:
+    users = {"u": vectors(50)}
+    table = Table(users)
+    index = SimilarPhotos(table.rows, 1 << 30)
+    index.similar("u", "p0", 5)  # the matrix is in memory now
+    twin = pack_embedding(users["u"]["p0"])
+    index.added("u", "twin", twin)  # recorded by the worker; the table has it too
+    table.packed["u"]["twin"] = twin
+    found, searched = index.similar("u", "p0", 1)
+    assert found[0]["photo_id"] == "twin" and found[0]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert searched == 51 and table.scans == 1
+    index.added("u", "twin", pack_embedding(users["u"]["p9"]))  # re-enriched: a new embedding
+    assert index.similar("u", "p9", 1)[0][0]["photo_id"] == "twin"
+    assert index.similar("u", "p0", 1)[0][0]["photo_id"] != "twin"
+    for i in range(100):  # the matrix grows past its first rows
+        index.added("u", f"new{i}", pack_embedding(vectors(1, seed=i + 1)["p0"]))
+    assert index.similar("u", "p0", 5)[1] == 151 and table.scans == 1
+
+
+def test_a_photo_recorded_before_the_users_matrix_was_built_is_read_from_the_table() -> None:
+    table = Table({"u": vectors(5)})
+    index = SimilarPhotos(table.rows, 1 << 30)
+    index.added("u", "p0", table.packed["u"]["p0"])  # no matrix yet: nothing kept
+    assert index.nbytes == 0
+    index.similar("u", "p0", 2)
+    table.packed["u"]["late"] = table.packed["u"]["p1"]  # written elsewhere (another worker)
+    found, searched = index.similar("u", "late", 1)  # unknown to the matrix: scanned again
+    assert searched == 6 and found[0]["photo_id"] == "p1" and table.scans == 2
+    index.forget()  # a rebalance
+    index.similar("u", "p0", 1)
+    assert table.scans == 3
+
+
+def test_memory_stays_under_the_bound_the_least_recently_asked_user_going_first() -> None:
+    users = {u: vectors(100, seed=i) for i, u in enumerate(("a", "b", "c"))}
+    table = Table(users)
+    one = 100 * 64 * 4  # rows x width x float32 (the matrix holds exactly 100 rows here)
+    index = SimilarPhotos(table.rows, max_bytes=2 * one)
+    index.similar("a", "p0", 1)
+    index.similar("b", "p0", 1)
+    index.similar("a", "p0", 1)  # a is the most recent now
+    index.similar("c", "p0", 1)  # evicts b
+    assert index.nbytes <= 2 * one and table.scans == 3
+    index.similar("a", "p0", 1)
+    assert table.scans == 3
+    index.similar("b", "p0", 1)
+    assert table.scans == 4
+
+
+def test_embeddings_of_another_width_are_left_out_not_mixed() -> None:
+    table = Table({"u": vectors(10)})
+    table.packed["u"]["old-model"] = pack_embedding([1.0] * 32)
+    index = SimilarPhotos(table.rows, 1 << 30)
+    found, searched = index.similar("u", "p0", 20)
+    assert searched == 10 and "old-model" not in {f["photo_id"] for f in found}
+
+
+def test_keys_keep_users_apart_whatever_their_ids_hold() -> None:
+    for user, photo in [("a", "b/c"), ("a/b", "c"), ("100%", "x"), ("ü ser", "p")]:
+        key = photo_key(user, photo)
+        assert split_key(key) == (user, photo) and key.startswith(user_prefix(user))
+    assert not photo_key("a/b", "c").startswith(user_prefix("a"))
+    assert not photo_key("ab", "c").startswith(user_prefix("a"))
