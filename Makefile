@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates clean
+.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ bench-s3-clients: install
 
 bench-duplicates: models
 	$(BIN)/python -m benchmarks.duplicates
+
+bench-bestshot: models
+	$(BIN)/python -m benchmarks.bestshot
 
 bench-faces: models
 	$(BIN)/python -m benchmarks.faces

@@ -113,6 +113,9 @@ class Store:
     def block_of(self, photo_id: str) -> str | None:
         return self.blocks.get(photo_id)
 
+    def group_of(self, photo_id: str) -> str:
+        return photo_id  # only originals are kept: each first of its group
+
 
 def to_original(original: Enriched, copy: Enriched) -> dict[str, Any]:
     """What the search compares: the closest of the copy's 8 hashes to the original's, and the

@@ -216,6 +216,16 @@ def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -
                     f"GET /users/{user}/photos/{name(mine[0])}/similar: {nearest}",
                     highlight=False,
                 )
+        status, duplicates = worker.get(f"/users/{user}/duplicates")
+        for group in duplicates.get("groups", []) if status == 200 else []:
+            behind = "; ".join(
+                f"{name(p['photo_id'])}: {p['behind_best']}" for p in group["photos"][1:]
+            )
+            console.print(
+                f"GET /users/{user}/duplicates: best of {group['count']} is "
+                f"{name(group['best'])}; before {behind}",
+                highlight=False,
+            )
         status, found = worker.get(f"/users/{user}/people")
         for person in found.get("people", []) if status == 200 else []:
             pid = person["person_id"]

@@ -10,9 +10,10 @@ outputs out, nothing sent.
 
 Steps, each named (timings, logs and dead letters say where): decode_event -> skip ->
 fetch_blob -> (decode threads) -> skip_again -> enrich (decode_image, features, infer:<model>,
-variant:<name>) -> duplicates -> people -> build -> encode_output. ``run`` is ``start`` (up to
-handing the bytes to the decode threads) then ``finish``; the worker starts batch n+1 while
-batch n finishes, so decoding overlaps inference as in the engine's own ``enrich_batches``.
+variant:<name>) -> duplicates -> best_shot -> people -> build -> encode_output. ``run`` is
+``start`` (up to handing the bytes to the decode threads) then ``finish``; the worker starts
+batch n+1 while batch n finishes, so decoding overlaps inference as in the engine's own
+``enrich_batches``.
 
 A photo's first failure is one ``Failed`` from there to its dead letter; nothing that one photo
 does (bytes, geometry, an unexpected exception) can fail another photo or the batch. Sending
@@ -35,6 +36,7 @@ from streams.contracts.schemas import EventType, SchemaRepository
 from streams.engine import Enriched, Enricher, Failed, PhotoInput, Submitted
 from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
 from streams.logs import get_logger
+from streams.pipeline.bestshot import BestShots, ShotFindings
 from streams.pipeline.dedup import DuplicateSearch, Findings
 from streams.pipeline.outputs import (
     OutputBuilder,
@@ -71,6 +73,7 @@ class Photo:
     value: bytes | None = None  # the output, encoded
     shadows: list[bytes] = field(default_factory=list)  # encoded ShadowResults (photos.shadow)
     people: Given | None = None  # the clusters its faces joined (when people are kept)
+    best_shot: dict[str, Any] | None = None  # its BestShot record (when groups are ranked)
     person_ids: list[str | None] | None = None  # per face, where its cluster is a person
 
     @property
@@ -102,11 +105,12 @@ class Photo:
 
 @dataclass
 class Batch:
-    """A processed batch: every photo with its output, and what the duplicate search and the
-    people clustering found."""
+    """A processed batch: every photo with its output, and what the duplicate search, the
+    best-shot ranking and the people clustering found."""
 
     photos: list[Photo]
     findings: Findings = field(default_factory=Findings)
+    shots: ShotFindings = field(default_factory=ShotFindings)
     people: PeopleFindings = field(default_factory=PeopleFindings)
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
@@ -137,7 +141,8 @@ def never_skip(_photo: Photo) -> bool:
 
 
 class Pipeline:
-    """decode -> skip -> fetch -> enrich -> duplicates -> people -> build -> encode."""
+    """decode -> skip -> fetch -> enrich -> duplicates -> best shot -> people -> build ->
+    encode."""
 
     def __init__(
         self,
@@ -149,12 +154,15 @@ class Pipeline:
         max_message_bytes: int,
         skip: SkipRule = never_skip,
         duplicates: DuplicateSearch | None = None,
+        best_shots: BestShots | None = None,
         people: PeopleSearch | None = None,
         on_stage: StageTimer = lambda _stage, _seconds: None,
     ) -> None:
+        """``best_shots`` ranks the groups ``duplicates`` finds (it needs ``duplicates``)."""
         self.codec, self.blobs, self.enricher, self.outputs = codec, blobs, enricher, outputs
         self.max_message_bytes = max_message_bytes
         self.skip, self.duplicates, self.people = skip, duplicates, people
+        self.best_shots = best_shots
         self.on_stage = on_stage
 
     @classmethod
@@ -165,6 +173,7 @@ class Pipeline:
         *,
         skip: SkipRule = never_skip,
         duplicates: DuplicateSearch | None = None,
+        best_shots: BestShots | None = None,
         people: PeopleSearch | None = None,
         on_stage: StageTimer = lambda _stage, _seconds: None,
     ) -> Pipeline:
@@ -178,6 +187,7 @@ class Pipeline:
             max_message_bytes=settings.kafka.max_message_bytes,
             skip=skip,
             duplicates=duplicates,
+            best_shots=best_shots,
             people=people,
             on_stage=on_stage,
         )
@@ -214,6 +224,8 @@ class Pipeline:
                 photo.result = result
         with self._stage(batch, "duplicates"):
             batch.findings = self._search(batch.photos)
+        with self._stage(batch, "best_shot"):
+            batch.shots = self._rank(batch.photos, batch.findings)
         with self._stage(batch, "people"):
             batch.people = self._cluster(batch.photos)
         with self._stage(batch, "build"):
@@ -302,6 +314,19 @@ class Pipeline:
         findings.duplicate_of = [by_photo.get(id(p)) for p in photos]
         return findings
 
+    def _rank(self, photos: list[Photo], findings: Findings) -> ShotFindings:
+        """Each searched photo into its duplicate group, in batch order."""
+        if self.best_shots is None or self.duplicates is None:
+            return ShotFindings()
+        ranked = [p for p in photos if p.enriched is not None]
+        found = self.best_shots.rank(
+            [(p.upload["user_id"], p.upload["photo_id"], p.enriched) for p in ranked],  # type: ignore[index,misc]
+            findings,
+        )
+        for photo, record in zip(ranked, found.best_shot, strict=True):
+            photo.best_shot = record
+        return found
+
     def _cluster(self, photos: list[Photo]) -> PeopleFindings:
         """Each embedded face into its user's people, in batch order."""
         if self.people is None:
@@ -330,7 +355,7 @@ class Pipeline:
                 photo.record = self.outputs.failed(photo.message, photo.failed, photo.upload)
             elif photo.enriched is not None and photo.upload is not None:
                 photo.record = self.outputs.enriched(
-                    photo.upload, photo.enriched, duplicate, photo.person_ids
+                    photo.upload, photo.enriched, duplicate, photo.person_ids, photo.best_shot
                 )
 
     def _encode(self, photo: Photo) -> None:

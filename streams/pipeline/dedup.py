@@ -11,6 +11,11 @@ same for the same scene a moment later (a burst), which is not a duplicate.
 
 A photo indexed before the blocks were stored is judged as it was then: its hash within 10
 bits, and the embeddings' cosine at least ``min_similarity`` when both photos have one.
+
+Copies form groups named by their first photo (streams/pipeline/bestshot.py ranks them). The
+first photos of groups are tried before copies, so a copy points at the group's first photo
+whenever it is near enough to it, and not at another copy; a photo's own copies are never
+candidates (a replayed original stays the first of its group).
 """
 
 from __future__ import annotations
@@ -76,8 +81,13 @@ class Earlier(Protocol):
         """Its packed DCT block, or None (indexed before blocks were kept)."""
         ...
 
+    def group_of(self, photo_id: str) -> str:
+        """The first photo of its group; its own id when it is no copy."""
+        ...
+
 
 def find_duplicate(
+    me: str,
     index: Index,
     variants: Sequence[int],
     block: Sequence[float] | None,
@@ -85,16 +95,19 @@ def find_duplicate(
     stored: Earlier,
     policy: DuplicatePolicy,
 ) -> dict[str, Any] | None:
-    """The closest earlier photo that this one nearly duplicates, as a DuplicateOf record."""
+    """The earlier photo that this one nearly duplicates, as a DuplicateOf record: the first
+    photo of a group before any copy, then the closest hash. ``me``: this photo's id."""
     candidates = []
     for photo_id, hex_hash in index:
         hashed = int(hex_hash, 16)
         distances = [(variant ^ hashed).bit_count() for variant in variants]
         turn = int(np.argmin(distances))
         if distances[turn] <= policy.max_distance:
-            candidates.append((distances[turn], turn, photo_id))
+            group = stored.group_of(photo_id)
+            if group != me:  # not one of this photo's own copies
+                candidates.append((group != photo_id, distances[turn], turn, photo_id))
     mine = np.asarray(block, dtype=np.float64).reshape(8, 8) if block else None
-    for distance, turn, photo_id in sorted(candidates):
+    for _copy, distance, turn, photo_id in sorted(candidates):
         similarity = None
         packed = stored.embedding_of(photo_id) if embedding is not None else None
         if packed is not None and embedding is not None:
@@ -142,6 +155,10 @@ class DuplicateStore(Protocol):
         """A photo's packed DCT block, or None (indexed before blocks were kept)."""
         ...
 
+    def group_of(self, photo_id: str) -> str:
+        """The first photo of a photo's group; its own id when it is no copy (or unknown)."""
+        ...
+
 
 @dataclass
 class Findings:
@@ -151,6 +168,8 @@ class Findings:
     indexes: dict[str, Index] = field(default_factory=dict)  # user -> index after the batch
     embeddings: dict[str, str] = field(default_factory=dict)  # photo_key -> packed embedding
     blocks: dict[str, str] = field(default_factory=dict)  # photo -> packed DCT block
+    groups: dict[str, str] = field(default_factory=dict)  # photo -> its group's first photo
+    groups_before: dict[str, str] = field(default_factory=dict)  # photo -> its group before
 
     def embedding_of(self, key: str) -> str | None:
         """This batch's embedding of ``key`` (an earlier photo of the same batch)."""
@@ -177,6 +196,9 @@ class _Layered:
     def block_of(self, photo_id: str) -> str | None:
         return self.found.block_of(photo_id) or self.store.block_of(photo_id)
 
+    def group_of(self, photo_id: str) -> str:
+        return self.found.groups.get(photo_id) or self.store.group_of(photo_id)
+
 
 class DuplicateSearch:
     """Searches a batch's photos in batch order: a photo may duplicate an earlier one of the
@@ -194,11 +216,18 @@ class DuplicateSearch:
                 found.indexes[user] = list(self.store.index_of(user) or [])
             index = [entry for entry in found.indexes[user] if entry[0] != photo]
             embedding = result.fields.get("embedding")
-            found.duplicate_of.append(
-                find_duplicate(
-                    index, result.phash_variants, result.dct_block, embedding, stored, self.policy
-                )
+            duplicate = find_duplicate(
+                photo,
+                index,
+                result.phash_variants,
+                result.dct_block,
+                embedding,
+                stored,
+                self.policy,
             )
+            found.duplicate_of.append(duplicate)
+            found.groups_before[photo] = stored.group_of(photo)
+            found.groups[photo] = stored.group_of(duplicate["photo_id"]) if duplicate else photo
             found.indexes[user] = add_to_index(
                 found.indexes[user], photo, result.fields["phash"], self.policy.max_photos
             )

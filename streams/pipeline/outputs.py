@@ -73,14 +73,18 @@ class OutputBuilder:
         result: Enriched,
         duplicate_of: dict[str, Any] | None,
         person_ids: list[str | None] | None = None,
+        best_shot: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The PhotoEnriched record for ``upload``; ``person_ids``: per face, the person it
-        belongs to (streams/pipeline/people.py), None for a face that is not one yet."""
+        belongs to (streams/pipeline/people.py), None for a face that is not one yet;
+        ``best_shot``: its place in its duplicate group (streams/pipeline/bestshot.py)."""
         record: dict[str, Any] = dict.fromkeys(self._nullable)
         record.update(result.fields)
         produced_by = dict(result.produced_by)
         if duplicate_of is not None:
-            produced_by["duplicate_of"] = {"name": "darkroom-dedup", "version": "1"}
+            produced_by["duplicate_of"] = {"name": "darkroom-dedup", "version": "2"}
+        if best_shot is not None:
+            produced_by["best_shot"] = {"name": "darkroom-bestshot", "version": "1"}
         if person_ids is not None and record.get("faces"):
             faces = record["faces"]
             record["faces"] = [
@@ -98,6 +102,7 @@ class OutputBuilder:
             trace_id=upload.get("trace_id"),
             worker=self.worker,
             duplicate_of=duplicate_of,
+            best_shot=best_shot,
             produced_by=produced_by,
             timings_ms=result.timings_ms,
         )

@@ -23,6 +23,7 @@ from streams.kafka.profiles import get_profile
 from streams.kafka.topics import TopicSpec
 from streams.logs import get_logger
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
+from streams.pipeline.bestshot import BestShots
 from streams.pipeline.people import PeoplePolicy, PeopleSearch
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
@@ -81,11 +82,13 @@ class StreamApp:
             worker.duplicate_min_correlation,
         )
         stage_seconds = self.metrics.stage_seconds
+        duplicates = TableDuplicates(self.tables)
         pipeline = Pipeline.from_settings(
             settings,
             enricher,
             skip=AlreadyDone(self.tables, enricher.model_versions_for),
-            duplicates=DuplicateSearch(TableDuplicates(self.tables), policy),
+            duplicates=DuplicateSearch(duplicates, policy),
+            best_shots=BestShots(duplicates),
             people=PeopleSearch(
                 TablePeople(self.tables),
                 PeoplePolicy(

@@ -25,6 +25,7 @@ from faust.types import EventT
 
 from streams.contracts import headers as headers_
 from streams.pipeline import Batch, Photo, Pipeline, RawMessage, Started
+from streams.pipeline.bestshot import Group, Shot
 from streams.pipeline.dedup import Index
 from streams.pipeline.keys import split_key
 from streams.pipeline.people import Change, Given
@@ -66,7 +67,8 @@ def events_by_photo(batch: Batch, events: Sequence[EventT[Any]]) -> dict[int, Ev
 
 
 class TableDuplicates:
-    """The near-duplicate search's view of the worker's tables (read-only)."""
+    """The near-duplicate search's and the best-shot ranking's view of the worker's tables
+    (read-only)."""
 
     def __init__(self, tables: Tables) -> None:
         self.tables = tables
@@ -81,6 +83,23 @@ class TableDuplicates:
 
     def block_of(self, photo_id: str) -> str | None:
         found: str | None = self.tables.dct_blocks.get(photo_id)
+        return found
+
+    def _summary(self, photo_id: str) -> dict[str, Any]:
+        found = self.tables.photo_state.get(photo_id)
+        return found["summary"] if found is not None and found["status"] == "enriched" else {}
+
+    def group_of(self, photo_id: str) -> str:
+        # a photo enriched before groups were kept: the one photo it pointed at, if any
+        summary = self._summary(photo_id)
+        return str(summary.get("group") or summary.get("duplicate_of") or photo_id)
+
+    def shot_of(self, photo_id: str) -> Shot | None:
+        shot = self._summary(photo_id).get("shot")
+        return Shot.from_json(shot) if shot else None
+
+    def group(self, key: str) -> Group | None:
+        found: Group | None = self.tables.dup_groups.get(key)
         return found
 
 
@@ -265,6 +284,12 @@ class BatchProcessor:
         for photo_id, packed in batch.findings.blocks.items():
             with as_current(by_photo[photo_id]):
                 self.tables.dct_blocks[photo_id] = packed
+        for key, group in batch.shots.groups.items():
+            with as_current(by_user[split_key(key)[0]]):
+                if group is not None:
+                    self.tables.dup_groups[key] = group
+                elif self.tables.dup_groups.get(key) is not None:
+                    del self.tables.dup_groups[key]
         for user, people in batch.people.states.items():
             with as_current(by_user[user]):
                 self.tables.people[user] = people

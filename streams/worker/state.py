@@ -12,6 +12,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.pipeline.bestshot import Shot
+
 PhotoState = dict[str, Any]
 UserStats = dict[str, Any]
 
@@ -40,6 +42,8 @@ def summarise(record: dict[str, Any], byte_size: int) -> dict[str, Any]:
     labels = record.get("labels") or []
     moderation = record.get("moderation")
     duplicate = record.get("duplicate_of")
+    best_shot = record.get("best_shot")
+    shot = Shot.of(record)
     return {
         "labels": [label["name"] for label in labels[:3]],
         "tags": [tag["name"] for tag in record.get("tags") or []],
@@ -47,6 +51,8 @@ def summarise(record: dict[str, Any], byte_size: int) -> dict[str, Any]:
         "flagged": bool(moderation and moderation["flagged"]),
         "text": " | ".join(line["text"] for line in record.get("ocr") or [])[:200],
         "duplicate_of": duplicate["photo_id"] if duplicate else None,
+        "group": best_shot["group_id"] if best_shot else None,  # streams.pipeline.bestshot
+        "shot": shot.to_json() if shot is not None else None,
         "bytes": byte_size,
         "size": [record["width"], record["height"]],
     }

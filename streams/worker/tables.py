@@ -13,8 +13,8 @@ from streams.pipeline.keys import split_key, user_prefix
 
 @dataclass(frozen=True)
 class Tables:
-    """photo_state, user_stats, the near-duplicate index (embeddings, DCT blocks), the tag index,
-    people (each user's persons) and each person's photos.
+    """photo_state, user_stats, the near-duplicate index (embeddings, DCT blocks) and groups, the
+    tag index, people (each user's persons) and each person's photos.
 
     Every table is written while processing an upload, under that upload's partition, and the
     uploads topic is keyed by user id: so one user's photos, stats and index all live on the
@@ -26,6 +26,7 @@ class Tables:
     dup_index: Any  # user_id -> dedup.Index
     embeddings: Any  # keys.photo_key(user_id, photo_id) -> dedup.pack_embedding(...)
     dct_blocks: Any  # photo_id -> dedup.pack_block(...)
+    dup_groups: Any  # keys.photo_key(user_id, first photo id) -> bestshot.Group
     tag_photos: Any  # state.tag_key(user_id, tag) -> the newest photo ids with the tag
     people: Any  # user_id -> people.State (persons, candidates, aliases)
     person_photos: Any  # state.person_key(user_id, person_id) -> the newest photo ids
@@ -46,6 +47,7 @@ class Tables:
                 "embeddings", "user id/photo id -> float16 embedding (duplicates, similar)"
             ),
             dct_blocks=table("dct_blocks", "photo id -> 8x8 DCT block (duplicate check)"),
+            dup_groups=table("dup_groups", "user id/first photo id -> a group's copies, ranked"),
             tag_photos=table("tag_photos", "user id/tag -> the user's newest photo ids with it"),
             people=table("people", "user id -> persons: centroid, face count, cover face"),
             person_photos=table("person_photos", "user id/person id -> the newest photo ids"),

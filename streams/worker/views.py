@@ -2,10 +2,10 @@
 
 GET /healthz is 200 only when the worker is ready: models loaded, partitions assigned and its
 tables recovered (Faust's on_rebalance_complete), and no rebalance under way; 503 before.
-GET /users/{user_id} and everything under it (photos, similar photos, tags, people) is routed
-by Faust to the worker that owns the user's partition of photos.uploaded. GET /photos/{photo_id}
-answers from this worker only (a photo id does not say which partition holds it): 404 with a
-hint otherwise.
+GET /users/{user_id} and everything under it (photos, similar photos, duplicates, tags, people)
+is routed by Faust to the worker that owns the user's partition of photos.uploaded. GET
+/photos/{photo_id} answers from this worker only (a photo id does not say which partition holds
+it): 404 with a hint otherwise.
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.pipeline import people
+from streams.pipeline import bestshot, people
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker import state
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.tables import Tables
+from streams.worker.tables import Tables, user_rows
 from streams.worker.transport import track_topic
 
 View = Callable[..., Awaitable[Any]]
 DEFAULT_SIMILAR, MAX_SIMILAR = 20, 200  # photos a similar-photos answer lists
+DEFAULT_GROUPS, MAX_GROUPS = 100, 1000  # groups a duplicates answer lists
 
 
 @dataclass
@@ -109,10 +110,7 @@ def register_views(
     @app.page("/users/{user_id}/photos/{photo_id}/similar")
     @routed_by_user
     async def similar_photos(web: Any, request: Any, user_id: str, photo_id: str) -> Any:
-        try:
-            k = int(request.query.get("k", DEFAULT_SIMILAR))
-        except ValueError:
-            k = 0
+        k = _whole(request.query.get("k"), DEFAULT_SIMILAR)
         if not 1 <= k <= MAX_SIMILAR:
             error = f"k must be a whole number from 1 to {MAX_SIMILAR}"
             return web.json({"error": error}, status=400)
@@ -131,6 +129,29 @@ def register_views(
                 "photo_id": photo_id,
                 "searched": searched,  # the user's photos with an embedding, this one included
                 "similar": found,  # best first; score: the embeddings' cosine
+            }
+        )
+
+    @app.page("/users/{user_id}/duplicates")
+    @routed_by_user
+    async def user_duplicates(web: Any, request: Any, user_id: str) -> Any:
+        limit = _whole(request.query.get("limit"), DEFAULT_GROUPS)
+        if not 1 <= limit <= MAX_GROUPS:
+            error = f"limit must be a whole number from 1 to {MAX_GROUPS}"
+            return web.json({"error": error}, status=400)
+
+        def groups() -> list[dict[str, Any]]:  # a range scan of the user's groups
+            found = [
+                bestshot.describe(g, value) for g, value in user_rows(tables.dup_groups, user_id)
+            ]
+            return sorted(found, key=lambda g: (-g["count"], g["group_id"]))
+
+        found = await asyncio.to_thread(groups)
+        return web.json(
+            {
+                "user_id": user_id,
+                "groups": found[:limit],  # largest first; in each, the best copy first
+                "truncated": len(found) > limit,
             }
         )
 
@@ -190,6 +211,14 @@ def register_views(
     @app.page("/photos/{photo_id}")
     async def photo(web: Any, request: Any, photo_id: str) -> Any:
         return _photo(web, tables.photo_state.get(photo_id), photo_id, routed=False)
+
+
+def _whole(text: str | None, default: int) -> int:
+    """A query parameter as a whole number (0 when it is not one, which every range refuses)."""
+    try:
+        return default if text is None else int(text)
+    except ValueError:
+        return 0
 
 
 def _photo(web: Any, found: dict[str, Any] | None, photo_id: str, routed: bool) -> Any:

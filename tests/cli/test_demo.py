@@ -33,9 +33,11 @@ def test_demo_enriches_every_sample_and_stops_everything(
         "GET /users/alice",
         "GET /users/alice/photos/astronaut.jpg/similar: ",
         "GET /users/dave/people: p",  # the three Obama portraits: one person
+        "GET /users/alice/duplicates: best of 3 is chelsea",  # the full-size cat, either way up
         "3 faces, cover",
     ):
         assert expected in out
+    assert "best of 3 is chelsea-small" not in out  # half the size, JPEG quality 40
     assert "worker and broker stopped" in out
     assert not (tmp_path / "demo" / "broker" / "broker.pid").exists()
     leftovers = subprocess.run(

@@ -11,8 +11,10 @@ from streams.imaging.quality import (
     DEFAULT_BLUR_THRESHOLD,
     Quality,
     dominant_colors,
+    face_sharpness,
     measure_quality,
 )
+from streams.samples import load_photo
 from tests.imaging.conftest import load_bgr
 
 
@@ -104,3 +106,22 @@ def test_dominant_colors_properties(photo: NDArray[np.uint8]) -> None:
 def test_dominant_colors_rejects_bad_k() -> None:
     with pytest.raises(ValueError, match="k must"):
         dominant_colors(np.zeros((4, 4, 3), np.uint8), k=0)
+
+
+# the astronaut's face, as BlazeFace boxes it (x1, y1, x2, y2)
+ASTRONAUT_FACE = (170.0, 80.0, 270.0, 190.0)
+
+
+def test_a_blurred_face_reads_softer_and_a_dim_one_does_not() -> None:
+    photo = load_photo("astronaut")
+    x1, y1, x2, y2 = map(int, ASTRONAUT_FACE)
+    face_blurred = photo.copy()
+    face_blurred[y1:y2, x1:x2] = cv2.GaussianBlur(photo[y1:y2, x1:x2], (0, 0), 2)
+    dim = (photo.astype(np.float32) * 0.3).astype(np.uint8)
+    sharp = face_sharpness(photo, ASTRONAUT_FACE)
+    assert sharp > 0.1 > face_sharpness(face_blurred, ASTRONAUT_FACE)  # FACE_IN_FOCUS
+    assert face_sharpness(dim, ASTRONAUT_FACE) == pytest.approx(sharp, rel=0.25)
+    grey = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    assert face_sharpness(grey, ASTRONAUT_FACE) == pytest.approx(sharp)
+    assert face_sharpness(photo, (600.0, 600.0, 700.0, 700.0)) == 0.0  # outside the photo
+    assert face_sharpness(np.full((50, 50, 3), 128, np.uint8), (0, 0, 50, 50)) == 0.0  # flat

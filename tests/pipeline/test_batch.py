@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
 from streams.blobs import BlobStore
@@ -19,7 +20,8 @@ from streams.contracts.events import new_upload
 from streams.engine import Enricher
 from streams.errors import FailureReason
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, OutputBuilder, Photo, Pipeline
-from streams.pipeline.dedup import Index
+from streams.pipeline.bestshot import FACE_IN_FOCUS, BestShots
+from streams.pipeline.memory import MemoryStore
 from streams.pipeline.outputs import RECORD_OVERHEAD_BYTES, RawMessage
 from streams.samples import encode_jpeg, load_photo
 
@@ -41,9 +43,13 @@ def make_pipeline(enricher: Enricher, root: Path, **kwargs: Any) -> Pipeline:
 
 
 def upload_bytes(
-    photo: str = "chelsea", user: str = "u1", photo_id: str = "p1", **kw: Any
+    photo: str = "chelsea",
+    user: str = "u1",
+    photo_id: str = "p1",
+    data: bytes | None = None,
+    **kw: Any,
 ) -> bytes:
-    data = encode_jpeg(load_photo(photo))
+    data = encode_jpeg(load_photo(photo)) if data is None else data
     fields: dict[str, Any] = {"byte_size": len(data), **kw}
     record = new_upload(
         photo_id=photo_id, user_id=user, content_type="image/jpeg", blob=data, **fields
@@ -193,22 +199,10 @@ def test_the_fetched_size_counts_not_the_claimed_one(enricher: Enricher, tmp_pat
     assert photo.fetched_bytes == len(encode_jpeg(load_photo("chelsea")))
 
 
-class DictStore:
-    def __init__(self) -> None:
-        self.indexes: dict[str, Index] = {}
-        self.embeddings: dict[str, str] = {}
-
-    def index_of(self, user_id: str) -> Index | None:
-        return self.indexes.get(user_id)
-
-    def embedding_of(self, photo_id: str) -> str | None:
-        return self.embeddings.get(photo_id)
-
-
 def test_a_copy_later_in_the_same_batch_is_its_duplicate(
     enricher: Enricher, tmp_path: Path
 ) -> None:
-    search = DuplicateSearch(DictStore(), DuplicatePolicy(10, 0.75, 100))
+    search = DuplicateSearch(MemoryStore(), DuplicatePolicy(10, 0.75, 100))
     pipeline = make_pipeline(enricher, tmp_path, duplicates=search)
     batch = pipeline.run(
         [
@@ -223,3 +217,37 @@ def test_a_copy_later_in_the_same_batch_is_its_duplicate(
     assert other["duplicate_of"] is None  # another user's photos are not searched
     assert [entry[0] for entry in batch.findings.indexes["u1"]] == ["first", "copy"]
     assert set(batch.findings.embeddings) == {"u1/first", "u1/copy", "u2/other-user"}
+
+
+def test_each_copy_says_its_group_and_whether_it_is_the_best_so_far(
+    enricher: Enricher, tmp_path: Path
+) -> None:
+    store = MemoryStore()
+    pipeline = make_pipeline(
+        enricher,
+        tmp_path,
+        duplicates=DuplicateSearch(store, DuplicatePolicy(20, 0.75, 100)),
+        best_shots=BestShots(store),
+    )
+    blurred = encode_jpeg(cv2.GaussianBlur(load_photo("astronaut"), (0, 0), 2.5))
+    batch = pipeline.run(
+        [
+            RawMessage("t", 0, 0, b"u1", upload_bytes(photo_id="soft", data=blurred)),
+            RawMessage("t", 0, 1, b"u1", upload_bytes("astronaut", photo_id="sharp")),
+        ]
+    )
+    soft, sharp = (decoded(p) for p in batch.photos)
+    assert soft["best_shot"] == {
+        "group_id": "soft",
+        "best": True,  # alone so far
+        "best_photo_id": "soft",
+        "score": pytest.approx(soft["best_shot"]["score"]),
+        "group_size": 1,
+    }
+    assert sharp["duplicate_of"]["photo_id"] == "soft"
+    assert sharp["best_shot"]["group_id"] == "soft" and sharp["best_shot"]["best"] is True
+    assert sharp["best_shot"]["group_size"] == 2
+    assert sharp["best_shot"]["score"] > soft["best_shot"]["score"] + 0.1
+    assert sharp["faces"][0]["sharpness"] >= FACE_IN_FOCUS > soft["faces"][0]["sharpness"]
+    assert sharp["produced_by"]["best_shot"]["name"] == "darkroom-bestshot"
+    assert list(batch.shots.groups) == ["u1/soft"]

@@ -15,10 +15,12 @@ from faust.types import TP
 
 from streams.contracts.headers import FORCE
 from streams.engine import Enricher
+from streams.pipeline import DuplicatePolicy, DuplicateSearch
+from streams.pipeline.bestshot import BestShots
 from streams.worker.agent import InFlight, consume
 from streams.worker.continuity import Continuity
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.processor import AlreadyDone, BatchProcessor, raw_message
+from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates, raw_message
 from streams.worker.tables import Tables
 from streams.worker.transport import BatchGate
 from tests.pipeline.test_batch import make_pipeline, upload_bytes
@@ -90,9 +92,20 @@ def tables() -> Tables:
     return Tables(**{name: {} for name in names})
 
 
-def processor(enricher: Enricher, root: Path) -> tuple[BatchProcessor, Topic, Tables]:
+def processor(
+    enricher: Enricher, root: Path, groups: bool = False
+) -> tuple[BatchProcessor, Topic, Tables]:
+    """``groups``: with the duplicate search and the best-shot ranking over the tables."""
     enriched, state = Topic(), tables()
-    pipeline = make_pipeline(enricher, root, skip=AlreadyDone(state, enricher.model_versions_for))
+    kept: dict[str, Any] = {}
+    if groups:
+        store = TableDuplicates(state)
+        kept = {
+            "duplicates": DuplicateSearch(store, DuplicatePolicy(20, 0.75, 100)),
+            "best_shots": BestShots(store),
+        }
+    skip = AlreadyDone(state, enricher.model_versions_for)
+    pipeline = make_pipeline(enricher, root, skip=skip, **kept)
     return (
         BatchProcessor(
             pipeline=pipeline,
@@ -136,6 +149,34 @@ def test_tables_change_only_after_every_output_is_acknowledged(
 
     asyncio.run(scenario())
     proc.close()
+
+
+def test_a_group_is_kept_in_the_tables_and_dropped_when_its_copy_changes(
+    enricher: Enricher, tmp_path: Path
+) -> None:
+    proc, enriched, state = processor(enricher, tmp_path, groups=True)
+    first = proc.process(events(upload_bytes(photo_id="p1"), upload_bytes(photo_id="p2")))
+    asyncio.run(run_one(first, enriched))
+    assert set(state.dup_groups) == {"u1/p1"} and state.dup_groups["u1/p1"]["count"] == 2
+    assert state.photo_state["p2"]["summary"]["group"] == "p1"
+    assert state.photo_state["p1"]["summary"]["shot"]["megapixels"] > 0
+    # p2 uploaded again with other bytes, forced (a re-drive): it copies nothing any more
+    again = upload_bytes("coffee", photo_id="p2")
+    forced = Event(Message("photos.uploaded", 0, 9, b"u1", again, [(FORCE, b"1")]))
+    asyncio.run(run_one(proc.process([forced]), enriched))  # type: ignore[list-item]
+    assert state.dup_groups == {} and state.photo_state["p2"]["summary"]["group"] == "p2"
+    proc.close()
+
+
+async def run_one(work: Awaitable[None], topic: Topic) -> None:
+    """``work`` to its end, every output acknowledged as soon as it is sent."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        for ack in topic.acks:
+            if not ack.done():
+                ack.set_result(None)
+        await asyncio.sleep(0.01)
+    await task
 
 
 def test_a_refused_output_leaves_the_tables_alone(enricher: Enricher, tmp_path: Path) -> None:

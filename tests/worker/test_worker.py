@@ -136,6 +136,23 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
         assert worker.get(f"/users/alice/photos/{chelsea_id}/similar?k=0")[0] == 400
         assert worker.get("/users/alice/photos/nope/similar")[0] == 404
         assert worker.get(f"/users/bob/photos/{chelsea_id}/similar")[0] == 404  # alice's photo
+        # best shot: the three cats are one group, named by its first photo, best copy first
+        group_ids = {events[photo_id]["best_shot"]["group_id"] for photo_id in cats}
+        assert len(group_ids) == 1 and group_ids <= cats
+        (group_id,) = group_ids
+        assert all(link["photo_id"] == group_id for link in filter(None, links))
+        status, duplicates = worker.get("/users/alice/duplicates")
+        groups = {group["group_id"]: group for group in duplicates["groups"]}
+        assert status == 200 and set(groups) == {group_id, coffee}
+        assert groups[group_id]["count"] == 3 and groups[coffee]["count"] == 2
+        ranked = [found["photo_id"] for found in groups[group_id]["photos"]]
+        assert set(ranked) == cats and ranked[0] == groups[group_id]["best"]
+        assert ranked[-1] == by_file["chelsea-small.jpg"].photo_id  # half size, JPEG 40
+        assert groups[group_id]["reason"] and not duplicates["truncated"]
+        best = [events[p]["best_shot"] for p in cats if events[p]["best_shot"]["best"]]
+        assert best and all(b["group_id"] == group_id for b in best)
+        assert worker.get("/users/alice/duplicates?limit=0")[0] == 400
+        duplicates_before = worker.get("/users/alice/duplicates")
         stats_before = {user: worker.get(f"/users/{user}")[1] for user in ("alice", "bob")}
         tagged_before = worker.get("/users/alice/tags/Cat/photos")
         similar_before = worker.get(f"/users/alice/photos/{chelsea_id}/similar")
@@ -170,3 +187,4 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
             30,
             "similar photos from the restored embeddings",
         )
+        assert worker.get("/users/alice/duplicates") == duplicates_before

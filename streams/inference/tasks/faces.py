@@ -4,7 +4,9 @@ The network sees the photo letterboxed into its square input; boxes and keypoint
 normalised to that square and are mapped to photo pixels with the letterbox placement. BlazeFace
 gives 6 keypoints (eyes, nose tip, mouth centre, ears); events carry the common 5-point layout
 (image-left eye, image-right eye, nose, left and right mouth corner), the corners estimated as
-mouth centre +- 0.414 x eye vector (the ArcFace template's ratio).
+mouth centre +- 0.414 x eye vector (the ArcFace template's ratio). Each face's ``sharpness`` is
+measured on the decoded pixels (streams.imaging.quality.face_sharpness): the best shot of a
+duplicate group is the one whose faces are in focus.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from streams.imaging.quality import face_sharpness
 from streams.inference import agreement
 from streams.inference.agreement import Figures
 from streams.inference.tasks.base import Fields, TaskRunner, Work
@@ -159,6 +162,7 @@ class FaceDetectRunner(TaskRunner):
             marks = place.to_photo(five_landmarks(k) * size)
             limit = np.array([work.photo.width, work.photo.height] * 2, dtype=np.float32)
             corners = np.clip(corners, 0.0, limit)
+            decoded = corners / np.float32(work.photo.scale)  # boxes in the decoded pixels
             fields.append(
                 {
                     "faces": [
@@ -168,9 +172,10 @@ class FaceDetectRunner(TaskRunner):
                             ),
                             "score": float(score),
                             "landmarks": [{"x": float(x), "y": float(y)} for x, y in points],
+                            "sharpness": face_sharpness(work.photo.image, at.tolist()),
                             "embedding": None,
                         }
-                        for box, score, points in zip(corners, s, marks, strict=True)
+                        for box, at, score, points in zip(corners, decoded, s, marks, strict=True)
                     ]
                 }
             )
