@@ -115,13 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for kind, make in kinds.items():
             enriched[f"{name}/{kind}"] = (name, kind, enrich(f"{name}/{kind}", make(image)))
     enricher.close()
-    worker = settings.worker
-    policy = DuplicatePolicy(
-        worker.duplicate_max_distance,
-        worker.duplicate_min_similarity,
-        worker.index_max_photos,
-        worker.duplicate_min_correlation,
-    )
+    policy = DuplicatePolicy.from_settings(settings.worker)
     summary = {"pairs": pairs(enriched), "groups": groups(enriched, policy)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bestshot.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -149,16 +143,13 @@ def pairs(enriched: dict[str, tuple[str, str, Enriched]]) -> dict[str, Any]:
             entry["lost"].append(name)
     for entry in per_kind.values():
         entry["mean_difference"] = round(statistics.fmean(entry.pop("differences")), 4)
-    faces = [
-        face["sharpness"]
-        for _, kind, result in enriched.values()
-        for face in result.fields["faces"] or []
-        if kind in ("original", FACE_BLURRED)
-    ]
-    return {
-        "per_kind": per_kind,
-        "face_sharpness_seen": [round(min(faces), 3), round(max(faces), 3)],
-    }
+    faces: dict[str, list[float]] = {"original": [], FACE_BLURRED: []}
+    for _, kind, result in enriched.values():
+        if kind in faces and result.fields["faces"]:
+            largest = max(result.fields["faces"], key=lambda f: f["box"]["x2"] - f["box"]["x1"])
+            faces[kind].append(largest["sharpness"])
+    seen = {kind: [round(min(v), 3), round(max(v), 3)] for kind, v in faces.items()}
+    return {"per_kind": per_kind, "face_sharpness_seen": seen}
 
 
 def groups(
@@ -223,8 +214,9 @@ def report(summary: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Face sharpness seen (originals and face-blurred copies): "
-        f"{pairs_['face_sharpness_seen']}.",
+        "Sharpness of the largest face, lowest and highest: "
+        + ", ".join(f"{kind} {v}" for kind, v in pairs_["face_sharpness_seen"].items())
+        + ".",
         "",
         f"Groups, {groups_['orders']} shuffled orders x {groups_['originals']} originals: "
         f"{groups_['whole_groups']} of {groups_['of']} whole (every copy in its original's group "

@@ -32,7 +32,8 @@ from streams.engine import Enriched, Enricher, PhotoInput
 from streams.imaging.phash import block_correlation, dihedral_block
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
-from streams.pipeline.dedup import DuplicatePolicy, DuplicateSearch, Index
+from streams.pipeline.dedup import DuplicatePolicy, DuplicateSearch
+from streams.pipeline.memory import MemoryStore
 from streams.samples import PORTRAITS, encode_jpeg, load_photo
 
 RESULTS = Path(__file__).parent / "results"
@@ -96,27 +97,6 @@ COPIES: dict[str, Callable[[Image], Image]] = {
 NEAR_MISSES: dict[str, Callable[[Image], Image]] = {"burst": burst}
 
 
-class Store:
-    """The tables' part the duplicate search reads, in memory."""
-
-    def __init__(self) -> None:
-        self.indexes: dict[str, Index] = {}
-        self.embeddings: dict[str, str] = {}
-        self.blocks: dict[str, str] = {}
-
-    def index_of(self, user_id: str) -> Index | None:
-        return self.indexes.get(user_id)
-
-    def embedding_of(self, photo_id: str) -> str | None:
-        return self.embeddings.get(photo_id)
-
-    def block_of(self, photo_id: str) -> str | None:
-        return self.blocks.get(photo_id)
-
-    def group_of(self, photo_id: str) -> str:
-        return photo_id  # only originals are kept: each first of its group
-
-
 def to_original(original: Enriched, copy: Enriched) -> dict[str, Any]:
     """What the search compares: the closest of the copy's 8 hashes to the original's, and the
     cosine of their embeddings."""
@@ -164,7 +144,7 @@ def measure(
     keep_blocks: bool,
 ) -> list[dict[str, Any]]:
     """Index the originals, then search each copy and near-miss alone against them."""
-    store = Store()
+    store = MemoryStore()
     search = DuplicateSearch(store, policy)
     rows = []
     for name, first in firsts.items():
@@ -190,13 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings()
     engine = settings.engine.model_copy(update={"models": "mobilenet_v2", "variants": "none"})
     enricher = Enricher(engine, ModelRepository.from_settings(settings))
-    worker = settings.worker
-    policy = DuplicatePolicy(
-        worker.duplicate_max_distance,
-        worker.duplicate_min_similarity,
-        worker.index_max_photos,
-        worker.duplicate_min_correlation,
-    )
+    policy = DuplicatePolicy.from_settings(settings.worker)
 
     def enrich(photo_id: str, image: Image) -> Enriched:
         (outcome,) = enricher.enrich([PhotoInput(photo_id, encode_jpeg(image, 95))])

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from streams.config import WorkerSettings
 from streams.engine.results import Enriched
 from streams.imaging.phash import (
     DIHEDRAL_NAMES,
@@ -47,6 +48,16 @@ class DuplicatePolicy:
     min_similarity: float  # embedding cosine, for photos indexed without a block
     max_photos: int
     min_correlation: float = 0.75  # the blocks' correlation that makes a candidate a copy
+
+    @classmethod
+    def from_settings(cls, worker: WorkerSettings) -> DuplicatePolicy:
+        """The policy the worker's settings (DARKROOM_WORKER_DUPLICATE_*) configure."""
+        return cls(
+            worker.duplicate_max_distance,
+            worker.duplicate_min_similarity,
+            worker.index_max_photos,
+            worker.duplicate_min_correlation,
+        )
 
 
 def pack_embedding(vector: Sequence[float]) -> str:

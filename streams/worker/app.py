@@ -75,12 +75,7 @@ class StreamApp:
         """Load every model (seconds) and wire the batch processor."""
         settings, worker = self.settings, self.settings.worker
         enricher = self.enricher = Enricher.from_settings(settings)
-        policy = DuplicatePolicy(
-            worker.duplicate_max_distance,
-            worker.duplicate_min_similarity,
-            worker.index_max_photos,
-            worker.duplicate_min_correlation,
-        )
+        policy = DuplicatePolicy.from_settings(worker)
         stage_seconds = self.metrics.stage_seconds
         duplicates = TableDuplicates(self.tables)
         pipeline = Pipeline.from_settings(

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from faust.types import TP, EventT
 
 from streams.config import Settings
@@ -84,13 +84,23 @@ class Continuity:
         consumer's high watermark is past the next offset, nothing of the partition came for
         ``quiet_s``, and the broker holds a committed record at or after that offset (not
         only transaction markers). Call it only while the agent is idle and no rebalance or
-        recovery is under way. Returns the partitions sought back."""
+        recovery is under way. Returns the partitions sought back. A broker that does not
+        answer about one partition leaves it for the next call: an exception out of the app's
+        timer would crash the worker."""
         lost = []
         for tp, expected in list(self.next.items()):
             high = consumer.highwater(tp)
             if high is None or high <= expected or self.clock() - self.heard[tp] < quiet_s:
                 continue
-            first = await self.first_record(tp, expected)
+            try:
+                first = await self.first_record(tp, expected)
+            except (TimeoutError, KafkaException) as exc:
+                log.warning(
+                    "could not ask the broker for a quiet partition's next record; asking again",
+                    partition=f"{tp.topic}/{tp.partition}",
+                    error=repr(exc),
+                )
+                continue
             if first is None or tp not in self.next:  # markers only, or revoked meanwhile
                 continue
             if first > expected:  # nothing up to ``first``: that part is a real gap

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import cv2
 import numpy as np
 
@@ -12,30 +10,12 @@ from streams.imaging.decode import Decoder
 from streams.imaging.features import extract_features
 from streams.imaging.phash import dihedral_block
 from streams.pipeline import dedup
+from streams.pipeline.memory import MemoryStore
 from streams.samples import encode_jpeg, load_photo
 
 POLICY = dedup.DuplicatePolicy(max_distance=20, min_similarity=0.8, max_photos=5)
 BLOCK = np.arange(64, dtype=np.float64).reshape(8, 8) % 7 - 3.0  # any block with AC energy
 OTHER = np.arange(64, dtype=np.float64).reshape(8, 8) % 5 - 2.0
-
-
-@dataclass
-class Store:
-    embeddings: dict[str, str] = field(default_factory=dict)
-    blocks: dict[str, str] = field(default_factory=dict)
-    groups: dict[str, str] = field(default_factory=dict)
-
-    def embedding_of(self, photo_id: str) -> str | None:
-        return self.embeddings.get(photo_id)
-
-    def block_of(self, photo_id: str) -> str | None:
-        return self.blocks.get(photo_id)
-
-    def index_of(self, user_id: str) -> dedup.Index | None:
-        return None  # a new user
-
-    def group_of(self, photo_id: str) -> str:
-        return self.groups.get(photo_id, photo_id)
 
 
 def indexed(*entries: tuple[str, int]) -> dedup.Index:
@@ -48,9 +28,9 @@ def indexed(*entries: tuple[str, int]) -> dedup.Index:
 
 def test_a_turned_copy_is_judged_by_its_block_turned_back_not_by_the_embedding() -> None:
     index = indexed(("original", 0xF0F0))
-    store = Store(
-        {"original": dedup.pack_embedding([1.0, 0.0])},
-        {"original": dedup.pack_block(BLOCK.ravel())},
+    store = MemoryStore(
+        embeddings={"original": dedup.pack_embedding([1.0, 0.0])},
+        blocks={"original": dedup.pack_block(BLOCK.ravel())},
     )
     copy = dihedral_block(BLOCK, 1)  # the original turned 90 degrees counter-clockwise
     variants = [0xFFFF_0000] * 8
@@ -64,7 +44,7 @@ def test_a_turned_copy_is_judged_by_its_block_turned_back_not_by_the_embedding()
 
 def test_a_hash_match_whose_block_does_not_correlate_is_no_copy() -> None:
     index = indexed(("lookalike", 0xF0F0))
-    store = Store(blocks={"lookalike": dedup.pack_block(OTHER.ravel())})
+    store = MemoryStore(blocks={"lookalike": dedup.pack_block(OTHER.ravel())})
     assert (
         dedup.find_duplicate("new", index, [0xF0F0], BLOCK.ravel().tolist(), None, store, POLICY)
         is None
@@ -73,7 +53,7 @@ def test_a_hash_match_whose_block_does_not_correlate_is_no_copy() -> None:
 
 def test_a_closer_lookalike_does_not_hide_a_real_copy() -> None:
     index = indexed(("lookalike", 0xF0F0), ("copy", 0xF0F3))
-    store = Store(
+    store = MemoryStore(
         blocks={
             "lookalike": dedup.pack_block(OTHER.ravel()),
             "copy": dedup.pack_block(BLOCK.ravel()),
@@ -87,7 +67,7 @@ def test_a_closer_lookalike_does_not_hide_a_real_copy() -> None:
 
 def test_photos_indexed_before_blocks_keep_the_old_rule() -> None:
     index = indexed(("old", 0xF0F0))
-    store = Store({"old": dedup.pack_embedding([1.0, 0.0])})  # no block stored
+    store = MemoryStore(embeddings={"old": dedup.pack_embedding([1.0, 0.0])})  # no block stored
     mine = BLOCK.ravel().tolist()
     found = dedup.find_duplicate("new", index, [0xF0F1], mine, [1.0, 0.0], store, POLICY)
     assert found is not None and found["correlation"] is None and found["similarity"] == 1.0
@@ -101,7 +81,7 @@ def test_photos_indexed_before_blocks_keep_the_old_rule() -> None:
 def test_a_hash_at_exactly_the_limit_still_matches() -> None:
     policy = dedup.DuplicatePolicy(max_distance=2, min_similarity=0.8, max_photos=3)
     index = dedup.add_to_index(None, "original", f"{0b1111:016x}", policy.max_photos)
-    store = Store(blocks={"original": dedup.pack_block(BLOCK.ravel())})
+    store = MemoryStore(blocks={"original": dedup.pack_block(BLOCK.ravel())})
     mine = BLOCK.ravel().tolist()
     found = dedup.find_duplicate("new", index, [0b1100], mine, None, store, policy)  # 2 bits off
     assert found is not None and found["hash_distance"] == 2
@@ -129,7 +109,7 @@ def test_a_portrait_turned_90_and_reencoded_is_a_copy_and_a_burst_is_not() -> No
     height, width = portrait.shape[:2]
     pan = np.array([[1.1, 0, -0.25 * width], [0, 1.1, -0.05 * height]], dtype=np.float32)
     burst = cv2.warpAffine(portrait, pan, (width, height), borderMode=cv2.BORDER_REFLECT)
-    search = dedup.DuplicateSearch(Store(), POLICY)
+    search = dedup.DuplicateSearch(MemoryStore(), POLICY)
     found = search.search(
         [
             features_of("original", portrait),

@@ -188,6 +188,27 @@ def test_records_deleted_before_the_missing_one_are_a_gap_then_it_is_read_again(
     assert consumer.gaps == [(P0, 5, 29)] and consumer.seeks == [(P0, 30)]
 
 
+def test_a_broker_that_does_not_answer_leaves_the_partition_for_the_next_look() -> None:
+    clock = Clock()
+    log = Log({P0: range(8), P1: range(8)})
+    silent = {P0}
+
+    async def first_record(tp: TP, offset: int) -> int | None:
+        if tp in silent:
+            raise TimeoutError(f"no answer for {tp}")
+        return await log.first_record(tp, offset)
+
+    continuity = Continuity(first_record, clock)
+    continuity.reset({P0: 2, P1: 3})
+    consumer = Consumer({P0: 8, P1: 8})
+    clock.now += 6
+    assert asyncio.run(continuity.recover_lost(consumer, quiet_s=5.0)) == [P1]  # no raise
+    silent.clear()
+    clock.now += 6
+    assert asyncio.run(continuity.recover_lost(consumer, quiet_s=5.0)) == [P0, P1]
+    assert consumer.seeks == [(P1, 3), (P0, 2), (P1, 3)]
+
+
 @pytest.mark.broker
 def test_the_broker_says_where_the_next_record_is(kafka: Settings) -> None:
     produce(kafka, [(b"u", b"a"), (b"u", b"b")])
