@@ -59,8 +59,14 @@ def count(settings: Settings, topic: str) -> int:
     return message_count(settings, topic)
 
 
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy."""
+def wait_for(
+    check: Callable[[], Any],
+    timeout_s: float,
+    what: str,
+    detail: Callable[[], Any] | None = None,
+) -> Any:
+    """Poll ``check`` until it returns something truthy; on a timeout, say what ``detail``
+    returns then (what a failure needs explaining by)."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
@@ -68,7 +74,8 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
         if last:
             return last
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    seen = f"; then: {detail()!r}" if detail is not None else ""
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r}{seen})")
 
 
 def committed_offsets(settings: Settings) -> dict[int, int]:
