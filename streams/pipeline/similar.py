@@ -5,8 +5,9 @@ one matrix-vector product, well under the 50 ms goal on this 2-core CPU (benchma
 so there is no approximate index and no recall to lose. The embeddings live in a table keyed
 ``keys.photo_key(user, photo)``, so one user's rows are one prefix scan. Each user's matrix is
 built on their first query and kept in memory (least recently asked first out past
-``max_bytes``), and ``added`` keeps it up to date as the worker records new embeddings. The
-worker drops every matrix on a rebalance: another worker may have written a user's rows since.
+``max_bytes``), and ``added`` keeps it up to date as the worker records new embeddings; a photo
+a loaded matrix lacks is looked up alone (a 404 costs one key, not the user's rows). The worker
+drops every matrix on a rebalance: another worker may have written a user's rows since.
 
 Embeddings are L2-normalised by the model runner (streams.inference.tasks.classify), so the dot
 product is the cosine; rows are normalised again after the float16 round trip.
@@ -25,6 +26,7 @@ import numpy as np
 from streams.pipeline.dedup import unpack_embedding
 
 Rows = Callable[[str], Iterable[tuple[str, str]]]  # user -> (photo id, packed embedding) pairs
+Lookup = Callable[[str, str], str | None]  # (user, photo) -> its packed embedding, or None
 Matrix = np.ndarray[Any, np.dtype[np.float32]]
 
 
@@ -82,11 +84,12 @@ class _UserMatrix:
 
 
 class SimilarPhotos:
-    """Each user's "more like this", from the rows ``rows(user)`` gives; thread-safe (queries
-    run off the event loop, ``added`` on it)."""
+    """Each user's "more like this", from the rows ``rows(user)`` gives and the one row
+    ``lookup(user, photo)`` gives; thread-safe (queries run off the event loop, ``added`` on
+    it)."""
 
-    def __init__(self, rows: Rows, max_bytes: int) -> None:
-        self.rows, self.max_bytes = rows, max_bytes
+    def __init__(self, rows: Rows, lookup: Lookup, max_bytes: int) -> None:
+        self.rows, self.lookup, self.max_bytes = rows, lookup, max_bytes
         self._users: OrderedDict[str, _UserMatrix] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -95,12 +98,16 @@ class SimilarPhotos:
         how many photos were searched). KeyError if the photo has no embedding here."""
         with self._lock:
             matrix = self._users.get(user_id)
-            if matrix is None or photo_id not in matrix.where:  # not loaded, or loaded before it
+            if matrix is None:
                 matrix = _UserMatrix.of(
                     (photo, unpack_embedding(packed)) for photo, packed in self.rows(user_id)
                 )
                 self._users[user_id] = matrix
                 self._evict(keep=user_id)
+            elif photo_id not in matrix.where:  # none, or written before the matrix was loaded
+                packed = self.lookup(user_id, photo_id)
+                if packed is not None:
+                    matrix.put(photo_id, unpack_embedding(packed))
             self._users.move_to_end(user_id)
             found = matrix.nearest(photo_id, k)
             if found is None:

@@ -24,6 +24,7 @@ from streams.kafka.topics import TopicSpec
 from streams.logs import get_logger
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
 from streams.pipeline.bestshot import BestShots
+from streams.pipeline.keys import photo_key
 from streams.pipeline.people import PeoplePolicy, PeopleSearch
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
@@ -208,7 +209,9 @@ def create_stream_app(settings: Settings) -> StreamApp:
         shadow=app.topic(settings.topics.shadow, **raw),
         tables=(tables := Tables.create(app, settings.topics.partitions)),
         similar=SimilarPhotos(
-            lambda user: user_rows(tables.embeddings, user), worker.similar_cache_mb << 20
+            lambda user: user_rows(tables.embeddings, user),
+            lambda user, photo: tables.embeddings.get(photo_key(user, photo)),
+            worker.similar_cache_mb << 20,
         ),
     )
 

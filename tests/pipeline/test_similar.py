@@ -21,17 +21,25 @@ def vectors(n: int, width: int = 64, seed: int = 0) -> dict[str, list[float]]:
 
 
 class Table:
-    """A user -> rows source that counts its scans."""
+    """A user -> rows source that counts its scans, and its point lookups."""
 
     def __init__(self, users: dict[str, dict[str, list[float]]]) -> None:
         self.packed = {
             u: {p: pack_embedding(v) for p, v in rows.items()} for u, rows in users.items()
         }
-        self.scans = 0
+        self.scans = self.lookups = 0
 
     def rows(self, user: str) -> Iterable[tuple[str, str]]:
         self.scans += 1
         return list(self.packed.get(user, {}).items())
+
+    def one(self, user: str, photo: str) -> str | None:
+        self.lookups += 1
+        return self.packed.get(user, {}).get(photo)
+
+
+def index_of(table: Table, max_bytes: int = 1 << 30) -> SimilarPhotos:
+    return SimilarPhotos(table.rows, table.one, max_bytes)
 
 
 def brute_force(packed: dict[str, str], photo: str, k: int) -> list[str]:
@@ -46,7 +54,7 @@ def brute_force(packed: dict[str, str], photo: str, k: int) -> list[str]:
 
 def test_the_answer_is_the_exact_nearest_photos_best_first_without_the_photo_itself() -> None:
     table = Table({"u": vectors(500)})
-    index = SimilarPhotos(table.rows, max_bytes=1 << 30)
+    index = index_of(table)
     for photo in ("p0", "p7", "p499"):
         found, searched = index.similar("u", photo, 20)
         assert searched == 500
@@ -58,12 +66,12 @@ def test_the_answer_is_the_exact_nearest_photos_best_first_without_the_photo_its
 
 def test_k_larger_than_the_library_lists_every_other_photo() -> None:
     table = Table({"u": vectors(3)})
-    found, _ = SimilarPhotos(table.rows, 1 << 30).similar("u", "p1", 20)
+    found, _ = index_of(table).similar("u", "p1", 20)
     assert sorted(f["photo_id"] for f in found) == ["p0", "p2"]
 
 
 def test_a_photo_without_an_embedding_is_a_key_error() -> None:
-    index = SimilarPhotos(Table({"u": vectors(3)}).rows, 1 << 30)
+    index = index_of(Table({"u": vectors(3)}))
     with pytest.raises(KeyError):
         index.similar("u", "nope", 5)
     with pytest.raises(KeyError):
@@ -73,7 +81,7 @@ def test_a_photo_without_an_embedding_is_a_key_error() -> None:
 def test_an_added_embedding_is_found_at_once_and_a_replaced_one_moves() -> None:
     users = {"u": vectors(50)}
     table = Table(users)
-    index = SimilarPhotos(table.rows, 1 << 30)
+    index = index_of(table)
     index.similar("u", "p0", 5)  # the matrix is in memory now
     twin = pack_embedding(users["u"]["p0"])
     index.added("u", "twin", twin)  # recorded by the worker; the table has it too
@@ -91,23 +99,27 @@ def test_an_added_embedding_is_found_at_once_and_a_replaced_one_moves() -> None:
 
 def test_a_photo_recorded_before_the_users_matrix_was_built_is_read_from_the_table() -> None:
     table = Table({"u": vectors(5)})
-    index = SimilarPhotos(table.rows, 1 << 30)
+    index = index_of(table)
     index.added("u", "p0", table.packed["u"]["p0"])  # no matrix yet: nothing kept
     assert index.nbytes == 0
     index.similar("u", "p0", 2)
     table.packed["u"]["late"] = table.packed["u"]["p1"]  # written elsewhere (another worker)
-    found, searched = index.similar("u", "late", 1)  # unknown to the matrix: scanned again
-    assert searched == 6 and found[0]["photo_id"] == "p1" and table.scans == 2
+    found, searched = index.similar("u", "late", 1)  # unknown to the matrix: looked up alone
+    assert searched == 6 and found[0]["photo_id"] == "p1"
+    assert table.scans == 1 and table.lookups == 1
+    with pytest.raises(KeyError):  # a photo the user lacks costs one lookup, not a scan
+        index.similar("u", "nope", 1)
+    assert table.scans == 1 and table.lookups == 2
     index.forget()  # a rebalance
     index.similar("u", "p0", 1)
-    assert table.scans == 3
+    assert table.scans == 2
 
 
 def test_memory_stays_under_the_bound_the_least_recently_asked_user_going_first() -> None:
     users = {u: vectors(100, seed=i) for i, u in enumerate(("a", "b", "c"))}
     table = Table(users)
     one = 100 * 64 * 4  # rows x width x float32 (the matrix holds exactly 100 rows here)
-    index = SimilarPhotos(table.rows, max_bytes=2 * one)
+    index = index_of(table, 2 * one)
     index.similar("a", "p0", 1)
     index.similar("b", "p0", 1)
     index.similar("a", "p0", 1)  # a is the most recent now
@@ -122,7 +134,7 @@ def test_memory_stays_under_the_bound_the_least_recently_asked_user_going_first(
 def test_embeddings_of_another_width_are_left_out_not_mixed() -> None:
     table = Table({"u": vectors(10)})
     table.packed["u"]["old-model"] = pack_embedding([1.0] * 32)
-    index = SimilarPhotos(table.rows, 1 << 30)
+    index = index_of(table)
     found, searched = index.similar("u", "p0", 20)
     assert searched == 10 and "old-model" not in {f["photo_id"] for f in found}
 
