@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot clean
+.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,10 @@ bench-similar: install
 
 bench-blobs: install
 	$(BIN)/python -m benchmarks.blob_fetch
+
+# enrichment throughput beside 200 concurrent HTTP API readers (--smoke: seconds)
+bench-api: models
+	$(BIN)/python -m benchmarks.api_isolation
 
 clean:
 	rm -rf $(VENV) .darkroom .mypy_cache .ruff_cache .pytest_cache .hypothesis

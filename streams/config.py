@@ -54,7 +54,19 @@ class KafkaSettings(BaseModel):
     )
     librdkafka: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra librdkafka settings for every client (security.protocol, sasl.*...)",
+        description="librdkafka settings for every client, the Faust worker's included "
+        "(security.protocol, sasl.mechanism, sasl.username, ssl.ca.location, ...: "
+        "streams/kafka/security.py)",
+    )
+    secret_files: dict[str, Path] = Field(
+        default_factory=dict,
+        description="librdkafka settings read from files, for secrets "
+        '(e.g. {"sasl.password": "/run/secrets/kafka-password"}); never logged',
+    )
+    oauth_token_provider: str | None = Field(
+        None,
+        description="For sasl.mechanism OAUTHBEARER: 'module:callable' returning "
+        "(token, expiry as epoch seconds) (streams/kafka/security.py)",
     )
 
 
@@ -72,6 +84,7 @@ class TopicSettings(BaseModel):
 
 
 BrokerEngine = Literal["embedded", "kafka"]
+BrokerSecurity = Literal["plaintext", "ssl", "sasl_ssl"]
 
 
 class BrokerSettings(BaseModel):
@@ -89,6 +102,15 @@ class BrokerSettings(BaseModel):
     kafka_version: str = Field("4.4.0", description="Apache Kafka version (engine 'kafka')")
     nodes: int = Field(1, ge=1, le=5, description="KRaft nodes (engine 'kafka'); 3 = failover")
     heap_mb: int = Field(512, ge=128, description="Java heap of each Kafka node (MB)")
+    security: BrokerSecurity = Field(
+        "plaintext",
+        description="engine 'kafka': 'sasl_ssl' (SCRAM-SHA-256/512 and PLAIN over TLS) or 'ssl' "
+        "(mutual TLS), with ACLs enforced; certificates and passwords in <state_dir>/security",
+    )
+    users: list[str] = Field(
+        ["worker", "publisher", "reader", "operator", "consumer"],
+        description="Users of a secured local Kafka besides the super user 'admin' (JSON list)",
+    )
     cache_dir: Path = Field(
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darkroom" / "kafka",
         description="Where the Kafka jars are kept, one folder per version",
@@ -249,6 +271,34 @@ class WorkerSettings(BaseModel):
         description="Memory for the users' embedding matrices that answer similar-photo "
         "queries (50,000 photos take 256 MB); least recently asked first out",
     )
+    similar_cache_users: int = Field(
+        10_000, ge=1, description="Most users whose similar-photo matrices are kept at once"
+    )
+    api_token_file: Path | None = Field(
+        None,
+        description="Bearer tokens the HTTP API accepts, one a line (read again when it "
+        "changes); unset = no token asked, which only a loopback web_host allows",
+    )
+    api_allow_anonymous: bool = Field(
+        False, description="Serve the data pages without a token on a non-loopback web_host"
+    )
+    api_open_health: bool = Field(True, description="/healthz and /metrics need no token")
+    api_max_requests: int = Field(
+        16, ge=1, description="Data requests a worker has in hand at once; more are 429"
+    )
+    api_query_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Share of one core that data requests may take: each waits for its turn, "
+        "charged 0.5 ms plus its query's CPU time (queries run in one thread)",
+    )
+    api_header_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers"
+    )
+    api_keepalive_timeout_s: float = Field(
+        20.0, gt=0, description="Seconds an idle kept-alive HTTP connection stays open"
+    )
     shutdown_timeout_s: float = Field(
         20.0,
         gt=0,
@@ -335,7 +385,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             if isinstance(value, SecretStr):
                 env[name] = value.get_secret_value()
             elif isinstance(value, dict | list):
-                env[name] = json.dumps(value)
+                env[name] = json.dumps(value, default=str)  # Path values as text
             else:
                 env[name] = str(value)
     return env

@@ -6,6 +6,8 @@ escapes to the CLI (one handler there turns it into a one-line message, never a 
     UsageError        2  bad arguments, settings or input files
     UnreachableError  3  Kafka, the schema registry or a store did not answer
     SetupError        4  something must be installed or built first (models, Java, ...)
+    AuthenticationError 5  Kafka refused who we are (password, certificate, mechanism)
+    AuthorizationError  6  Kafka knows who we are, but a right (an ACL) is missing
     OperationError    1  the command ran, but part of its work failed
 
 ``PhotoError`` is the family of one photo's failure: it never reaches the CLI; it names its
@@ -26,6 +28,8 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments or input (missing path, not an image, bad config)
     UNREACHABLE = 3  # Kafka (or the schema registry) did not answer
     SETUP = 4  # something must be installed or built first
+    AUTHENTICATION = 5  # Kafka refused the credentials, the certificate or the mechanism
+    AUTHORIZATION = 6  # a right (ACL) is missing
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -51,6 +55,20 @@ class SetupError(DarkroomError):
     """Something must be installed, built or started first (the message says what)."""
 
     exit_code = ExitCode.SETUP
+
+
+class AuthenticationError(DarkroomError):
+    """A service refused who we are: a wrong password, an untrusted certificate, a mechanism it
+    does not offer (the message names which)."""
+
+    exit_code = ExitCode.AUTHENTICATION
+
+
+class AuthorizationError(DarkroomError):
+    """A service knows who we are but refuses an operation: a right is missing (the message
+    names the principal, the operation and the resource)."""
+
+    exit_code = ExitCode.AUTHORIZATION
 
 
 class OperationError(DarkroomError):

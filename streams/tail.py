@@ -17,12 +17,8 @@ from confluent_kafka import (
 
 from streams.config import Settings
 from streams.contracts.codec import Codec, DecodedEvent, MalformedEventError
-from streams.errors import UsageError
 from streams.kafka.clients import KafkaReadError, make_consumer, message_headers, probe
-
-
-class TopicNotFoundError(UsageError, LookupError):
-    """The topic does not exist on the cluster."""
+from streams.kafka.rights import require_topics
 
 
 @dataclass(frozen=True)
@@ -106,9 +102,8 @@ def scan(
 
 def _partitions(settings: Settings, topic: str) -> list[int]:
     metadata = probe(settings)
-    if topic not in metadata.topics:
-        known = ", ".join(sorted(t for t in metadata.topics if not t.startswith("__"))) or "none"
-        raise TopicNotFoundError(f"topic {topic!r} does not exist (topics: {known})")
+    known = ", ".join(sorted(t for t in metadata.topics if not t.startswith("__"))) or "none"
+    require_topics(settings, metadata, [topic], f"topics: {known}")
     return sorted(metadata.topics[topic].partitions)
 
 

@@ -16,7 +16,7 @@ from streams.broker import (
     private_broker_settings,
     with_bootstrap,
 )
-from streams.config import BrokerEngine, Settings, load_settings, settings_env
+from streams.config import BrokerEngine, BrokerSecurity, Settings, load_settings, settings_env
 from streams.engine import Enricher
 from streams.engine.build import build as build_model
 from streams.kafka.topics import ensure_topics, project_topics
@@ -110,6 +110,52 @@ def kafka_trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluste
         yield cluster
     finally:
         cluster.stop()
+
+
+# Users of the secured cluster: one per role under test, and some with only part of a role
+SECURED_USERS = [
+    "worker",
+    "worker_eos",
+    "publisher",
+    "reader",
+    "nobody",
+    "describer",
+    "no_group",
+    "no_txn",
+    "exporter",
+    "replayer",
+    "consumer",
+]
+
+
+def secured_cluster(
+    factory: pytest.TempPathFactory, security: BrokerSecurity, users: list[str]
+) -> Iterator[KafkaCluster]:
+    """A one-node Apache Kafka in ``security`` mode with ``users``, stopped at the end."""
+    require_kafka()
+    state = factory.mktemp(f"kafka-{security}") / "state"
+    settings = private_broker_settings(
+        load_settings(), state, engine="kafka", security=security, users=users
+    )
+    cluster = KafkaCluster(settings)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """An Apache Kafka with a SASL_SSL listener (SCRAM-SHA-256/512, PLAIN), the
+    StandardAuthorizer and the users above; started by the first test that uses it."""
+    yield from secured_cluster(tmp_path_factory, "sasl_ssl", SECURED_USERS)
+
+
+@pytest.fixture
+def secured_admin(secured_kafka: KafkaCluster, tmp_path: Path) -> Settings:
+    """The secured cluster's super user, with topics of the test's own."""
+    return own_topics(secured_kafka.client_settings(), tmp_path)
 
 
 def own_topics(base: Settings, tmp_path: Path) -> Settings:

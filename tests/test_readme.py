@@ -11,8 +11,13 @@ def test_every_setting_is_documented_and_nothing_else() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     documented = set(re.findall(r"^\| `(DARKROOM_[A-Z0-9_]+)` \|", readme, flags=re.MULTILINE))
     defaults = Settings(
-        kafka={"schema_registry_url": "x", "schema_registry_auth": "a:b"},
+        kafka={
+            "schema_registry_url": "x",
+            "schema_registry_auth": "a:b",
+            "oauth_token_provider": "m:f",
+        },
         blobs={"s3_endpoint": "http://x", "s3_region": "x"},
+        worker={"api_token_file": "x"},
     )
     assert documented == set(settings_env(defaults))
 

@@ -182,7 +182,15 @@ class EmbeddedBroker:
         )
 
     def _probe_settings(self, bootstrap: str) -> Settings:
-        kafka = self.settings.kafka.model_copy(update={"bootstrap": bootstrap})
+        # tansu speaks PLAINTEXT only: the user's security settings are for another cluster
+        kafka = self.settings.kafka.model_copy(
+            update={
+                "bootstrap": bootstrap,
+                "librdkafka": {},
+                "secret_files": {},
+                "oauth_token_provider": None,
+            }
+        )
         return self.settings.model_copy(update={"kafka": kafka})
 
     def _write_pid_file(self, pid: int, started_at: float) -> None:

@@ -8,7 +8,7 @@ from streams.broker import embedded, kafka
 from streams.broker.embedded import EmbeddedBroker
 from streams.broker.kafka import KafkaCluster
 from streams.broker.process import free_port
-from streams.config import BrokerEngine, Settings
+from streams.config import BrokerEngine, BrokerSecurity, Settings
 
 LocalBroker = EmbeddedBroker | KafkaCluster
 
@@ -36,6 +36,8 @@ def private_broker_settings(
     *,
     engine: BrokerEngine | None = None,
     nodes: int | None = None,
+    security: BrokerSecurity | None = None,
+    users: list[str] | None = None,
 ) -> Settings:
     """Settings for a broker of one's own: a free port, its own state folder, the client
     profile of its engine, and ``kafka.bootstrap`` naming every node.
@@ -50,7 +52,14 @@ def private_broker_settings(
         raise ValueError("the embedded broker (tansu) is a single node")
     port = free_port(settings.broker.host)
     broker = settings.broker.model_copy(
-        update={"port": port, "state_dir": state_dir, "engine": engine, "nodes": nodes}
+        update={
+            "port": port,
+            "state_dir": state_dir,
+            "engine": engine,
+            "nodes": nodes,
+            "security": security or settings.broker.security,
+            "users": settings.broker.users if users is None else users,
+        }
     )
     own = settings.model_copy(update={"broker": broker})
     if engine == "kafka":

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from streams.broker.jars import java_binary, resolve_jars
 from streams.broker.kafka_config import (
@@ -29,6 +29,7 @@ from streams.broker.kafka_config import (
     node_properties,
     render_properties,
 )
+from streams.broker.local_security import ADMIN, LocalSecurity
 from streams.broker.process import (
     BrokerError,
     BrokerStatus,
@@ -40,8 +41,9 @@ from streams.broker.process import (
     port_free,
     tail,
     terminate_all,
+    write_private,
 )
-from streams.config import Settings
+from streams.config import BrokerSecurity, Settings
 from streams.kafka.clients import BrokerUnreachableError, probe
 from streams.logs import get_logger
 
@@ -70,6 +72,7 @@ class KafkaCluster:
         self.layout_file = self.state_dir / "cluster.json"
         self.log_file = self.log_file_of(1)
         self.start_timeout_s = max(broker.start_timeout_s, MIN_START_TIMEOUT_S)
+        self.security = LocalSecurity(self.state_dir, broker.security, broker.users, self.host)
         self._pids = PidFile(self.pid_file)
         self._progress = progress or (lambda message: _log.info(message))
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -112,8 +115,14 @@ class KafkaCluster:
         """The cluster's id and ports: as saved in this state dir, else chosen now and saved."""
         layout = ClusterLayout.load(self.layout_file)
         if layout is None:
-            layout = ClusterLayout.create(self.nodes, self.host, self.port)
+            layout = ClusterLayout.create(self.nodes, self.host, self.port, self.security.mode)
             layout.save(self.layout_file)
+        elif layout.security != self.security.mode:
+            raise BrokerError(
+                f"{self.state_dir} holds a Kafka cluster with security {layout.security}, not "
+                f"{self.security.mode}: start it with --security {layout.security}, or use "
+                "another state dir (DARKROOM_BROKER_STATE_DIR)"
+            )
         elif layout.nodes != self.nodes:
             raise BrokerError(
                 f"{self.state_dir} holds a {layout.nodes}-node Kafka cluster, not {self.nodes}: "
@@ -121,6 +130,11 @@ class KafkaCluster:
                 "(DARKROOM_BROKER_STATE_DIR), or delete that folder and its data"
             )
         return layout
+
+    def recorded_security(self) -> BrokerSecurity | None:
+        """The security mode this state dir's cluster was created with (None: no cluster)."""
+        layout = ClusterLayout.load(self.layout_file)
+        return None if layout is None else cast(BrokerSecurity, layout.security)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -223,11 +237,25 @@ class KafkaCluster:
             detail = "process alive but not answering Metadata"
         return NodeStatus(node_id, True, bootstrap, pid, started_at, log, detail)
 
-    def _probe_settings(self, bootstrap: str) -> Settings:
-        # the local cluster speaks PLAINTEXT: a user's extra librdkafka settings (SASL, TLS)
-        # are for their own cluster and would only break the probe
+    def client_settings(self, user: str = ADMIN, mechanism: str = "SCRAM-SHA-512") -> Settings:
+        """The settings with every node's bootstrap and the security that connects as ``user``
+        (the super user by default; none in plaintext mode)."""
+        ports = self._record().get("ports", {})  # as started (node 1's port may differ now)
+        bootstrap = ",".join(f"{self.host}:{p}" for _, p in sorted(ports.items()))
+        return self._probe_settings(bootstrap or self.bootstrap, user, mechanism)
+
+    def _probe_settings(
+        self, bootstrap: str, user: str = ADMIN, mechanism: str = "SCRAM-SHA-512"
+    ) -> Settings:
+        # the cluster's own security, never the user's librdkafka settings (for their cluster)
+        client = self.security.client(user, mechanism)
         kafka = self.settings.kafka.model_copy(
-            update={"bootstrap": bootstrap, "profile": "standard", "librdkafka": {}}
+            update={
+                "bootstrap": bootstrap,
+                "profile": "standard",
+                "librdkafka": client.librdkafka,
+                "secret_files": client.secret_files,
+            }
         )
         return self.settings.model_copy(update={"kafka": kafka})
 
@@ -239,11 +267,14 @@ class KafkaCluster:
         jars = resolve_jars(self.version, self.settings.broker.cache_dir, self._progress)
         (self.state_dir / "log4j2.xml").write_text(LOG4J2_XML, encoding="utf-8")
         fresh = []
+        security = self.security.properties()
         for node in node_ids:
             data = self.node_dir(node) / "data"
-            props = node_properties(node, layout, self.host, self.port, data)
+            props = node_properties(
+                node, layout, self.host, self.port, data, self.security.listener, security
+            )
             self._properties(node).parent.mkdir(parents=True, exist_ok=True)
-            self._properties(node).write_text(render_properties(props), encoding="utf-8")
+            write_private(self._properties(node), render_properties(props))  # holds passwords
             if not (data / "meta.properties").is_file():  # formatted once: data survives
                 fresh.append(node)
         self._format(fresh, java, jars, layout)
@@ -253,6 +284,7 @@ class KafkaCluster:
                 self._launch(node, java, jars, layout)
                 started.append(node)
             self._wait_ready(started, expect)
+            self.security.create_users(self.client_settings())
         except BaseException:
             record = self._record()
             pids = [int(record["nodes"][str(n)]["pid"]) for n in started]
@@ -305,7 +337,8 @@ class KafkaCluster:
         running = []
         for node in node_ids:
             args = ("kafka.tools.StorageTool", "format", "-t", layout.cluster_id)
-            command = self._java_command(java, jars, node, *args, "-c", str(self._properties(node)))
+            config = ("-c", str(self._properties(node)), *self.security.scram_arguments())
+            command = self._java_command(java, jars, node, *args, *config)
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

@@ -80,14 +80,17 @@ class ClusterLayout:
     nodes: int
     broker_ports: dict[int, int]  # nodes 2..N
     controller_ports: dict[int, int]  # nodes 1..N
+    security: str = "plaintext"  # a sasl_ssl cluster's admin credentials are made at format
 
     @classmethod
-    def create(cls, nodes: int, host: str, first_port: int) -> ClusterLayout:
+    def create(
+        cls, nodes: int, host: str, first_port: int, security: str = "plaintext"
+    ) -> ClusterLayout:
         """A new layout with free ports (none equal to ``first_port``)."""
         ports = free_ports(2 * nodes - 1, host, exclude=[first_port])
         controllers = {n: ports[n - 1] for n in range(1, nodes + 1)}
         brokers = {n: ports[nodes + n - 2] for n in range(2, nodes + 1)}
-        return cls(new_cluster_id(), nodes, brokers, controllers)
+        return cls(new_cluster_id(), nodes, brokers, controllers, security)
 
     @classmethod
     def load(cls, path: Path) -> ClusterLayout | None:
@@ -99,6 +102,7 @@ class ClusterLayout:
                 nodes=int(raw["nodes"]),
                 broker_ports={int(k): int(v) for k, v in raw["broker_ports"].items()},
                 controller_ports={int(k): int(v) for k, v in raw["controller_ports"].items()},
+                security=str(raw.get("security", "plaintext")),
             )
         except FileNotFoundError:
             return None
@@ -114,6 +118,7 @@ class ClusterLayout:
                 "nodes": self.nodes,
                 "broker_ports": self.broker_ports,
                 "controller_ports": self.controller_ports,
+                "security": self.security,
             },
         )
 
@@ -137,23 +142,31 @@ def new_cluster_id() -> str:
 
 
 def node_properties(
-    node_id: int, layout: ClusterLayout, host: str, first_port: int, data_dir: Path
+    node_id: int,
+    layout: ClusterLayout,
+    host: str,
+    first_port: int,
+    data_dir: Path,
+    listener: str = LISTENERS,
+    security: Mapping[str, str] = MappingProxyType({}),
 ) -> dict[str, str]:
-    """Every property of one node: its identity and listeners, then the shared ones."""
+    """Every property of one node: its identity and listeners, the shared ones, then those of
+    its security mode (``listener``: PLAINTEXT, SSL or SASL_SSL; streams/broker/local_security)."""
     port = layout.broker_port(node_id, first_port)
     controller_port = layout.controller_ports[node_id]
     return {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         "controller.quorum.voters": layout.voters(host),
-        "listeners": f"{LISTENERS}://{host}:{port},{CONTROLLER}://{host}:{controller_port}",
-        "advertised.listeners": f"{LISTENERS}://{host}:{port}",
+        "listeners": f"{listener}://{host}:{port},{CONTROLLER}://{host}:{controller_port}",
+        "advertised.listeners": f"{listener}://{host}:{port}",
         "controller.listener.names": CONTROLLER,
-        "listener.security.protocol.map": f"{LISTENERS}:PLAINTEXT,{CONTROLLER}:PLAINTEXT",
-        "inter.broker.listener.name": LISTENERS,
+        "listener.security.protocol.map": f"{listener}:{listener},{CONTROLLER}:PLAINTEXT",
+        "inter.broker.listener.name": listener,
         "log.dirs": str(data_dir),
         **replication_properties(layout.nodes),
         **BROKER_PROPERTIES,
+        **security,
     }
 
 

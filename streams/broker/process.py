@@ -79,10 +79,23 @@ class PidFile:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` through a temporary file and a rename."""
+    write_file(path, json.dumps(payload, indent=1).encode())
+
+
+def write_file(path: Path, data: bytes, private: bool = False) -> None:
+    """Write ``data`` through a temporary file and a rename; ``private``: readable by the
+    owner only (0600) from the first byte, for keys and passwords."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
     tmp.replace(path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """``write_file`` of UTF-8 text, owner-only."""
+    write_file(path, text.encode(), private=True)
 
 
 def cmdline(pid: int) -> str | None:

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from streams import __version__
 from streams.cli import (
+    acls,
     broker,
     config_cmd,
     demo,
@@ -21,6 +22,7 @@ from streams.cli import (
     publish,
     replay,
     tail,
+    topics,
     worker,
 )
 from streams.cli.common import AppState, fail
@@ -54,12 +56,14 @@ app = typer.Typer(
 app.add_typer(broker.app, name="broker")
 app.add_typer(models.app, name="models")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(topics.app, name="topics")
 app.command("publish")(publish.publish)
 app.command("tail")(tail.tail)
 app.command("config")(config_cmd.config)
 app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
 app.command("replay")(replay.replay)
+app.command("acls")(acls.acls)
 
 
 def _version(value: bool) -> None:

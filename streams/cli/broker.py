@@ -16,7 +16,7 @@ from streams.broker import (
     with_bootstrap,
 )
 from streams.cli.common import ExitCode, console, state
-from streams.config import BrokerEngine, Settings
+from streams.config import BrokerEngine, BrokerSecurity, Settings
 from streams.kafka.topics import ensure_topics, project_topics
 
 app = typer.Typer(
@@ -30,12 +30,25 @@ ENGINE_HELP = "embedded = tansu; kafka = Apache Kafka (default: broker.engine)"
 NODES_HELP = "Kafka nodes (engine kafka; default: broker.nodes); 3 = a cluster that survives a kill"
 
 
-def _settings(settings: Settings, engine: BrokerEngine | None, nodes: int | None) -> Settings:
+SECURITY_HELP = (
+    "engine kafka: sasl_ssl (SCRAM-SHA-256/512, PLAIN over TLS) or ssl (mutual TLS), ACLs "
+    "enforced (default: broker.security, plaintext)"
+)
+
+
+def _settings(
+    settings: Settings,
+    engine: BrokerEngine | None,
+    nodes: int | None,
+    security: BrokerSecurity | None = None,
+) -> Settings:
     update: dict[str, object] = {}
     if engine is not None:
         update["engine"] = engine
     if nodes is not None:
         update["nodes"] = nodes
+    if security is not None:
+        update["security"] = security
     return settings.model_copy(update={"broker": settings.broker.model_copy(update=update)})
 
 
@@ -45,12 +58,13 @@ def _recorded(settings: Settings) -> dict[BrokerEngine, LocalBroker]:
     return {engine: local_broker(settings, engine) for engine in engines}
 
 
-def _topic_settings(settings: Settings, status: BrokerStatus) -> Settings:
-    """Settings to create the topics on the broker just started: its own bootstrap, and for a
-    Kafka cluster at least min(nodes, 3) replicas (never more than nodes)."""
-    own = with_bootstrap(settings, status.bootstrap)
-    if settings.broker.engine != "kafka":
-        return own
+def _topic_settings(settings: Settings, broker: LocalBroker, status: BrokerStatus) -> Settings:
+    """Settings to create the topics on the broker just started: its own bootstrap (and its
+    super user when secured), and for a Kafka cluster at least min(nodes, 3) replicas (never
+    more than nodes)."""
+    if not isinstance(broker, KafkaCluster):
+        return with_bootstrap(settings, status.bootstrap)
+    own = broker.client_settings()
     nodes = settings.broker.nodes
     replication = min(max(settings.topics.replication, min(nodes, 3)), nodes)
     return own.model_copy(
@@ -63,9 +77,12 @@ def start(
     ctx: typer.Context,
     engine: BrokerEngine | None = typer.Option(None, "--engine", help=ENGINE_HELP),
     nodes: int | None = typer.Option(None, "--nodes", min=1, max=5, help=NODES_HELP),
+    security: BrokerSecurity | None = typer.Option(None, "--security", help=SECURITY_HELP),
 ) -> None:
     """Start the broker (if not running) and create the project's topics."""
-    settings = _settings(state(ctx).settings, engine, nodes)
+    settings = _settings(state(ctx).settings, engine, nodes, security)
+    if settings.broker.security != "plaintext" and settings.broker.engine != "kafka":
+        raise BrokerError("--security needs --engine kafka (tansu has no TLS or SASL)")
     chosen = settings.broker.engine
     for recorded, other in _recorded(settings).items():
         if recorded != chosen and other.status().running:
@@ -80,7 +97,7 @@ def start(
         else local_broker(settings)
     )
     status = broker.start()
-    topic_settings = _topic_settings(settings, status)
+    topic_settings = _topic_settings(settings, broker, status)
     created = ensure_topics(topic_settings, project_topics(topic_settings))
     verb = "started" if status.detail == "started" else "already running"
     what = "broker" if chosen == "embedded" else f"Apache Kafka {settings.broker.kafka_version}"
@@ -96,6 +113,50 @@ def start(
             f"replication {t.replication})"
         )
     _notes(settings, status, topic_settings)
+    if isinstance(broker, KafkaCluster) and broker.security.mode != "plaintext":
+        user = next((u for u in broker.security.users if u != "admin"), "admin")
+        console.print(
+            f"security: {broker.security.mode}, ACLs enforced, super user 'admin'; users: "
+            f"{', '.join(broker.security.users)}. Client settings for '{user}' (darkroom.toml; "
+            f"`darkroom broker client-config --user NAME` for another):"
+        )
+        console.print(client_toml(broker, user), highlight=False, markup=False)
+
+
+def client_toml(cluster: KafkaCluster, user: str, mechanism: str = "SCRAM-SHA-512") -> str:
+    """The [kafka] settings that connect to ``cluster`` as ``user``, as TOML (no secret: the
+    password stays in its file)."""
+    settings = cluster.client_settings(user, mechanism).kafka
+    lines = ["[kafka]", f'bootstrap = "{settings.bootstrap}"', 'profile = "standard"']
+    lines += ["", "[kafka.librdkafka]"]
+    lines += [f'"{k}" = "{v}"' for k, v in settings.librdkafka.items()]
+    if settings.secret_files:
+        lines += ["", "[kafka.secret_files]"]
+        lines += [f'"{k}" = "{v}"' for k, v in settings.secret_files.items()]
+    return "\n".join(lines)
+
+
+@app.command("client-config")
+def client_config(
+    ctx: typer.Context,
+    user: str = typer.Option("admin", "--user", help="A user of the secured local Kafka"),
+    mechanism: str = typer.Option(
+        "SCRAM-SHA-512", "--mechanism", help="SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN (sasl_ssl)"
+    ),
+) -> None:
+    """Print the [kafka] settings (TOML) that connect to the local Kafka as USER."""
+    settings = state(ctx).settings
+    cluster = KafkaCluster(settings)
+    recorded = cluster.recorded_security()
+    if recorded is None:
+        raise BrokerError(f"no Kafka cluster in {settings.broker.state_dir}")
+    cluster = KafkaCluster(_settings(settings, "kafka", None, recorded))
+    if user not in cluster.security.users:
+        raise BrokerError(
+            f"no user {user!r} on this cluster (its users: {', '.join(cluster.security.users)}; "
+            "add one to DARKROOM_BROKER_USERS and start it again)"
+        )
+    typer.echo(client_toml(cluster, user, mechanism))
 
 
 def _notes(settings: Settings, status: BrokerStatus, topic_settings: Settings) -> None:

@@ -54,9 +54,15 @@ def settings_items(settings: Settings) -> Iterator[tuple[str, Any]]:
             yield f"{section_name}.{field_name}", getattr(section, field_name)
 
 
+# settings whose values are paths of files holding secrets: the paths help, the files stay unread
+_SECRET_PATHS = ("kafka.secret_files",)
+
+
 def _show(key: str, value: Any) -> Any:
     if isinstance(value, SecretStr):
         return MASK if value.get_secret_value() else ""
+    if isinstance(value, dict) and key in _SECRET_PATHS:
+        return {k: str(v) for k, v in value.items()}
     if isinstance(value, dict):
         return {k: MASK if _is_secret(k) else v for k, v in value.items()}
     return value if isinstance(value, bool | int | float | type(None)) else str(value)

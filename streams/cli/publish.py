@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from confluent_kafka import KafkaError, KafkaException
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,6 +17,8 @@ from streams.cli.common import ExitCode, console, err_console, fail, state
 from streams.config import Settings
 from streams.contracts.codec import Codec
 from streams.kafka.clients import make_producer, probe
+from streams.kafka.refusals import missing_right
+from streams.kafka.rights import require_topics
 from streams.publish import (
     InvalidUserIdError,
     PhotoFile,
@@ -86,11 +89,9 @@ def send_with_progress(
     """Publish checked files with a progress bar and a summary; exits on unreachable Kafka."""
     metadata = probe(settings)  # BrokerUnreachableError: exit 3, through the CLI's handler
     topic = settings.topics.uploaded
-    if topic not in metadata.topics:
-        fail(
-            f"topic {topic!r} does not exist on {settings.kafka.bootstrap}; "
-            "`darkroom broker start` creates it for the embedded broker"
-        )
+    require_topics(
+        settings, metadata, [topic], "`darkroom broker start` creates it for the local brokers"
+    )
     publisher = Publisher(
         make_producer(settings, **{"message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)}),
         codec,
@@ -118,6 +119,16 @@ def send_with_progress(
 
         try:
             report = publisher.publish(files, user=user, inline=inline, on_done=done)
+        except KafkaException as exc:
+            code = exc.args[0].code()
+            if code not in (
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            ):
+                raise
+            # an idempotent producer needs WRITE on a topic before it may send at all (Kafka
+            # answers InitProducerId with CLUSTER_AUTHORIZATION_FAILED): nothing was sent
+            raise missing_right(settings, "WRITE", "topic", topic) from None
         except KeyboardInterrupt as interrupt:
             progress.stop()
             _summarise(getattr(interrupt, "report", PublishReport()), topic)

@@ -8,8 +8,10 @@ import typer
 
 from streams.cli.common import ExitCode, console, fail, state
 from streams.kafka.clients import probe
+from streams.kafka.rights import require_group, require_topics, require_transactions
 from streams.kafka.topics import ensure_topics, shadow_topic
 from streams.worker import local_state
+from streams.worker.access import ApiAccess
 from streams.worker.agent import DarkroomWorker
 from streams.worker.app import create_stream_app
 
@@ -25,17 +27,20 @@ def worker(
 ) -> None:
     """Enrich photos.uploaded into photos.enriched / photos.failed, with tables and a web API."""
     settings = state(ctx).settings
+    ApiAccess.from_settings(settings.worker)  # an exposed API without a token: refused first
     metadata = probe(settings)
-    missing = [
-        t
-        for t in (settings.topics.uploaded, settings.topics.enriched, settings.topics.failed)
-        if t not in metadata.topics
-    ]
-    if missing:
-        fail(
-            f"topics missing on {settings.kafka.bootstrap}: {', '.join(missing)} "
-            "(`darkroom broker start` creates them for the embedded broker)"
-        )
+    t = settings.topics
+    require_topics(
+        settings,
+        metadata,
+        [t.uploaded, t.enriched, t.failed],
+        "`darkroom broker start` creates them for the local brokers; `darkroom topics plan` "
+        "lists what to create on a cluster of your own",
+    )
+    # a missing right is a named error now, not a silent wait in the group or a dead producer
+    require_group(settings, settings.worker.app_id, t.uploaded)
+    if settings.worker.guarantee == "exactly_once":
+        require_transactions(settings, f"{settings.worker.app_id}-rights-check")
     stream = create_stream_app(settings)
     ensure_topics(settings, [shadow_topic(settings), *stream.changelog_topics()])
     tabledir = Path(stream.app.conf.tabledir)

@@ -105,13 +105,17 @@ class ConfluentCodec:
     """Confluent wire format through a Schema Registry (confluent-kafka's serializers)."""
 
     def __init__(
-        self, repository: SchemaRepository, registry_url: str, basic_auth: str | None = None
+        self,
+        repository: SchemaRepository,
+        registry_url: str,
+        basic_auth: str | None = None,
+        tls: dict[str, str] | None = None,
     ) -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
         from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
         from confluent_kafka.serialization import MessageField, SerializationContext
 
-        conf = {"url": registry_url}
+        conf = {"url": registry_url, **(tls or {})}
         if basic_auth:
             conf["basic.auth.user.info"] = basic_auth
         self.repository = repository
@@ -169,12 +173,19 @@ class ConfluentCodec:
         return DecodedEvent(event_type, f"registry id {schema_id}", record)
 
 
+# The registry client takes TLS settings under librdkafka's names: the same files as Kafka's
+REGISTRY_TLS_KEYS = ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location")
+
+
 def make_codec(
-    repository: SchemaRepository, registry_url: str | None = None, basic_auth: str | None = None
+    repository: SchemaRepository,
+    registry_url: str | None = None,
+    basic_auth: str | None = None,
+    tls: dict[str, str] | None = None,
 ) -> Codec:
     """The configured codec: Confluent when a registry URL is set, single-object otherwise."""
     if registry_url:
-        return ConfluentCodec(repository, registry_url, basic_auth)
+        return ConfluentCodec(repository, registry_url, basic_auth, tls)
     return SingleObjectCodec(repository)
 
 
@@ -185,6 +196,9 @@ def codec_from_settings(settings: Settings, repository: SchemaRepository | None 
         repository or SchemaRepository(settings.paths.schemas),
         settings.kafka.schema_registry_url,
         auth.get_secret_value() if auth else None,
+        # one security configuration: an https registry trusts the CA (and presents the client
+        # certificate) that kafka.librdkafka names for Kafka
+        {k: v for k, v in settings.kafka.librdkafka.items() if k in REGISTRY_TLS_KEYS},
     )
 
 

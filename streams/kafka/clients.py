@@ -21,6 +21,8 @@ from confluent_kafka.admin._metadata import ClusterMetadata
 from streams.config import Settings
 from streams.errors import OperationError, UnreachableError
 from streams.kafka.profiles import get_profile
+from streams.kafka.refusals import ClientErrors
+from streams.kafka.security import KafkaSecurity, client_config
 
 
 class BrokerUnreachableError(UnreachableError, ConnectionError):
@@ -37,7 +39,7 @@ def _common(settings: Settings) -> dict[str, Any]:
         "client.id": settings.kafka.client_id,
         # librdkafka logs through Python logging (and so through structlog).
         "logger": logging.getLogger("librdkafka"),
-        **settings.kafka.librdkafka,
+        **client_config(settings.kafka),  # security: streams/kafka/security.py
     }
 
 
@@ -89,16 +91,36 @@ def make_admin(settings: Settings) -> AdminClient:
 
 
 def probe(settings: Settings, timeout_s: float = 5.0) -> ClusterMetadata:
-    """Cluster metadata, or BrokerUnreachableError naming the bootstrap and what to do."""
-    try:
-        metadata: ClusterMetadata = make_admin(settings).list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise BrokerUnreachableError(
-            f"Kafka at {settings.kafka.bootstrap} did not answer within {timeout_s:g} s "
-            f"({exc.args[0].str() if exc.args else exc}). Start the embedded broker with "
-            "`darkroom broker start`, or point DARKROOM_KAFKA_BOOTSTRAP at your cluster."
-        ) from None
-    return metadata
+    """Cluster metadata; else the reason, as soon as it is known: KafkaAuthenticationError
+    (refused credentials, untrusted certificate, ...), or BrokerUnreachableError after
+    ``timeout_s`` naming the bootstrap and what to do."""
+    errors = ClientErrors()
+    admin = AdminClient({**_common(settings), "error_cb": errors})  # type: ignore[dict-item]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            # short tries: an authentication failure is known in milliseconds, and waiting out
+            # the whole timeout for it would only hide it behind "did not answer"
+            remaining = max(deadline - time.monotonic(), 0.05)
+            metadata: ClusterMetadata = admin.list_topics(timeout=min(0.5, remaining))
+            return metadata
+        except KafkaException as exc:
+            last = exc.args[0].str() if exc.args else str(exc)
+        admin.poll(0)  # serves error_cb
+        errors.raise_refusal(settings)
+        if time.monotonic() >= deadline:
+            break
+    hint = (
+        "Start the embedded broker with `darkroom broker start`, or point "
+        "DARKROOM_KAFKA_BOOTSTRAP at your cluster (one that needs TLS or SASL needs "
+        "security.protocol in kafka.librdkafka)."
+        if KafkaSecurity.from_settings(settings.kafka).protocol == "PLAINTEXT"
+        else "Is DARKROOM_KAFKA_BOOTSTRAP right, and the cluster up?"
+    )
+    raise BrokerUnreachableError(
+        f"Kafka at {settings.kafka.bootstrap} did not answer within {timeout_s:g} s ({last}). "
+        + hint
+    ) from None
 
 
 # A partition led in the metadata, whose leader has not taken it up yet: seen on Apache Kafka 4.4

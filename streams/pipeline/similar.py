@@ -4,10 +4,17 @@ Exact search is fast enough here: one user's 50,000 embeddings (1280 float32 eac
 one matrix-vector product, well under the 50 ms goal on this 2-core CPU (benchmarks/similar.py),
 so there is no approximate index and no recall to lose. The embeddings live in a table keyed
 ``keys.photo_key(user, photo)``, so one user's rows are one prefix scan. Each user's matrix is
-built on their first query and kept in memory (least recently asked first out past
-``max_bytes``), and ``added`` keeps it up to date as the worker records new embeddings; a photo
-a loaded matrix lacks is looked up alone (a 404 costs one key, not the user's rows). The worker
-drops every matrix on a rebalance: another worker may have written a user's rows since.
+built on their first query and kept in memory, and ``added`` keeps it up to date as the worker
+records new embeddings; a photo a loaded matrix lacks is looked up alone (a 404 costs one key,
+not the user's rows). The worker drops every matrix on a rebalance: another worker may have
+written a user's rows since.
+
+The cache is bounded in users and in bytes, least recently asked first out, whatever ids are
+asked: a user with no rows is never kept (33,000 requests for made-up ids once grew a worker by
+200 MB, each kept as an empty matrix counted as 0 bytes), and each user counts a floor for its
+key and bookkeeping beside the matrix, each photo its id. ``added`` runs on the worker's event
+loop: it never waits for a query holding the lock (a 50,000-photo scan), its embedding waits
+in a bounded queue for the next holder instead.
 
 Embeddings are L2-normalised by the model runner (streams.inference.tasks.classify), so the dot
 product is the cosine; rows are normalised again after the float16 round trip.
@@ -29,6 +36,13 @@ Rows = Callable[[str], Iterable[tuple[str, str]]]  # user -> (photo id, packed e
 Lookup = Callable[[str, str], str | None]  # (user, photo) -> its packed embedding, or None
 Matrix = np.ndarray[Any, np.dtype[np.float32]]
 
+# What a kept user costs beside its rows, counted so that the bound holds for any ids asked:
+# measured with tracemalloc at about 1 kB an entry and 130 bytes a photo beyond the characters
+# of the ids; both rounded up (tests/pipeline/test_similar.py checks the count against it).
+ENTRY_FLOOR_BYTES = 2048
+PHOTO_FLOOR_BYTES = 160
+PENDING_MAX = 10_000  # embeddings ``added`` may queue while a query holds the lock
+
 
 @dataclass
 class _UserMatrix:
@@ -37,6 +51,7 @@ class _UserMatrix:
     rows: Matrix
     ids: list[str] = field(default_factory=list)
     where: dict[str, int] = field(default_factory=dict)
+    id_bytes: int = 0  # the characters of ``ids``
 
     @classmethod
     def of(cls, pairs: Iterable[tuple[str, Matrix]]) -> _UserMatrix:
@@ -51,7 +66,8 @@ class _UserMatrix:
 
     @property
     def nbytes(self) -> int:
-        return int(self.rows.nbytes)
+        """The rows, and each photo's id and place in ``ids`` and ``where``."""
+        return int(self.rows.nbytes) + len(self.ids) * PHOTO_FLOOR_BYTES + self.id_bytes
 
     def put(self, photo: str, vector: Matrix) -> None:
         if not self.ids and len(vector) != self.rows.shape[1]:  # the first row sets the width
@@ -67,6 +83,7 @@ class _UserMatrix:
                 self.rows = grown
             self.ids.append(photo)
             self.where[photo] = row
+            self.id_bytes += len(photo)
         self.rows[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
 
     def nearest(self, photo: str, k: int) -> list[dict[str, Any]] | None:
@@ -85,30 +102,39 @@ class _UserMatrix:
 
 class SimilarPhotos:
     """Each user's "more like this", from the rows ``rows(user)`` gives and the one row
-    ``lookup(user, photo)`` gives; thread-safe (queries run off the event loop, ``added`` on
-    it)."""
+    ``lookup(user, photo)`` gives; at most ``max_users`` users and ``max_bytes`` kept.
+    Thread-safe: queries run off the event loop, ``added`` on it."""
 
-    def __init__(self, rows: Rows, lookup: Lookup, max_bytes: int) -> None:
-        self.rows, self.lookup, self.max_bytes = rows, lookup, max_bytes
+    def __init__(self, rows: Rows, lookup: Lookup, max_bytes: int, max_users: int = 10_000) -> None:
+        self.rows, self.lookup = rows, lookup
+        self.max_bytes, self.max_users = max_bytes, max_users
         self._users: OrderedDict[str, _UserMatrix] = OrderedDict()
+        self._bytes = 0  # what ``_users`` holds, as ``_cost`` counts it
         self._lock = threading.Lock()
+        self._pending: list[tuple[str, str, str]] = []  # ``added`` while the lock was taken
+        self._pending_lock = threading.Lock()  # held for an append or a swap, never longer
+        self._stale = False  # the queue overflowed: the matrices may lack rows
 
     def similar(self, user_id: str, photo_id: str, k: int) -> tuple[list[dict[str, Any]], int]:
         """(the ``k`` photos of the user nearest ``photo_id``, best first with their cosine;
         how many photos were searched). KeyError if the photo has no embedding here."""
         with self._lock:
+            self._apply_pending()
             matrix = self._users.get(user_id)
             if matrix is None:
                 matrix = _UserMatrix.of(
                     (photo, unpack_embedding(packed)) for photo, packed in self.rows(user_id)
                 )
-                self._users[user_id] = matrix
-                self._evict(keep=user_id)
+                if not matrix.ids:
+                    raise KeyError(photo_id)  # no rows: nothing worth keeping (made-up ids)
+                self._keep(user_id, matrix)
+                self._apply_pending()  # recorded during the scan, which may have missed them
             elif photo_id not in matrix.where:  # none, or written before the matrix was loaded
                 packed = self.lookup(user_id, photo_id)
                 if packed is not None:
-                    matrix.put(photo_id, unpack_embedding(packed))
-            self._users.move_to_end(user_id)
+                    self._put(user_id, matrix, photo_id, packed)
+            if user_id in self._users:  # (a queue overflow may have dropped every user)
+                self._users.move_to_end(user_id)
             found = matrix.nearest(photo_id, k)
             if found is None:
                 raise KeyError(photo_id)
@@ -116,24 +142,75 @@ class SimilarPhotos:
 
     def added(self, user_id: str, photo_id: str, packed: str) -> None:
         """A new or replaced embedding: into the user's matrix if it is in memory (else the
-        next query's scan finds it)."""
-        with self._lock:
-            matrix = self._users.get(user_id)
-            if matrix is not None:
-                matrix.put(photo_id, unpack_embedding(packed))
-                self._evict(keep=user_id)
+        next query's scan finds it). Never waits for a query: queued while one runs."""
+        if not self._lock.acquire(blocking=False):
+            with self._pending_lock:
+                if len(self._pending) < PENDING_MAX:
+                    self._pending.append((user_id, photo_id, packed))
+                else:  # the table has every row: rebuilding the matrices loses nothing
+                    self._pending.clear()
+                    self._stale = True
+            return
+        try:
+            self._apply_pending()
+            self._add(user_id, photo_id, packed)
+        finally:
+            self._lock.release()
 
     def forget(self) -> None:
         """Drop every matrix (a rebalance: the rows may have changed elsewhere)."""
         with self._lock:
+            with self._pending_lock:
+                self._pending.clear()
+                self._stale = False
             self._users.clear()
+            self._bytes = 0
 
     @property
     def nbytes(self) -> int:
-        """Memory the matrices hold."""
-        return sum(m.nbytes for m in self._users.values())
+        """Memory the kept users hold, as counted against ``max_bytes``."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        """Users kept."""
+        return len(self._users)
+
+    def _apply_pending(self) -> None:
+        """With ``_lock`` held: what ``added`` queued meanwhile, in order."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+            stale, self._stale = self._stale, False
+        if stale:
+            self._users.clear()
+            self._bytes = 0
+        for user_id, photo_id, packed in pending:
+            self._add(user_id, photo_id, packed)
+
+    def _add(self, user_id: str, photo_id: str, packed: str) -> None:
+        matrix = self._users.get(user_id)
+        if matrix is not None:
+            self._put(user_id, matrix, photo_id, packed)
+
+    def _put(self, user_id: str, matrix: _UserMatrix, photo_id: str, packed: str) -> None:
+        before = matrix.nbytes
+        matrix.put(photo_id, unpack_embedding(packed))
+        self._bytes += matrix.nbytes - before
+        self._evict(keep=user_id)
+
+    def _keep(self, user_id: str, matrix: _UserMatrix) -> None:
+        self._users[user_id] = matrix
+        self._bytes += _cost(user_id, matrix)
+        self._evict(keep=user_id)
 
     def _evict(self, keep: str) -> None:
-        while self.nbytes > self.max_bytes and len(self._users) > 1:
+        """Least recently asked out until both bounds hold (the user just asked stays)."""
+        while (self._bytes > self.max_bytes or len(self._users) > self.max_users) and len(
+            self._users
+        ) > 1:
             oldest = next(u for u in self._users if u != keep)
-            del self._users[oldest]
+            self._bytes -= _cost(oldest, self._users.pop(oldest))
+
+
+def _cost(user_id: str, matrix: _UserMatrix) -> int:
+    """A kept user's bytes: the matrix, its key and a floor for the entry."""
+    return matrix.nbytes + len(user_id) + ENTRY_FLOOR_BYTES

@@ -20,6 +20,7 @@ from streams.config import Settings
 from streams.engine import Enricher
 from streams.errors import UsageError
 from streams.kafka.profiles import get_profile
+from streams.kafka.security import KafkaSecurity
 from streams.kafka.topics import TopicSpec
 from streams.logs import get_logger
 from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
@@ -27,13 +28,16 @@ from streams.pipeline.bestshot import BestShots
 from streams.pipeline.keys import photo_key
 from streams.pipeline.people import PeoplePolicy, PeopleSearch
 from streams.pipeline.similar import SimilarPhotos
+from streams.worker.access import ApiAccess
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
 from streams.worker.continuity import Continuity, first_committed_record
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates, TablePeople
+from streams.worker.queries import QueryGate
 from streams.worker.tables import Tables, user_rows
 from streams.worker.transport import batch_gate, drain
 from streams.worker.views import Readiness, register_views
+from streams.worker.web import Web, WebTimeouts
 
 log = get_logger("darkroom.worker")
 
@@ -51,6 +55,10 @@ class DarkroomApp(faust.App):
 
     fetch_max_wait_ms: int = 500
     continuity: Continuity | None = None  # read by streams.worker.transport's consumer
+    web_timeouts: WebTimeouts = WebTimeouts()  # read by streams.worker.web's driver
+
+    def _new_web(self) -> Any:
+        return Web(self)  # Faust's aiohttp driver with timeouts for slow clients
 
 
 @dataclass
@@ -71,6 +79,7 @@ class StreamApp:
     enricher: Enricher | None = None
     processor: BatchProcessor | None = None
     fatal: BaseException | None = None  # why the agent stopped the worker, if it did
+    gate: QueryGate | None = None  # the web API's requests in hand and query thread
 
     def start_engine(self) -> None:
         """Load every model (seconds) and wire the batch processor."""
@@ -140,6 +149,8 @@ class StreamApp:
             self.processor.close()
         if self.enricher is not None:
             self.enricher.close()
+        if self.gate is not None:
+            self.gate.close()
 
     def on_fatal(self, error: BaseException, events: Sequence[EventT[Any]]) -> None:
         """A batch could not be completed: stop without acknowledging it."""
@@ -165,6 +176,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
             "exactly_once needs Kafka transactions, which the embedded broker does not have; "
             "use DARKROOM_WORKER_GUARANTEE=at_least_once (idempotent effects) or a real Kafka"
         )
+    access = ApiAccess.from_settings(worker)  # before anything starts: exposed data refused
     worker.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = DarkroomApp(
         worker.app_id,
@@ -176,6 +188,8 @@ def create_stream_app(settings: Settings) -> StreamApp:
         topic_replication_factor=settings.topics.replication,
         consumer_auto_offset_reset="earliest",
         broker_client_id=settings.kafka.client_id,
+        # the same security as every confluent client (streams/kafka/security.py)
+        broker_credentials=KafkaSecurity.from_settings(settings.kafka).faust_credentials(),
         producer_max_request_size=settings.kafka.max_message_bytes,
         web_enabled=True,
         web_bind=worker.web_host,
@@ -193,6 +207,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
         **_faust_settings(profile.faust),
     )
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms
+    app.web_timeouts = WebTimeouts(worker.api_header_timeout_s, worker.api_keepalive_timeout_s)
     continuity = app.continuity = Continuity(first_committed_record(settings))
     raw: dict[str, Any] = {
         "key_type": bytes,
@@ -212,7 +227,9 @@ def create_stream_app(settings: Settings) -> StreamApp:
             lambda user: user_rows(tables.embeddings, user),
             lambda user, photo: tables.embeddings.get(photo_key(user, photo)),
             worker.similar_cache_mb << 20,
+            worker.similar_cache_users,
         ),
+        gate=(gate := QueryGate(worker.api_max_requests, worker.api_query_share)),
     )
 
     @app.agent(stream.uploads, name="enrich")
@@ -255,6 +272,8 @@ def create_stream_app(settings: Settings) -> StreamApp:
         stream.readiness,
         stream.similar,
         min_faces=worker.people_min_faces,
+        access=access,
+        gate=gate,
     )
     return stream
 

@@ -317,7 +317,11 @@ class BatchProcessor:
             if photo.upload is None:
                 return "failed"  # nothing to key state by
             new = state.failed_state(
-                photo.upload["event_id"], failed.reason, failed.stage, failed.detail
+                photo.upload["event_id"],
+                failed.reason,
+                failed.stage,
+                failed.detail,
+                user_id=photo.upload["user_id"],
             )
         else:
             assert photo.upload is not None and photo.record is not None
@@ -325,7 +329,9 @@ class BatchProcessor:
             if photo.people is not None:  # what a re-drive keeps (streams.pipeline.people)
                 summary["people"] = photo.people.to_json()
             versions = self.versions(photo.upload["user_id"])
-            new = state.enriched_state(photo.upload["event_id"], versions, summary)
+            new = state.enriched_state(
+                photo.upload["event_id"], versions, summary, user_id=photo.upload["user_id"]
+            )
         user, photo_id = photo.upload["user_id"], photo.upload["photo_id"]
         old = self.tables.photo_state.get(photo_id)
         self.tables.photo_state[photo_id] = new

@@ -1,9 +1,10 @@
 """What the worker remembers, as plain functions over JSON-able table values.
 
-``photo_state[photo_id]``: the outcome of the photo's last processing (status, event id, model
-versions, a summary). ``user_stats[user_id]``: counts over the user's photos, kept equal to the
-sum of their summaries: a photo re-enriched by a new model version replaces its old summary
-instead of being counted twice. Keeping these rules here, away from Faust, keeps them testable.
+``photo_state[photo_id]``: the outcome of the photo's last processing (its user, status, event
+id, model versions, a summary; the user because the HTTP API shows a user's own photos only).
+``user_stats[user_id]``: counts over the user's photos, kept equal to the sum of their
+summaries: a photo re-enriched by a new model version replaces its old summary instead of being
+counted twice. Keeping these rules here, away from Faust, keeps them testable.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def summarise(record: dict[str, Any], byte_size: int) -> dict[str, Any]:
     }
 
 
-def enriched_state(event_id: str, versions: dict[str, str], summary: dict[str, Any]) -> PhotoState:
+def enriched_state(
+    event_id: str, versions: dict[str, str], summary: dict[str, Any], *, user_id: str
+) -> PhotoState:
     """photo_state value after a successful enrichment."""
     return {
+        "user_id": user_id,
         "status": "enriched",
         "event_id": event_id,
         "model_versions": dict(versions),
@@ -69,9 +73,12 @@ def enriched_state(event_id: str, versions: dict[str, str], summary: dict[str, A
     }
 
 
-def failed_state(event_id: str, reason: str, stage: str, detail: str) -> PhotoState:
+def failed_state(
+    event_id: str, reason: str, stage: str, detail: str, *, user_id: str
+) -> PhotoState:
     """photo_state value after a dead letter."""
     return {
+        "user_id": user_id,
         "status": "failed",
         "event_id": event_id,
         "model_versions": {},

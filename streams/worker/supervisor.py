@@ -1,6 +1,7 @@
 """Run `darkroom worker` as a child process: start, wait until ready, ask, stop.
 
-Used by the demo, the benchmarks and the tests, so each drives the very worker a user runs.
+Used by the demo, the benchmarks and the tests, so each drives the very worker a user runs. When
+the settings name an API token file, its first token goes with every request.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from streams.broker import free_port
 from streams.config import Settings, settings_env
 from streams.errors import OperationError
+from streams.worker.access import read_tokens
 
 
 class WorkerFailedError(OperationError, RuntimeError):
@@ -46,6 +48,9 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.module = module
         self.args = args
+        token_file = settings.worker.api_token_file
+        token = read_tokens(token_file)[0].decode() if token_file is not None else None
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     @property
     def url(self) -> str:
@@ -91,10 +96,14 @@ class WorkerProcess:
             time.sleep(0.3)
         raise WorkerFailedError(f"worker not ready within {timeout_s:g} s:\n{self.tail_log()}")
 
-    def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        """GET a JSON page: (status, body); (0, {}) while nothing answers."""
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        """GET a JSON page: (status, body); (0, {}) while nothing answers. ``headers``: instead
+        of the token's (``{}``: none)."""
+        request = urllib.request.Request(
+            self.url + path, headers=self.auth if headers is None else headers
+        )
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 return int(response.status), json.loads(response.read())
         except urllib.error.HTTPError as error:
             body = error.read()
@@ -107,7 +116,8 @@ class WorkerProcess:
 
     def metrics(self) -> str:
         """The Prometheus exposition text."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+        request = urllib.request.Request(self.url + "/metrics", headers=self.auth)
+        with urllib.request.urlopen(request, timeout=5) as response:
             text: str = response.read().decode()
             return text
 

@@ -359,3 +359,16 @@ class Transport(driver.Transport):
     Consumer = _Consumer
     Producer = _Producer
     TransactionManager = _TransactionManager
+
+    async def _create_topic(
+        self, owner: Any, client: Any, topic: str, partitions: int, replication: int, **kw: Any
+    ) -> None:
+        """Create ``topic`` only if the cluster does not list it.
+
+        Faust skips a topic its client's metadata lists, but that metadata holds only the topics
+        the client tracks, and Kafka authorizes CreateTopics before it looks for the topic: a
+        worker without CREATE (clusters where an administrator creates the topics, `darkroom
+        topics plan`) failed on Faust's leader topic although it existed."""
+        if topic in (await client.fetch_all_metadata()).topics():
+            return
+        await super()._create_topic(owner, client, topic, partitions, replication, **kw)

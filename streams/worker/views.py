@@ -3,14 +3,17 @@
 GET /healthz is 200 only when the worker is ready: models loaded, partitions assigned and its
 tables recovered (Faust's on_rebalance_complete), and no rebalance under way; 503 before.
 GET /users/{user_id} and everything under it (photos, similar photos, duplicates, tags, people)
-is routed by Faust to the worker that owns the user's partition of photos.uploaded. GET
-/photos/{photo_id} answers from this worker only (a photo id does not say which partition holds
-it): 404 with a hint otherwise.
+is routed by Faust to the worker that owns the user's partition of photos.uploaded, and answers
+from that user's data only: another user's photo is a 404, as a missing one is. GET
+/photos/{photo_id} is gone (410 with a hint): it answered by photo id alone, any user's photo.
+
+Every page but /healthz and /metrics asks for a bearer token when a token file is set
+(streams.worker.access); data requests are bounded in number and take turns so as to use at
+most a stated share of one core, their scans in one thread of their own (streams.worker.queries).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,12 +21,16 @@ from functools import wraps
 from typing import Any
 
 import faust
+from faust.web.drivers import aiohttp as aiohttp_driver
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.pipeline import bestshot, people
+from streams.pipeline.keys import photo_key
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker import state
+from streams.worker.access import ApiAccess, guard
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.queries import QueryGate
 from streams.worker.tables import Tables, user_rows
 from streams.worker.transport import track_topic
 
@@ -49,8 +56,14 @@ def register_views(
     readiness: Readiness,
     similar: SimilarPhotos,
     min_faces: int,
+    access: ApiAccess,
+    gate: QueryGate,
 ) -> None:
-    """Add the pages to ``app``; ``min_faces``: the faces that make a cluster a person."""
+    """Add the pages to ``app``; ``min_faces``: the faces that make a cluster a person;
+    ``access``: who may ask; ``gate``: requests in hand and the query thread."""
+    driver = app.web
+    assert isinstance(driver, aiohttp_driver.Web)  # streams.worker.web's, in the worker
+    driver.web_app.middlewares.append(guard(access, gate))
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -105,7 +118,10 @@ def register_views(
     @app.page("/users/{user_id}/photos/{photo_id}")
     @routed_by_user
     async def user_photo(web: Any, request: Any, user_id: str, photo_id: str) -> Any:
-        return _photo(web, tables.photo_state.get(photo_id), photo_id, routed=True)
+        found = owned_photo(tables, user_id, photo_id)
+        if found is None:
+            return web.json({"error": f"no photo {photo_id!r} for this user"}, status=404)
+        return web.json({"photo_id": photo_id, **found})
 
     @app.page("/users/{user_id}/photos/{photo_id}/similar")
     @routed_by_user
@@ -115,8 +131,8 @@ def register_views(
             error = f"k must be a whole number from 1 to {MAX_SIMILAR}"
             return web.json({"error": error}, status=400)
         started = time.perf_counter()
-        try:  # off the event loop: the first query of a user reads all their rows
-            found, searched = await asyncio.to_thread(similar.similar, user_id, photo_id, k)
+        try:  # in the query thread: the first query of a user reads all their rows
+            found, searched = await gate.run(lambda: similar.similar(user_id, photo_id, k))
         except KeyError:
             return web.json(
                 {"error": f"no photo {photo_id!r} with an embedding for user {user_id!r}"},
@@ -146,7 +162,7 @@ def register_views(
             ]
             return sorted(found, key=lambda g: (-g["count"], g["group_id"]))
 
-        found = await asyncio.to_thread(groups)
+        found = await gate.run(groups)
         return web.json(
             {
                 "user_id": user_id,
@@ -210,7 +226,27 @@ def register_views(
 
     @app.page("/photos/{photo_id}")
     async def photo(web: Any, request: Any, photo_id: str) -> Any:
-        return _photo(web, tables.photo_state.get(photo_id), photo_id, routed=False)
+        # it answered by photo id alone, with any user's photo: nothing is looked up now
+        return web.json(
+            {
+                "error": "GET /photos/{photo_id} is gone: it did not know whose photo it was",
+                "hint": "ask GET /users/{user_id}/photos/{photo_id}, routed to the owner",
+            },
+            status=410,
+        )
+
+
+def owned_photo(tables: Tables, user_id: str, photo_id: str) -> dict[str, Any] | None:
+    """``photo_id``'s state if it is ``user_id``'s photo, else None (photo_state is keyed by
+    photo id alone). A state recorded before it named its user counts as the user's when the
+    user's embeddings hold the photo (an enriched photo's do); otherwise it is not shown."""
+    found: dict[str, Any] | None = tables.photo_state.get(photo_id)
+    if found is None:
+        return None
+    owner = found.get("user_id")
+    if owner is None and tables.embeddings.get(photo_key(user_id, photo_id)) is not None:
+        owner = user_id
+    return found if owner == user_id else None
 
 
 def _whole(text: str | None, default: int) -> int:
@@ -219,18 +255,3 @@ def _whole(text: str | None, default: int) -> int:
         return default if text is None else int(text)
     except ValueError:
         return 0
-
-
-def _photo(web: Any, found: dict[str, Any] | None, photo_id: str, routed: bool) -> Any:
-    if found is not None:
-        return web.json({"photo_id": photo_id, **found})
-    if routed:
-        return web.json({"error": f"no photo {photo_id!r} for this user"}, status=404)
-    return web.json(
-        {
-            "error": f"photo {photo_id!r} is not on this worker",
-            "hint": "a photo lives with its user's partition: ask "
-            "GET /users/{user_id}/photos/{photo_id}, which is routed to the owner",
-        },
-        status=404,
-    )

@@ -55,3 +55,32 @@ def test_invalid_configuration_is_exit_2() -> None:
     result = darkroom("config", env={"DARKROOM_TOPICS_PARTITIONS": "zero"})
     assert result.exit_code == 2
     assert "invalid configuration" in result.stderr and "partitions" in result.stderr
+
+
+def test_the_api_token_files_path_is_shown_never_its_tokens(tmp_path: Path) -> None:
+    tokens = tmp_path / "api-tokens"
+    tokens.write_text("hunter2-but-long-enough-123\n")
+    env = {"DARKROOM_WORKER_API_TOKEN_FILE": str(tokens)}
+    for output in (
+        darkroom("config", env=env).stdout,
+        darkroom("config", "--json", env=env).stdout,
+    ):
+        assert "hunter2" not in output
+    assert _config(env)["worker.api_token_file"]["value"] == str(tokens)
+
+
+def test_kafka_secrets_are_masked_and_secret_files_shown_as_paths(tmp_path: Path) -> None:
+    password = tmp_path / "kafka-password"
+    password.write_text("hunter2-kafka\n")
+    env = {
+        "DARKROOM_KAFKA_LIBRDKAFKA": '{"sasl.username": "worker", "ssl.key.password": "pw-in-env"}',
+        "DARKROOM_KAFKA_SECRET_FILES": json.dumps({"sasl.password": str(password)}),
+    }
+    for output in (
+        darkroom("config", env=env).stdout,
+        darkroom("config", "--json", env=env).stdout,
+    ):
+        assert "hunter2-kafka" not in output and "pw-in-env" not in output
+    shown = _config(env)
+    assert shown["kafka.secret_files"]["value"] == {"sasl.password": str(password)}
+    assert shown["kafka.librdkafka"]["value"]["sasl.username"] == "worker"

@@ -3,6 +3,8 @@ memory bound, and keys that keep users apart."""
 
 from __future__ import annotations
 
+import threading
+import tracemalloc
 from collections.abc import Iterable
 
 import numpy as np
@@ -118,7 +120,11 @@ def test_a_photo_recorded_before_the_users_matrix_was_built_is_read_from_the_tab
 def test_memory_stays_under_the_bound_the_least_recently_asked_user_going_first() -> None:
     users = {u: vectors(100, seed=i) for i, u in enumerate(("a", "b", "c"))}
     table = Table(users)
-    one = 100 * 64 * 4  # rows x width x float32 (the matrix holds exactly 100 rows here)
+    probe = index_of(table)
+    probe.similar("a", "p0", 1)
+    one = probe.nbytes  # one user as counted: the rows, the ids, the key and a floor
+    assert one > 100 * 64 * 4  # more than the matrix alone
+    table.scans = 0
     index = index_of(table, 2 * one)
     index.similar("a", "p0", 1)
     index.similar("b", "p0", 1)
@@ -129,6 +135,81 @@ def test_memory_stays_under_the_bound_the_least_recently_asked_user_going_first(
     assert table.scans == 3
     index.similar("b", "p0", 1)
     assert table.scans == 4
+
+
+def test_a_flood_of_unknown_user_ids_keeps_nothing() -> None:
+    # the attack: 33,000 requests for made-up long ids grew a worker by 200 MB
+    index = index_of(Table({"u": vectors(3)}))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(33_000):
+            with pytest.raises(KeyError):
+                index.similar(f"{i:06d}" + "x" * 1000, "p0", 5)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(index) == 0 and index.nbytes == 0
+    assert grown < 100_000, f"{grown} bytes kept for users without a photo"
+
+
+def test_users_with_photos_stay_within_the_entry_and_the_byte_bound_whatever_their_ids() -> None:
+    one_photo = pack_embedding([1.0, 0.0, 0.0, 0.0])
+
+    def rows(user: str) -> list[tuple[str, str]]:
+        return [(user + "-photo", one_photo)]  # every id asked has one photo: the worst case
+
+    def flood(index: SimilarPhotos, users: int) -> int:
+        """Bytes the index holds after ``users`` long ids, measured by tracemalloc."""
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(users):
+                user = f"{i:06d}" + "u" * 1000
+                assert index.similar(user, user + "-photo", 1)[1] == 1
+            return int(tracemalloc.get_traced_memory()[0] - before)
+        finally:
+            tracemalloc.stop()
+
+    by_count = SimilarPhotos(rows, lambda user, photo: None, max_bytes=1 << 40, max_users=100)
+    flood(by_count, 2_000)
+    assert len(by_count) == 100
+
+    max_bytes = 300_000  # about 60 users of 1000-character ids
+    by_bytes = SimilarPhotos(rows, lambda user, photo: None, max_bytes, max_users=1 << 30)
+    held = flood(by_bytes, 5_000)
+    assert by_bytes.nbytes <= max_bytes and 10 < len(by_bytes) < 100
+    assert held <= max_bytes, f"{held} bytes held, {by_bytes.nbytes} counted"
+
+
+def test_an_embedding_recorded_during_a_long_query_waits_for_it_instead_of_blocking() -> None:
+    # ``added`` runs on the worker's event loop: it must not wait behind a user's scan
+    table = Table({"u": vectors(5)})
+    scanning, release = threading.Event(), threading.Event()
+
+    def slow_rows(user: str) -> Iterable[tuple[str, str]]:
+        scanning.set()
+        assert release.wait(10)
+        return table.rows(user)
+
+    index = SimilarPhotos(slow_rows, table.one, 1 << 30)
+    query = threading.Thread(target=index.similar, args=("u", "p0", 1))
+    query.start()
+    assert scanning.wait(10)
+    late = pack_embedding(table_vector(table, "p0"))
+    recorder = threading.Thread(target=index.added, args=("u", "late", late))
+    recorder.start()
+    recorder.join(2)
+    alive = recorder.is_alive()
+    release.set()
+    query.join(10)
+    assert not alive, "added waited for the query's lock"
+    found, searched = index.similar("u", "p0", 1)  # the queued embedding is in the matrix now
+    assert searched == 6 and found[0]["photo_id"] == "late" and table.scans == 1
+
+
+def table_vector(table: Table, photo: str) -> list[float]:
+    return [float(x) for x in unpack_embedding(table.packed["u"][photo])]
 
 
 def test_embeddings_of_another_width_are_left_out_not_mixed() -> None:

@@ -25,14 +25,14 @@ def enriched(
         "bytes": 100,
         "size": [1, 1],
     }
-    return state.enriched_state("e1", versions, summary)
+    return state.enriched_state("e1", versions, summary, user_id="u")
 
 
 def test_done_means_same_models_for_enriched_and_same_event_for_failed() -> None:
     assert not state.already_done(None, "e1", V1)
     assert state.already_done(enriched("cat"), "another-event", V1)
     assert not state.already_done(enriched("cat"), "e1", {"m": "2"})
-    failed = state.failed_state("e1", "CORRUPT_IMAGE", "decode_image", "bad")
+    failed = state.failed_state("e1", "CORRUPT_IMAGE", "decode_image", "bad", user_id="u")
     assert state.already_done(failed, "e1", V1)
     assert not state.already_done(failed, "e2", V1)  # a re-driven dead letter is a new try
 
@@ -58,7 +58,7 @@ def test_stats_replace_a_photos_old_contribution() -> None:
     assert (
         rerun["photos"] == 2 and rerun["faces"] == 1 and rerun["labels"] == {"tabby": 1, "dog": 1}
     )
-    failed = state.update_stats(rerun, None, state.failed_state("e9", "X", "s", "d"))
+    failed = state.update_stats(rerun, None, state.failed_state("e9", "X", "s", "d", user_id="u"))
     assert failed["failed"] == 1 and failed["photos"] == 2
 
 
@@ -71,14 +71,16 @@ def test_tag_counts_follow_a_photos_latest_tags() -> None:
     stats = state.update_stats(stats, old, new)
     assert stats["tags"] == {"Cat": 1, "Pet": 1, "Animal": 2}  # Dog gone, no zero left behind
     assert state.tag_changes(old, new) == (["Dog", "Pet"], [])
-    gone = state.failed_state("e2", "CORRUPT_IMAGE", "decode_image", "bad")
+    gone = state.failed_state("e2", "CORRUPT_IMAGE", "decode_image", "bad", user_id="u")
     assert state.tag_changes(new, gone) == (["Animal"], [])
     assert state.tag_changes(None, old) == ([], ["Dog", "Pet", "Animal"])
 
 
 def test_stats_written_before_tags_existed_still_update() -> None:
     before = {"photos": 1, "failed": 0, "bytes": 1, "faces": 0, "flagged": 0, "duplicates": 0}
-    old_summary = state.enriched_state("e0", V1, {**enriched("cat")["summary"], "tags": None})
+    old_summary = state.enriched_state(
+        "e0", V1, {**enriched("cat")["summary"], "tags": None}, user_id="u"
+    )
     stats = state.update_stats(
         {**before, "labels": {"cat": 1}}, old_summary, enriched("cat", tags=["Cat"])
     )

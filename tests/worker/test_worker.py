@@ -116,9 +116,10 @@ def test_every_upload_ends_exactly_once_then_replays_and_recovery_change_nothing
         status, photo = worker.get(f"/users/alice/photos/{photo_id}")
         assert status == 200 and photo["status"] == "enriched"
         assert photo["summary"]["labels"][0] == "espresso" and photo["model_versions"]
-        assert worker.get(f"/photos/{photo_id}")[1]["event_id"] == photo["event_id"]
-        status, body = worker.get("/photos/nope")
-        assert status == 404 and "routed" in body["hint"] and "nope" in body["error"]
+        assert photo["user_id"] == "alice"
+        assert worker.get(f"/users/bob/photos/{photo_id}")[0] == 404  # alice's photo, not bob's
+        status, body = worker.get(f"/photos/{photo_id}")  # by photo id alone: gone
+        assert status == 410 and "/users/{user_id}/photos/{photo_id}" in body["hint"]
         assert worker.get("/users/nobody")[0] == 404
         status, tags = worker.get("/users/alice/tags")
         counts = {t["name"]: t["photos"] for t in tags["tags"]}
