@@ -110,6 +110,22 @@ async def track_topic(app: Any, topic: str) -> None:
     await producer.client.add_topic(topic)
 
 
+def group_coordinator_known(app: Any) -> bool:
+    """Whether the worker's consumer knows its group's coordinator now.
+
+    aiokafka forgets the coordinator when a heartbeat or a commit fails (the broker gone, a
+    right revoked) and keeps looking for it; meanwhile nothing is fetched for the group nor
+    committed, though every partition stays assigned: /healthz must not say ok then (it did for
+    the 45 s a broker was stopped). Read from the web's thread: one attribute, a stale answer
+    at worst."""
+    try:
+        consumer = app.consumer._thread._ensure_consumer()
+    except Exception:  # not started yet, or stopping: not consuming either way
+        return False
+    coordinator = getattr(consumer, "_coordinator", None)
+    return getattr(coordinator, "coordinator_id", None) is not None
+
+
 class _DrainableBuffer(ProducerBuffer):
     """Faust's producer buffer, which also knows what it handed over and whether it arrived."""
 

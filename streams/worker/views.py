@@ -1,7 +1,8 @@
 """Interactive queries over HTTP (Faust web, 127.0.0.1 by default) and Prometheus metrics.
 
 GET /healthz is 200 only when the worker is ready: models loaded, partitions assigned and its
-tables recovered (Faust's on_rebalance_complete), and no rebalance under way; 503 before.
+tables recovered (Faust's on_rebalance_complete), no rebalance under way, and its consumer knows
+the group's coordinator (lost with the broker, or with the group's rights); 503 otherwise.
 GET /users/{user_id} and everything under it (photos, similar photos, duplicates, tags, people)
 is routed by Faust to the worker that owns the user's partition of photos.uploaded, and answers
 from that user's data only: another user's photo is a 404, as a missing one is. GET
@@ -32,7 +33,7 @@ from streams.worker.access import ApiAccess, guard
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.queries import QueryGate
 from streams.worker.tables import Tables, user_rows
-from streams.worker.transport import track_topic
+from streams.worker.transport import group_coordinator_known, track_topic
 
 View = Callable[..., Awaitable[Any]]
 DEFAULT_SIMILAR, MAX_SIMILAR = 20, 200  # photos a similar-photos answer lists
@@ -76,6 +77,11 @@ def register_views(
                 ("models", not readiness.models),
                 ("assignment and table recovery", not readiness.recovered),
                 ("rebalance", app.rebalancing),
+                # after the first recovery: the broker (or the group's rights) lost since
+                (
+                    "the group coordinator (is the broker reachable?)",
+                    readiness.recovered and not group_coordinator_known(app),
+                ),
             )
             if missing
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,5 +101,27 @@ def test_restarted_kafka_keeps_tables_and_skips_done_photos(
         assert 'darkroom_photos_total{outcome="skipped"} 7.0' in metrics
         enriched, failed = outcomes(settings)
         assert len(enriched) == 7 and not failed  # nothing enriched twice
+    finally:
+        broker.stop()
+
+
+@pytest.mark.timeout(600)
+def test_healthz_is_not_ready_while_the_broker_is_gone(tmp_path: Path, repository: object) -> None:
+    base = private_broker_settings(load_settings(), tmp_path / "broker", engine="kafka")
+    broker = KafkaCluster(base)
+    broker.start()
+    try:
+        settings = for_test_workers(own_topics(base, tmp_path))
+        with running(WorkerProcess(settings, tmp_path, "w")) as (worker,):
+            broker.kill_node(1)
+
+            def not_ready() -> dict[str, Any] | None:
+                status, body = worker.get("/healthz")
+                return body if status == 503 else None
+
+            body = wait_for(not_ready, 60, "/healthz to say 503 without a broker")
+            assert any("group coordinator" in why for why in body["waiting_for"]), body
+            broker.start_node(1)
+            wait_for(lambda: worker.get("/healthz")[0] == 200, 120, "/healthz ok again")
     finally:
         broker.stop()
