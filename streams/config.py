@@ -219,6 +219,16 @@ class EngineSettings(BaseModel):
         description="Pixels the decode threads may hold at full size at once (6 bytes each "
         "at the peak of a PNG decode); a photo larger than this decodes alone",
     )
+    variant_max_failure_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A variant failing on more than this share of its photos is switched off "
+        "by the worker (after variant_min_photos)",
+    )
+    variant_min_photos: int = Field(
+        20, ge=1, description="Photos a variant runs on before it can be switched off"
+    )
     max_inference_pixels: int = Field(
         16 * 256 * 256,
         gt=0,

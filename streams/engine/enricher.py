@@ -29,10 +29,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from streams.config import EngineSettings, Settings
+from streams.engine.contract import mismatch
 from streams.engine.job import Job
 from streams.engine.results import Enriched, Failed
 from streams.engine.runners import check_enabled, enabled_manifests, open_runners, session_config
-from streams.engine.variants import Variant, VariantRun, open_variants, serve_canary, wanted
+from streams.engine.variants import (
+    Variant,
+    VariantRun,
+    VariantWatch,
+    open_variants,
+    serve_canary,
+    wanted,
+)
 from streams.errors import DeadlineExceededError, InferenceError, PhotoError
 from streams.imaging.budget import Budget
 from streams.imaging.decode import DecodedPhoto, Decoder
@@ -79,6 +87,7 @@ class Enricher:
         self.variants = open_variants(
             wanted(settings, repository), enabled, production, repository, config, RUNNERS
         )
+        self.watch = VariantWatch(settings.variant_max_failure_share, settings.variant_min_photos)
         self.decoder = Decoder(
             max_pixels=settings.max_pixels,
             min_side=self._needed_side(),
@@ -184,7 +193,10 @@ class Enricher:
 
     def complete(self, pending: Pending) -> list[Enriched | Failed]:
         """Wait for a submitted batch's decoding, run its inference; results in input order."""
-        return self._infer(self._collect(pending))
+        results = self._infer(self._collect(pending))
+        runs = (run for r in results if isinstance(r, Enriched) for run in r.variants)
+        self.variants = self.watch.prune(self.variants, runs)
+        return results
 
     def abandon(self, pending: Pending) -> None:
         """A submitted batch that will never be completed: free its slots and pixels."""
@@ -334,6 +346,15 @@ class Enricher:
                 run.error = f"{variant.name}: {output!r}"
                 continue
             production = {name: job.work.fields.get(name) for name in output}
+            problem = mismatch(production, output)
+            if problem is not None:  # downstream reads fields by shape (streams/engine/contract)
+                log.warning(
+                    "variant output unlike production's: production served",
+                    variant=variant.name,
+                    problem=problem,
+                )
+                run.error = f"contract: {problem}"
+                continue
             try:
                 run.figures = variant.compare(production, output)
             except Exception as error:  # a bug in a comparison must not cost the photo

@@ -13,7 +13,7 @@ it runs for is ``streams.models.rollout.in_rollout``: the same on every worker a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,3 +166,32 @@ def serve_canary(fields: dict[str, Any], produced_by: dict[str, Any], run: Varia
     assert run.fields is not None
     fields.update(run.fields)
     produced_by.update(run.produced_by)
+
+
+@dataclass
+class VariantWatch:
+    """Switches off a variant that fails on more than ``max_failure_share`` of its photos,
+    once it has run on ``min_photos``: an experiment that keeps failing only costs CPU, and
+    says so (an error in the log, ``switched_off`` shown by /healthz and the metrics)."""
+
+    max_failure_share: float
+    min_photos: int
+    counts: dict[str, list[int]] = field(default_factory=dict)  # name -> [photos, failures]
+    switched_off: dict[str, str] = field(default_factory=dict)  # name -> why
+
+    def prune(self, variants: list[Variant], runs: Iterable[VariantRun]) -> list[Variant]:
+        """Count ``runs``; the variants still on."""
+        for run in runs:
+            count = self.counts.setdefault(run.variant, [0, 0])
+            count[0] += 1
+            count[1] += run.error is not None
+        kept = []
+        for variant in variants:
+            photos, failures = self.counts.get(variant.name, (0, 0))
+            if photos >= self.min_photos and failures > self.max_failure_share * photos:
+                why = f"failed on {failures} of {photos} photos"
+                self.switched_off[variant.name] = why
+                log.error("variant switched off; production serves", variant=variant.name, why=why)
+            else:
+                kept.append(variant)
+        return kept

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.config import EngineSettings
+from streams.engine.contract import mismatch
 from streams.engine.enricher import Enricher, PhotoInput
 from streams.engine.results import Enriched
 from streams.engine.runners import companions
@@ -23,6 +24,7 @@ Fields = dict[str, Any]
 
 # Tasks that only make sense together with other models, from the runners' declarations.
 _COMPANIONS = companions()
+CONTRACT_PHOTO = "astronaut"  # a face, labels, an embedding: most fields have a value
 
 
 @dataclass
@@ -53,13 +55,12 @@ def verify_model(
 ) -> VerifyResult:
     """Run ``manifest``'s golden checks (with its companion models, e.g. OCR det + rec)."""
     started = time.monotonic()
+    production = repository
     repository = repository.as_production(manifest.name)  # a variant runs where it would serve
-    names = [manifest.name]
-    for companion in _COMPANIONS.get(manifest.task, ()):
-        names += [m.name for m in repository.production() if m.task is companion][:1]
-    only = {"models": ",".join(names), "variants": "none"}
-    enricher = Enricher(settings.model_copy(update=only), repository)
+    enricher = _enricher(manifest.name, repository, settings)
     result = VerifyResult(manifest)
+    if manifest.variant_of is not None:
+        result.checks.append(_contract(manifest, enricher, production, settings))
     try:
         result.checks.append(
             Check("loads and runs", True, f"on {enricher.runners[0].session.provider}")
@@ -83,6 +84,41 @@ def verify_model(
         enricher.close()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _enricher(name: str, repository: ModelRepository, settings: EngineSettings) -> Enricher:
+    """An engine of model ``name`` and its companions (an OCR detector reads with a
+    recogniser), without variants."""
+    names = [name]
+    task = repository.get(name).task
+    for companion in _COMPANIONS.get(task, ()):
+        names += [m.name for m in repository.production() if m.task is companion][:1]
+    only = {"models": ",".join(names), "variants": "none"}
+    return Enricher(settings.model_copy(update=only), repository)
+
+
+def _contract(
+    manifest: ModelManifest,
+    variant: Enricher,
+    repository: ModelRepository,
+    settings: EngineSettings,
+) -> Check:
+    """A variant's fields read like its production model's on a sample photo (widths, types,
+    keys: streams/engine/contract.py); a variant that fails this is never served, so a canary
+    that fails it serves nobody (a new embedding width is a new model, with an index of its
+    own)."""
+    description = f"outputs read like {manifest.variant_of}'s (what its consumers read)"
+    photo = [PhotoInput(CONTRACT_PHOTO, encode_jpeg(load_photo(CONTRACT_PHOTO)))]
+    assert manifest.variant_of is not None
+    production = _enricher(manifest.variant_of, repository, settings)
+    try:
+        (ours,), (theirs,) = production.enrich(photo), variant.enrich(photo)
+    finally:
+        production.close()
+    if not (isinstance(ours, Enriched) and isinstance(theirs, Enriched)):
+        return Check(description, False, "the sample photo was not enriched")
+    problem = mismatch(ours.fields, theirs.fields)
+    return Check(description, problem is None, problem or f"as {manifest.variant_of}'s")
 
 
 def _same_face(golden: Golden, other: str, fields: Fields, other_fields: Fields) -> Check:

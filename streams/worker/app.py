@@ -115,6 +115,8 @@ class StreamApp:
             similar=self.similar,
         )
         self.readiness.models = enricher.model_versions
+        self.readiness.switched_off = enricher.watch.switched_off
+        self.metrics.track_switched_off(enricher.watch.switched_off)
         self.readiness.variants = {
             v.manifest.key: f"{v.mode} {v.manifest.rollout.percent:g}%"  # type: ignore[union-attr]
             for v in enricher.variants

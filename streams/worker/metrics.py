@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from streams.engine.variants import VariantRun
 
@@ -79,6 +81,23 @@ class WorkerMetrics:
             buckets=_FIGURE_BUCKETS,
             registry=r,
         )
+
+    def track_switched_off(self, switched_off: Mapping[str, str]) -> None:
+        """darkroom_variant_switched_off{variant}: 1 for each variant the engine switched off
+        (read from its record at each scrape)."""
+
+        class SwitchedOff(Collector):
+            def collect(self) -> Iterable[Metric]:
+                family = GaugeMetricFamily(
+                    "darkroom_variant_switched_off",
+                    "Variants the worker switched off for failing on too many photos",
+                    labels=["variant"],
+                )
+                for name in list(switched_off):
+                    family.add_metric([name], 1.0)
+                yield family
+
+        self.registry.register(SwitchedOff())
 
     def observe_variants(self, runs: Iterable[VariantRun]) -> None:
         """One photo's variant runs, once their shadow results are acknowledged."""

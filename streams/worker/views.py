@@ -46,6 +46,8 @@ class Readiness:
 
     models: dict[str, str] = field(default_factory=dict)  # empty until the engine is loaded
     variants: dict[str, str] = field(default_factory=dict)  # name@version -> "shadow 100%"
+    # name -> why: the engine's own record (streams.engine.variants.VariantWatch), shared
+    switched_off: dict[str, str] = field(default_factory=dict)
     recovered: bool = False  # assignment received and tables recovered at least once
 
 
@@ -92,6 +94,7 @@ def register_views(
                 "partitions": assigned,
                 "models": readiness.models,
                 "variants": readiness.variants,
+                "variants_switched_off": readiness.switched_off,
             },
             status=503 if waiting else 200,
         )

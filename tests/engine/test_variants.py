@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from streams.config import load_settings
 from streams.engine import Enriched, Enricher, PhotoInput
 from streams.engine.runners import EngineConfigError
+from streams.engine.variants import VariantRun, VariantWatch
+from streams.engine.verify import verify_model
+from streams.models.manifest import Task
 from streams.models.repository import ModelRepository
 from streams.models.rollout import in_rollout
 from streams.samples import encode_jpeg, load_photo
@@ -213,3 +218,127 @@ def test_the_ocr_cascade_skips_full_detection_where_its_first_look_finds_no_text
 
 def agreement_text(fields: dict[str, Any]) -> str:
     return " ".join(line["text"] for line in fields["ocr"])
+
+
+def narrower_embedding(repository: ModelRepository, folder: Path, width: int) -> Path:
+    """mobilenet_v2's graph with its embedding cut to its first ``width`` values: a real model
+    whose embedding is as wide as a CLIP-style one (512), where production's is 1280."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(repository.require_built(repository.get("mobilenet_v2")).model))
+    graph = model.graph
+    starts, ends, axes = (
+        numpy_helper.from_array(np.array(v, dtype=np.int64), name)
+        for v, name in (([0], "cut_start"), ([width], "cut_end"), ([1], "cut_axis"))
+    )
+    graph.initializer.extend([starts, ends, axes])
+    graph.node.append(
+        helper.make_node(
+            "Slice", ["embedding", "cut_start", "cut_end", "cut_axis"], ["embedding_cut"]
+        )
+    )
+    kept = [o for o in graph.output if o.name != "embedding"]
+    del graph.output[:]
+    graph.output.extend(kept)
+    graph.output.append(
+        helper.make_tensor_value_info("embedding_cut", onnx.TensorProto.FLOAT, None)
+    )
+    path = folder / f"mobilenet_v2_{width}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_canary_with_another_embedding_width_is_never_served(
+    tmp_path: Path, repository: ModelRepository
+) -> None:
+    """A 512-d canary of the 1280-d model: served, it stopped a partition for good (its
+    embedding met the user's 1280-d ones in the near-duplicate search); now it fails the
+    variant for each photo and production is served."""
+    narrow = narrower_embedding(repository, tmp_path, 512)
+    canary = variant_manifest(
+        repository,
+        "mobilenet_v2",
+        "clip_width",
+        mode="canary",
+        percent=100,
+        source={"file": str(narrow), "converter": "copy"},
+        outputs={"logits": "logits", "embedding": "embedding_cut"},
+    )
+    enricher = engine(with_variants(tmp_path / "repo", repository, canary, only=CLASSIFY_ONLY))
+    try:
+        for result in enrich(enricher):
+            (run,) = result.variants
+            assert run.fields is None
+            assert run.error == "contract: embedding: width 512, production 1280"
+            assert len(result.fields["embedding"]) == 1280
+            assert result.produced_by["embedding"]["name"] == "mobilenet_v2"
+            assert result.produced_by["labels"]["name"] == "mobilenet_v2"
+    finally:
+        enricher.close()
+
+
+def test_models_verify_refuses_a_variant_whose_outputs_production_consumers_cannot_read(
+    tmp_path: Path, repository: ModelRepository
+) -> None:
+    narrow = narrower_embedding(repository, tmp_path, 512)
+    repo = with_variants(
+        tmp_path / "repo",
+        repository,
+        variant_manifest(repository, "mobilenet_v2", "twin"),  # a shadow: one canary at a time
+        variant_manifest(
+            repository,
+            "mobilenet_v2",
+            "clip_width",
+            mode="canary",
+            percent=5,
+            source={"file": str(narrow), "converter": "copy"},
+            outputs={"logits": "logits", "embedding": "embedding_cut"},
+        ),
+        only=CLASSIFY_ONLY,
+    )
+    settings = load_settings().engine
+
+    def contract(name: str) -> tuple[bool, str]:
+        result = verify_model(repo.get(name), repo, settings)
+        (check,) = [c for c in result.checks if c.description.startswith("outputs read like")]
+        return check.passed, check.seen
+
+    assert contract("twin") == (True, "as mobilenet_v2's")
+    assert contract("clip_width") == (False, "embedding: width 512, production 1280")
+    assert not verify_model(repo.get("clip_width"), repo, settings).passed
+
+
+def test_a_variant_that_keeps_failing_is_switched_off(
+    tmp_path: Path, repository: ModelRepository
+) -> None:
+    broken = variant_manifest(
+        repository, "mobilenet_v2", "broken", mode="canary", percent=100, params={"top_k": "x"}
+    )
+    repo = with_variants(tmp_path, repository, broken, only=CLASSIFY_ONLY)
+    enricher = engine(repo, variant_min_photos=4, variant_max_failure_share=0.5)
+    try:
+        first = enrich(enricher)  # five photos, every one a failure of the variant
+        assert all(len(result.variants) == 1 for result in first)
+        assert enricher.watch.switched_off == {"broken": "failed on 5 of 5 photos"}
+        assert enricher.variants == []
+        assert enricher.model_versions_for("u1") == enricher.model_versions  # production serves
+        assert all(result.variants == [] for result in enrich(enricher))
+    finally:
+        enricher.close()
+
+
+def test_a_variant_failing_now_and_then_stays_on() -> None:
+    def runs(failures: int, photos: int) -> list[VariantRun]:
+        return [
+            VariantRun("v", "shadow", Task.CLASSIFY, {}, {}, {}, 1.0, 1,
+                       error="boom" if i < failures else None)
+            for i in range(photos)
+        ]  # fmt: skip
+
+    watch = VariantWatch(max_failure_share=0.5, min_photos=10)
+    named: list[Any] = [SimpleNamespace(name="v")]  # only its name is read
+    assert watch.prune(named, runs(4, 9)) == named  # too few photos to judge
+    assert watch.prune(named, runs(1, 1)) == named  # 5 of 10: not more than half
+    assert watch.prune(named, runs(9, 9)) == []  # 14 of 19
+    assert watch.switched_off == {"v": "failed on 14 of 19 photos"}

@@ -145,3 +145,35 @@ def test_shadow_canary_report_promote_and_backfill(
     assert runs == {u: 3 * (2 if u in canary_users else 3) for u in USERS}
     latest = latest_by_photo(events)
     assert {e["produced_by"]["labels"]["name"] for e in latest.values()} == {"twin"}  # type: ignore[index]
+
+
+@pytest.mark.parametrize("broker_settings", ["embedded"], indirect=True)
+def test_a_failing_canary_is_switched_off_by_the_worker_and_said(
+    stream_settings: Settings, repository: ModelRepository, tmp_path: Path
+) -> None:
+    repo = with_variants(
+        tmp_path / "repo",
+        repository,
+        # fails on every photo (a top_k that is no number)
+        variant_manifest(
+            repository, "mobilenet_v2", "broken", mode="canary", percent=100, params={"top_k": "x"}
+        ),
+        only=("mobilenet_v2",),
+    )
+    paths = stream_settings.paths.model_copy(
+        update={"models": repo.root, "model_cache": repo.cache}
+    )
+    engine = stream_settings.engine.model_copy(update={"variants": "all", "variant_min_photos": 4})
+    settings = stream_settings.model_copy(update={"paths": paths, "engine": engine})
+    worker = WorkerProcess(settings, tmp_path, "w")
+    with running(worker):
+        write_photos(tmp_path / "photos", {"user0": 6}, size=128)
+        delivered = publish_folder(settings, tmp_path / "photos")
+        enriched, failed = wait_for_outcomes(settings, len(delivered))
+        assert len(enriched) == 6 and not failed  # production served every photo
+        status, health = worker.get("/healthz")
+        assert status == 200, health
+        (why,) = health["variants_switched_off"].values()
+        assert why.startswith("failed on ") and why.endswith(" photos")
+        assert 'darkroom_variant_switched_off{variant="broken"} 1.0' in worker.metrics()
+    assert "variant switched off; production serves" in worker.log.read_text()
