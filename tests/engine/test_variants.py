@@ -249,22 +249,26 @@ def narrower_embedding(repository: ModelRepository, folder: Path, width: int) ->
     return path
 
 
+def clip_width_canary(repository: ModelRepository, folder: Path, percent: float) -> dict[str, Any]:
+    """A canary of mobilenet_v2 whose embedding is 512 wide (``narrower_embedding``)."""
+    return variant_manifest(
+        repository,
+        "mobilenet_v2",
+        "clip_width",
+        mode="canary",
+        percent=percent,
+        source={"file": str(narrower_embedding(repository, folder, 512)), "converter": "copy"},
+        outputs={"logits": "logits", "embedding": "embedding_cut"},
+    )
+
+
 def test_a_canary_with_another_embedding_width_is_never_served(
     tmp_path: Path, repository: ModelRepository
 ) -> None:
     """A 512-d canary of the 1280-d model: served, it stopped a partition for good (its
     embedding met the user's 1280-d ones in the near-duplicate search); now it fails the
     variant for each photo and production is served."""
-    narrow = narrower_embedding(repository, tmp_path, 512)
-    canary = variant_manifest(
-        repository,
-        "mobilenet_v2",
-        "clip_width",
-        mode="canary",
-        percent=100,
-        source={"file": str(narrow), "converter": "copy"},
-        outputs={"logits": "logits", "embedding": "embedding_cut"},
-    )
+    canary = clip_width_canary(repository, tmp_path, percent=100)
     enricher = engine(with_variants(tmp_path / "repo", repository, canary, only=CLASSIFY_ONLY))
     try:
         for result in enrich(enricher):
@@ -281,20 +285,11 @@ def test_a_canary_with_another_embedding_width_is_never_served(
 def test_models_verify_refuses_a_variant_whose_outputs_production_consumers_cannot_read(
     tmp_path: Path, repository: ModelRepository
 ) -> None:
-    narrow = narrower_embedding(repository, tmp_path, 512)
     repo = with_variants(
         tmp_path / "repo",
         repository,
         variant_manifest(repository, "mobilenet_v2", "twin"),  # a shadow: one canary at a time
-        variant_manifest(
-            repository,
-            "mobilenet_v2",
-            "clip_width",
-            mode="canary",
-            percent=5,
-            source={"file": str(narrow), "converter": "copy"},
-            outputs={"logits": "logits", "embedding": "embedding_cut"},
-        ),
+        clip_width_canary(repository, tmp_path, percent=5),
         only=CLASSIFY_ONLY,
     )
     settings = load_settings().engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,22 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
 USERS = {f"user{i}": 3 for i in range(8)}  # 24 photos
 
 
+def with_experiments(
+    stream_settings: Settings,
+    repository: ModelRepository,
+    folder: Path,
+    *variants: Any,
+    **engine: Any,
+) -> tuple[Settings, ModelRepository]:
+    """Settings whose model repository holds mobilenet_v2 and ``variants``, all of them on."""
+    repo = with_variants(folder / "repo", repository, *variants, only=("mobilenet_v2",))
+    paths = stream_settings.paths.model_copy(
+        update={"models": repo.root, "model_cache": repo.cache}
+    )
+    options = stream_settings.engine.model_copy(update={"variants": "all", **engine})
+    return stream_settings.model_copy(update={"paths": paths, "engine": options}), repo
+
+
 def latest_by_photo(events: list[dict[str, object]]) -> dict[str, dict[str, object]]:
     latest: dict[str, dict[str, object]] = {}
     for event in events:
@@ -33,9 +50,10 @@ def latest_by_photo(events: list[dict[str, object]]) -> dict[str, dict[str, obje
 def test_shadow_canary_report_promote_and_backfill(
     stream_settings: Settings, repository: ModelRepository, tmp_path: Path
 ) -> None:
-    repo = with_variants(
-        tmp_path / "repo",
+    settings, repo = with_experiments(
+        stream_settings,
         repository,
+        tmp_path,
         # fed BGR instead of RGB: same weights, measurably different answers
         variant_manifest(
             repository,
@@ -53,13 +71,7 @@ def test_shadow_canary_report_promote_and_backfill(
             percent=50,
             promote_when={"embedding_cosine": ">= 0.99", "error_rate": "<= 0.5"},
         ),
-        only=("mobilenet_v2",),
     )
-    paths = stream_settings.paths.model_copy(
-        update={"models": repo.root, "model_cache": repo.cache}
-    )
-    engine = stream_settings.engine.model_copy(update={"variants": "all"})
-    settings = stream_settings.model_copy(update={"paths": paths, "engine": engine})
     env = settings_env(settings)
     topic = settings.topics.shadow
     twin = repo.get("twin")
@@ -151,20 +163,16 @@ def test_shadow_canary_report_promote_and_backfill(
 def test_a_failing_canary_is_switched_off_by_the_worker_and_said(
     stream_settings: Settings, repository: ModelRepository, tmp_path: Path
 ) -> None:
-    repo = with_variants(
-        tmp_path / "repo",
+    settings, _repo = with_experiments(
+        stream_settings,
         repository,
+        tmp_path,
         # fails on every photo (a top_k that is no number)
         variant_manifest(
             repository, "mobilenet_v2", "broken", mode="canary", percent=100, params={"top_k": "x"}
         ),
-        only=("mobilenet_v2",),
+        variant_min_photos=4,
     )
-    paths = stream_settings.paths.model_copy(
-        update={"models": repo.root, "model_cache": repo.cache}
-    )
-    engine = stream_settings.engine.model_copy(update={"variants": "all", "variant_min_photos": 4})
-    settings = stream_settings.model_copy(update={"paths": paths, "engine": engine})
     worker = WorkerProcess(settings, tmp_path, "w")
     with running(worker):
         write_photos(tmp_path / "photos", {"user0": 6}, size=128)
