@@ -26,14 +26,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from streams.blobs import BlobStore
 from streams.config import Settings
 from streams.contracts.codec import Codec, EncodeError, MalformedEventError, codec_from_settings
 from streams.contracts.schemas import EventType, SchemaRepository
-from streams.engine import Enriched, Enricher, Failed, PhotoInput, Submitted
+from streams.engine import Enricher, PhotoInput
 from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
 from streams.logs import get_logger
 from streams.pipeline.bestshot import BestShots, ShotFindings
@@ -53,91 +51,12 @@ from streams.pipeline.people import (
     face_model,
     faces_of,
 )
+from streams.pipeline.photo import Batch, Photo, SkipRule, Started, never_skip
+from streams.pipeline.stages import name_stage, stage_of
 
 log = get_logger("darkroom.pipeline")
 
-OutputTopic = Literal["enriched", "failed"]
 StageTimer = Callable[[str, float], None]
-
-
-@dataclass
-class Photo:
-    """One message's way through a batch."""
-
-    message: RawMessage
-    upload: dict[str, Any] | None = None  # the decoded PhotoUploaded
-    skipped: bool = False  # already done with these models: no output
-    fetched_bytes: int | None = None  # how many bytes the blob really had
-    result: Enriched | Failed | None = None
-    record: dict[str, Any] | None = None  # the output record, once built
-    value: bytes | None = None  # the output, encoded
-    shadows: list[bytes] = field(default_factory=list)  # encoded ShadowResults (photos.shadow)
-    people: Given | None = None  # the clusters its faces joined (when people are kept)
-    best_shot: dict[str, Any] | None = None  # its BestShot record (when groups are ranked)
-    person_ids: list[str | None] | None = None  # per face, where its cluster is a person
-
-    @property
-    def failed(self) -> Failed | None:
-        """This photo's failure, if it failed anywhere."""
-        return self.result if isinstance(self.result, Failed) else None
-
-    @property
-    def enriched(self) -> Enriched | None:
-        """This photo's enrichment, if it succeeded."""
-        return self.result if isinstance(self.result, Enriched) else None
-
-    @property
-    def topic(self) -> OutputTopic | None:
-        """Where its output goes (None: skipped)."""
-        if self.value is None:
-            return None
-        return "failed" if self.failed is not None else "enriched"
-
-    def fail(self, error: PhotoError, stage: str) -> None:
-        """The first failure wins; later steps leave a failed photo alone."""
-        timings = self.result.timings_ms if self.result is not None else {}
-        self.result = Failed(self._photo_id, error, stage, timings)
-
-    @property
-    def _photo_id(self) -> str:
-        return str(self.upload["photo_id"]) if self.upload else ""
-
-
-@dataclass
-class Batch:
-    """A processed batch: every photo with its output, and what the duplicate search, the
-    best-shot ranking and the people clustering found."""
-
-    photos: list[Photo]
-    findings: Findings = field(default_factory=Findings)
-    shots: ShotFindings = field(default_factory=ShotFindings)
-    people: PeopleFindings = field(default_factory=PeopleFindings)
-    seconds: dict[str, float] = field(default_factory=dict)  # per stage
-
-    def outputs(self) -> list[Photo]:
-        """The photos that have an output to send, in order."""
-        return [photo for photo in self.photos if photo.value is not None]
-
-    def shadows(self) -> list[tuple[Photo, bytes]]:
-        """Every ShadowResult to send (photos.shadow), with the photo it measures."""
-        return [(photo, value) for photo in self.photos for value in photo.shadows]
-
-
-@dataclass
-class Started:
-    """A batch between ``Pipeline.start`` and ``Pipeline.finish``: its events decoded, and the
-    photos the engine is decoding, each with its engine job."""
-
-    batch: Batch
-    engine: list[tuple[Photo, Submitted]]
-
-
-SkipRule = Callable[[Photo], bool]
-
-
-def never_skip(_photo: Photo) -> bool:
-    """The default skip rule: every upload is processed."""
-    return False
 
 
 class Pipeline:
@@ -240,6 +159,19 @@ class Pipeline:
         """A started batch that will not be finished (its worker stops or loses it)."""
         self.enricher.abandon([job for _, job in started.engine])
 
+    def quarantine(self, message: RawMessage, error: Exception) -> Batch:
+        """``message`` as a batch of its own whose output is an INTERNAL_ERROR dead letter
+        naming ``error`` (its type, message and stage) and keeping the original bytes: what a
+        message that makes the pipeline raise becomes (streams/pipeline/poison.py)."""
+        photo = Photo(message)
+        self._decode(photo)
+        detail = f"{type(error).__name__}: {error}"
+        photo.fail(PhotoError(detail), stage_of(error))
+        assert photo.failed is not None
+        photo.record = self.outputs.failed(message, photo.failed, photo.upload)
+        photo.value = self._encode_dead_letter(photo)
+        return Batch([photo])
+
     def test(self, value: bytes, key: bytes | None = None) -> Photo:
         """One message through the whole path (for tests and the REPL, like Quix's sdf.test)."""
         return self.run([RawMessage("test", 0, 0, key, value)]).photos[0]
@@ -249,6 +181,9 @@ class Pipeline:
         started = time.perf_counter()
         try:
             yield
+        except Exception as exc:
+            name_stage(exc, name)  # where a dead letter for it will say it happened
+            raise
         finally:
             batch.seconds[name] = time.perf_counter() - started
             self.on_stage(name, batch.seconds[name])

@@ -14,7 +14,9 @@ from streams.config import Settings
 from streams.contracts.codec import Codec
 from streams.contracts.schemas import EventType
 from streams.engine import Enricher
+from streams.logs import get_logger
 from streams.pipeline import Photo, Pipeline, RawMessage
+from streams.pipeline.poison import alone, is_transient
 from streams.replay.sinks import (
     DeliveryTracker,
     SinkCounts,
@@ -24,6 +26,8 @@ from streams.replay.sinks import (
     replayed_offsets,
 )
 from streams.tail import scan
+
+log = get_logger("darkroom.replay")
 
 
 def versions_from_produced_by(produced_by: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -98,8 +102,16 @@ class ReprocessSink:
 
     def _enrich_pending(self) -> None:
         pending, self._pending = self._pending, []
-        batch = self.pipeline.run([original for _, original in pending])
-        for (source, _), photo in zip(pending, batch.photos, strict=True):
+        originals = [original for _, original in pending]
+        try:
+            photos = self.pipeline.run(originals).photos
+        except Exception as error:
+            if is_transient(error):
+                raise
+            # one photo breaks the batch: each alone, that one as its dead letter
+            log.error("batch raised; retrying its photos one by one", exc_info=error)
+            photos = [alone(self.pipeline, original).photos[0] for original in originals]
+        for (source, _), photo in zip(pending, photos, strict=True):
             if photo.topic is None or photo.value is None:
                 self.counts.skipped += 1
                 continue

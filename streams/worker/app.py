@@ -32,8 +32,9 @@ from streams.worker.access import ApiAccess
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
 from streams.worker.continuity import Continuity, first_committed_record
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates, TablePeople
+from streams.worker.processor import BatchProcessor
 from streams.worker.queries import QueryGate
+from streams.worker.readers import AlreadyDone, TableDuplicates, TablePeople
 from streams.worker.tables import Tables, user_rows
 from streams.worker.transport import batch_gate, drain
 from streams.worker.views import Readiness, register_views

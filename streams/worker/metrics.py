@@ -56,6 +56,11 @@ class WorkerMetrics:
         self.dead_letters = Counter(
             "darkroom_dead_letters", "Dead letters by reason", ["reason"], registry=r
         )
+        self.poisoned_batches = Counter(
+            "darkroom_poisoned_batches",
+            "Batches the pipeline raised on (not transiently), retried photo by photo",
+            registry=r,
+        )
         self.in_flight = Gauge(
             "darkroom_in_flight", "Uploads taken but not yet answered", registry=r
         )

@@ -23,16 +23,26 @@ from typing import Any
 from faust import streams as faust_streams
 from faust.types import EventT
 
-from streams.contracts import headers as headers_
-from streams.pipeline import Batch, Photo, Pipeline, RawMessage, Started
-from streams.pipeline.bestshot import Group, Shot
-from streams.pipeline.dedup import Index
+from streams.logs import get_logger
+from streams.pipeline import Batch, Photo, Pipeline, RawMessage, Started, poison
 from streams.pipeline.keys import split_key
-from streams.pipeline.people import Change, Given
+from streams.pipeline.people import Change
+from streams.pipeline.poison import is_transient
 from streams.pipeline.similar import SimilarPhotos
+from streams.pipeline.stages import name_stage, stage_of
 from streams.worker import state
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.readers import VersionsOf
 from streams.worker.tables import Tables
+
+log = get_logger("darkroom.worker")
+
+
+@dataclass
+class Poisoned:
+    """A batch the pipeline raised on for a reason that is not transient."""
+
+    error: Exception
 
 
 @contextmanager
@@ -64,80 +74,6 @@ def raw_message(event: EventT[Any]) -> RawMessage:
 def events_by_photo(batch: Batch, events: Sequence[EventT[Any]]) -> dict[int, EventT[Any]]:
     """id(photo) -> the event it came from (the pipeline keeps the batch's order)."""
     return {id(photo): event for photo, event in zip(batch.photos, events, strict=True)}
-
-
-class TableDuplicates:
-    """The near-duplicate search's and the best-shot ranking's view of the worker's tables
-    (read-only)."""
-
-    def __init__(self, tables: Tables) -> None:
-        self.tables = tables
-
-    def index_of(self, user_id: str) -> Index | None:
-        found: Index | None = self.tables.dup_index.get(user_id)
-        return found
-
-    def embedding_of(self, key: str) -> str | None:
-        found: str | None = self.tables.embeddings.get(key)
-        return found
-
-    def block_of(self, photo_id: str) -> str | None:
-        found: str | None = self.tables.dct_blocks.get(photo_id)
-        return found
-
-    def _summary(self, photo_id: str) -> dict[str, Any]:
-        found = self.tables.photo_state.get(photo_id)
-        return found["summary"] if found is not None and found["status"] == "enriched" else {}
-
-    def group_of(self, photo_id: str) -> str:
-        # a photo enriched before groups were kept: the one photo it pointed at, if any
-        summary = self._summary(photo_id)
-        return str(summary.get("group") or summary.get("duplicate_of") or photo_id)
-
-    def shot_of(self, photo_id: str) -> Shot | None:
-        shot = self._summary(photo_id).get("shot")
-        return Shot.from_json(shot) if shot else None
-
-    def group(self, key: str) -> Group | None:
-        found: Group | None = self.tables.dup_groups.get(key)
-        return found
-
-
-class TablePeople:
-    """The people clustering's view of the worker's tables (read-only)."""
-
-    def __init__(self, tables: Tables) -> None:
-        self.tables = tables
-
-    def people_of(self, user_id: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.tables.people.get(user_id)
-        return found
-
-    def clusters_of(self, photo_id: str) -> Given | None:
-        found = self.tables.photo_state.get(photo_id)
-        if found is None or found["status"] != "enriched":
-            return None
-        return Given.from_json(found["summary"].get("people"))
-
-
-VersionsOf = Callable[[str], dict[str, str]]  # user id -> the model versions that serve it
-
-
-class AlreadyDone:
-    """The worker's skip rule: done with these models (a redelivery or a replay), not forced."""
-
-    def __init__(self, tables: Tables, versions: VersionsOf) -> None:
-        self.tables, self.versions = tables, versions
-
-    def __call__(self, photo: Photo) -> bool:
-        assert photo.upload is not None
-        if photo.message.header(headers_.FORCE) == b"1":
-            return False
-        return state.already_done(
-            self.tables.photo_state.get(photo.upload["photo_id"]),
-            photo.upload["event_id"],
-            self.versions(photo.upload["user_id"]),
-        )
 
 
 @dataclass
@@ -200,24 +136,68 @@ class BatchProcessor:
             raise
         return Work(events, started, since)
 
-    async def compute(self, work: Work) -> Batch:
-        """Inference, duplicates and the encoded outputs (nothing sent)."""
+    async def compute(self, work: Work) -> Batch | Poisoned:
+        """Inference, duplicates and the encoded outputs (nothing sent); ``Poisoned`` when the
+        pipeline raised for a reason that is not transient (``deliver`` then goes photo by
+        photo)."""
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._computing, self.pipeline.finish, work.started)
+        except Exception as error:
+            if is_transient(error):
+                self.abandon(work)
+                raise
+            self.pipeline.abandon(work.started)
+            return Poisoned(error)
         except BaseException:
             self.abandon(work)
             raise
 
-    async def deliver(self, work: Work, batch: Batch) -> None:
+    async def deliver(self, work: Work, batch: Batch | Poisoned) -> None:
         """Send the outputs and wait for their acknowledgements, then record the tables and
         wait for theirs."""
         try:
-            await self._send(batch, work.events)
-            self._record(batch, work.events)
+            if isinstance(batch, Poisoned):
+                await self._one_by_one(work.events, batch.error)
+            else:
+                await self._send(batch, work.events)
+                try:
+                    self._record(batch, work.events)
+                except Exception as error:
+                    if is_transient(error):
+                        raise
+                    await self._one_by_one(work.events, error)
             await self.flush()
         finally:
             self._done(work)
+
+    async def _one_by_one(self, events: Sequence[EventT[Any]], error: Exception) -> None:
+        """A poisoned batch: each event as a batch of its own, sent and recorded before the
+        next runs (its tables are what the next one's duplicate search reads); an event that
+        still raises becomes its INTERNAL_ERROR dead letter (streams/pipeline/poison.py)."""
+        self.metrics.poisoned_batches.inc()
+        log.error(
+            "batch raised; retrying its photos one by one",
+            batch=len(events),
+            stage=stage_of(error),
+            exc_info=error,
+        )
+        loop = asyncio.get_running_loop()
+        for event in events:
+            message = raw_message(event)
+            alone = await loop.run_in_executor(
+                self._computing, poison.alone, self.pipeline, message
+            )
+            await self._send(alone, [event])
+            try:
+                self._record(alone, [event])
+            except Exception as record_error:
+                if is_transient(record_error):
+                    raise
+                name_stage(record_error, "record")
+                dead = poison.quarantined(self.pipeline, message, record_error)
+                await self._send(dead, [event])
+                self._record(dead, [event])
 
     def abandon(self, work: Work) -> None:
         """A started batch that will not be delivered (a stop, a rebalance, a failure)."""

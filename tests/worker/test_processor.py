@@ -15,15 +15,17 @@ from faust.types import TP
 
 from streams.contracts.headers import FORCE
 from streams.engine import Enricher
+from streams.errors import FailureReason
 from streams.pipeline import DuplicatePolicy, DuplicateSearch
 from streams.pipeline.bestshot import BestShots
 from streams.worker.agent import InFlight, consume
 from streams.worker.continuity import Continuity
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.processor import AlreadyDone, BatchProcessor, TableDuplicates, raw_message
+from streams.worker.processor import BatchProcessor, raw_message
+from streams.worker.readers import AlreadyDone, TableDuplicates
 from streams.worker.tables import Tables
 from streams.worker.transport import BatchGate
-from tests.pipeline.test_batch import make_pipeline, upload_bytes
+from tests.pipeline.test_batch import CODEC, make_pipeline, upload_bytes
 
 
 @dataclass
@@ -333,3 +335,39 @@ def test_a_consumed_message_becomes_the_pipelines_message() -> None:
     tombstone = Message("t", 3, 8, None, None)  # type: ignore[arg-type]
     raw = raw_message(Event(tombstone))  # type: ignore[arg-type]
     assert (raw.topic, raw.partition, raw.offset, raw.key, raw.value) == ("t", 3, 8, None, b"")
+
+
+class RefusesEnriched(dict[str, Any]):
+    """A photo_state table that raises (a bug in recording) when photo "poison" is enriched."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key == "poison" and value["status"] == "enriched":
+            raise KeyError("summary")
+        super().__setitem__(key, value)
+
+
+def test_a_photo_whose_recording_raises_becomes_a_dead_letter_and_the_others_go_on(
+    enricher: Enricher, tmp_path: Path
+) -> None:
+    proc, enriched, state = processor(enricher, tmp_path)
+    state = proc.tables = dataclasses.replace(state, photo_state=RefusesEnriched())
+    failed: Topic = proc.topics["failed"]
+    batch = events(upload_bytes(photo_id="p1"), upload_bytes(photo_id="poison"))
+
+    async def acknowledged() -> None:
+        task = asyncio.ensure_future(proc.process(batch))
+        while not task.done():
+            for ack in [*enriched.acks, *failed.acks]:
+                if not ack.done():
+                    ack.set_result(None)
+            await asyncio.sleep(0.01)
+        await task
+
+    asyncio.run(acknowledged())
+    proc.close()
+    assert state.photo_state["p1"]["status"] == "enriched"
+    assert state.photo_state["poison"]["status"] == "failed"
+    assert state.photo_state["poison"]["reason"] == FailureReason.INTERNAL_ERROR
+    (dead,) = [CODEC.decode(value).record for value in failed.sent]
+    assert (dead["stage"], dead["detail"]) == ("record", "KeyError: 'summary'")
+    assert proc.metrics.poisoned_batches._value.get() == 1

@@ -1,0 +1,89 @@
+"""The pipeline's read-only views of the worker's tables: the near-duplicate search's, the
+people clustering's, and the skip rule that reads what a photo's state says is done."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streams.contracts import headers as headers_
+from streams.pipeline import Photo
+from streams.pipeline.bestshot import Group, Shot
+from streams.pipeline.dedup import Index
+from streams.pipeline.people import Given
+from streams.worker import state
+from streams.worker.tables import Tables
+
+
+class TableDuplicates:
+    """The near-duplicate search's and the best-shot ranking's view of the worker's tables
+    (read-only)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    def index_of(self, user_id: str) -> Index | None:
+        found: Index | None = self.tables.dup_index.get(user_id)
+        return found
+
+    def embedding_of(self, key: str) -> str | None:
+        found: str | None = self.tables.embeddings.get(key)
+        return found
+
+    def block_of(self, photo_id: str) -> str | None:
+        found: str | None = self.tables.dct_blocks.get(photo_id)
+        return found
+
+    def _summary(self, photo_id: str) -> dict[str, Any]:
+        found = self.tables.photo_state.get(photo_id)
+        return found["summary"] if found is not None and found["status"] == "enriched" else {}
+
+    def group_of(self, photo_id: str) -> str:
+        # a photo enriched before groups were kept: the one photo it pointed at, if any
+        summary = self._summary(photo_id)
+        return str(summary.get("group") or summary.get("duplicate_of") or photo_id)
+
+    def shot_of(self, photo_id: str) -> Shot | None:
+        shot = self._summary(photo_id).get("shot")
+        return Shot.from_json(shot) if shot else None
+
+    def group(self, key: str) -> Group | None:
+        found: Group | None = self.tables.dup_groups.get(key)
+        return found
+
+
+class TablePeople:
+    """The people clustering's view of the worker's tables (read-only)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    def people_of(self, user_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.tables.people.get(user_id)
+        return found
+
+    def clusters_of(self, photo_id: str) -> Given | None:
+        found = self.tables.photo_state.get(photo_id)
+        if found is None or found["status"] != "enriched":
+            return None
+        return Given.from_json(found["summary"].get("people"))
+
+
+VersionsOf = Callable[[str], dict[str, str]]  # user id -> the model versions that serve it
+
+
+class AlreadyDone:
+    """The worker's skip rule: done with these models (a redelivery or a replay), not forced."""
+
+    def __init__(self, tables: Tables, versions: VersionsOf) -> None:
+        self.tables, self.versions = tables, versions
+
+    def __call__(self, photo: Photo) -> bool:
+        assert photo.upload is not None
+        if photo.message.header(headers_.FORCE) == b"1":
+            return False
+        return state.already_done(
+            self.tables.photo_state.get(photo.upload["photo_id"]),
+            photo.upload["event_id"],
+            self.versions(photo.upload["user_id"]),
+        )
