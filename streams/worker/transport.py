@@ -19,7 +19,8 @@ second time, visible to ``read_committed`` readers. Two changes make it exact:
 * an output goes into the transaction of the partition its *upload* came from (the current
   event's), the one that commits that upload's offset; a send with no current event is refused;
 * Faust commits on a timer, which could land between a batch's sends and its acknowledgements and
-  commit the outputs without the offsets. ``BatchGate`` lets a commit run only between batches.
+  commit the outputs without the offsets. ``BatchGate`` lets a commit run only between batches,
+  and bounds how long a batch may keep a commit (a rebalance's included) waiting.
 
 Routing a web query by key (``app.topic_route``) asks the *producer's* metadata for the topic's
 partitions. aiokafka's producer fetches every topic's metadata only until its first send; from
@@ -63,6 +64,7 @@ back and drop held-back events from Faust's unacknowledged set.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -75,30 +77,91 @@ from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import FutureMessage
 
 from streams.errors import OperationError
+from streams.logs import get_logger
+
+log = get_logger("darkroom.worker")
 
 
 class ChangelogError(OperationError):
     """A table write's changelog record was not delivered (the batch is not acknowledged)."""
 
 
-class BatchGate:
-    """A batch (sends to acknowledgements) and an offset commit never overlap."""
+class GateTimeoutError(OperationError):
+    """A batch held the commit gate past its limit (its sends or table writes unacknowledged)."""
 
-    def __init__(self) -> None:
+
+class BatchGate:
+    """A batch (sends to acknowledgements) and an offset commit never overlap.
+
+    A batch holds the gate for at most ``limit_s``: once a worker's table writes stopped
+    reaching the broker (aiokafka waiting on a request the broker never answered, for up to
+    Faust's 20-minute ``producer_request_timeout``) and its batch held the gate meanwhile; the
+    rebalance's commit waited behind it, the worker never rejoined its group, and its stop
+    deadline killed it. Past the limit the batch's wait is cancelled and it fails
+    (``GateTimeoutError``): fatal and unacknowledged, so the worker stops in order and the
+    batch is processed again after the restart or by another worker. A commit waits for the
+    gate (at most one batch's limit) and holds it as long as it takes."""
+
+    SLOW_S = 1.0  # a wait or hold longer than this is logged
+
+    def __init__(self, limit_s: float | None = None) -> None:
         self._lock = asyncio.Lock()
+        self.limit_s = limit_s
 
     @asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
-        """Hold the gate for the duration of a batch, or of a commit."""
-        async with self._lock:
+        """Hold the gate for a batch (at most ``limit_s``, see the class docstring)."""
+        await self._acquire("batch")
+        bound = asyncio.timeout(self.limit_s)
+        started = time.monotonic()
+        try:
+            async with bound:
+                yield
+        except TimeoutError as exc:
+            if not bound.expired():
+                raise
+            raise GateTimeoutError(
+                f"a batch held the commit gate for more than {self.limit_s:g} s (its outputs or "
+                "table writes were not acknowledged by Kafka): the batch is not acknowledged"
+            ) from exc
+        finally:
+            self._release("batch", started)
+
+    @asynccontextmanager
+    async def committing(self) -> AsyncIterator[None]:
+        """Hold the gate for an offset commit (after the batch that holds it, if any)."""
+        await self._acquire("commit")
+        started = time.monotonic()
+        try:
             yield
+        finally:
+            self._release("commit", started)
+
+    async def _acquire(self, what: str) -> None:
+        started = time.monotonic()
+        await self._lock.acquire()
+        waited = time.monotonic() - started
+        if waited > self.SLOW_S:
+            log.info("commit gate: waited for it", waiter=what, seconds=round(waited, 3))
+
+    def _release(self, what: str, started: float) -> None:
+        self._lock.release()
+        held = time.monotonic() - started
+        if held > self.SLOW_S:
+            log.info("commit gate: held long", holder=what, seconds=round(held, 3))
+
+
+# A batch may hold the gate for this share of the group's rebalance timeout: past the
+# rebalance timeout the group drops a member whose revocation (which commits) has not ended.
+GATE_SHARE_OF_REBALANCE = 0.5
 
 
 def batch_gate(app: Any) -> BatchGate:
     """The app's gate (created on first use, inside the worker's event loop)."""
     gate: BatchGate | None = getattr(app, "_darkroom_batch_gate", None)
     if gate is None:
-        gate = app._darkroom_batch_gate = BatchGate()
+        limit_s = float(app.conf.broker_rebalance_timeout) * GATE_SHARE_OF_REBALANCE
+        gate = app._darkroom_batch_gate = BatchGate(limit_s)
     return gate
 
 
@@ -364,7 +427,7 @@ class _Consumer(driver.Consumer):
             self._unacked_messages.discard(event.message)
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        async with batch_gate(self.app).held():
+        async with batch_gate(self.app).committing():
             committed: bool = await super().commit(topics, start_new_transaction)
             return committed
 

@@ -1,5 +1,7 @@
 """The worker's transport: ``drain`` returns only when every table write is acknowledged, and
-raises when one was not (Faust's own flush gave up after 0.1 s and never looked); the producer
+raises when one was not (Faust's own flush gave up after 0.1 s and never looked); a batch
+whose writes are never acknowledged fails at the commit gate's limit instead of keeping the
+commits (a rebalance's) waiting for good; the producer
 keeps the uploads topic's partitions, which routing a query by key needs; the seek to the
 committed offsets after a rebalance also rewinds a partition with nothing committed; and a
 seek made while a record is being handed out brings back every record it should."""
@@ -17,13 +19,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.config import Settings
 from streams.kafka.topics import TopicSpec, ensure_topics
+from streams.worker.agent import InFlight, consume
 from streams.worker.transport import (
+    BatchGate,
     ChangelogError,
+    GateTimeoutError,
     _DrainableBuffer,
     fresh_records,
     seek_to_committed,
     track_topic,
 )
+from tests.worker.test_agent import batches
+from tests.worker.test_processor import Stream, in_order
 
 Hand = Callable[[int], Awaitable[asyncio.Future[Any]]]
 
@@ -106,6 +113,73 @@ def test_drain_raises_for_a_record_not_delivered_and_the_buffer_goes_on(where: s
             await buffer.stop()
 
     asyncio.run(scenario())
+
+
+class WritesNeverAcknowledged:
+    """Stages whose ``deliver`` writes a table record that Kafka never acknowledges (aiokafka
+    waiting on a request the broker did not answer) and waits for it, as the worker does."""
+
+    def __init__(self, buffer: _DrainableBuffer, channel: Channel) -> None:
+        self.buffer, self.channel = buffer, channel
+
+    async def start(self, events: Any) -> Any:
+        return events
+
+    async def compute(self, work: Any) -> None:
+        return None
+
+    async def deliver(self, work: Any, computed: None) -> None:
+        self.buffer.put(record(self.channel, 0))
+        await self.buffer.drain()
+
+    def abandon(self, work: Any) -> None:
+        pass
+
+
+def test_a_batch_whose_table_writes_are_never_acknowledged_fails_and_frees_the_commit() -> None:
+    # once a worker's batch waited for good with the gate held: the rebalance's commit waited
+    # behind it, the worker never rejoined its group, and its stop deadline killed it
+    limit_s = 0.5
+
+    async def scenario() -> tuple[list[Any], float, list[Any]]:
+        loop = asyncio.get_running_loop()
+        never = loop.create_future()
+
+        async def hand(number: int) -> asyncio.Future[Any]:
+            return never
+
+        buffer, channel = await started(hand)
+        gate, fatal = BatchGate(limit_s), []
+        stream = Stream(batches(2))
+
+        async def commit() -> float:
+            await asyncio.sleep(0.1)  # the batch holds the gate by now
+            asked = loop.time()
+            async with gate.committing():
+                return loop.time() - asked
+
+        committed = asyncio.ensure_future(commit())
+        try:
+            with pytest.raises(GateTimeoutError):
+                await consume(
+                    stream,
+                    WritesNeverAcknowledged(buffer, channel),
+                    batch_size=16,
+                    within_s=0.1,
+                    in_flight=InFlight(),
+                    on_fatal=lambda exc, batch: fatal.append(exc),
+                    gate=gate,
+                    **in_order(),
+                )
+            return fatal, await committed, stream.acked
+        finally:
+            never.cancel()
+            await buffer.stop()
+
+    fatal, commit_waited_s, acked = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert [type(exc) for exc in fatal] == [GateTimeoutError]  # the worker stops on it
+    assert acked == []  # processed again after the restart, or by another worker
+    assert commit_waited_s < limit_s + 0.5
 
 
 @pytest.mark.broker
