@@ -30,6 +30,7 @@ from streams.logs import get_logger
 from streams.pipeline.keys import split_key, user_prefix
 
 log = get_logger("darkroom.worker")
+SLOW_OPEN_S = 0.5  # an open slower than this is logged at info (the rest at debug)
 
 
 def _holders(db: Any) -> list[str]:
@@ -73,7 +74,7 @@ class PartitionStore(faust_rocksdb.Store):
             db.close()  # releases RocksDB's lock now (a live iterator alone still holds it)
             closed.append(tp.partition)
         if closed:
-            log.info(
+            log.debug(
                 "table partitions closed",
                 table=self.table_name,
                 partitions=sorted(closed),
@@ -83,11 +84,12 @@ class PartitionStore(faust_rocksdb.Store):
     def _open_for_partition(self, partition: int) -> Any:
         started = time.perf_counter()
         db = super()._open_for_partition(partition)
-        log.info(
+        seconds = time.perf_counter() - started
+        (log.info if seconds > SLOW_OPEN_S else log.debug)(
             "table partition opened",
             table=self.table_name,
             partition=partition,
-            seconds=round(time.perf_counter() - started, 4),
+            seconds=round(seconds, 4),
         )
         return db
 

@@ -408,10 +408,30 @@ class _Consumer(driver.Consumer):
         continuity.reset(offsets)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        started = time.monotonic()
         continuity = self._continuity()
         if continuity is not None:
             continuity.forget(revoked)
         await super().on_partitions_revoked(revoked)
+        log.info(
+            "partitions revoked",
+            partitions=self._streams_of(revoked),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        started = time.monotonic()
+        await super().on_partitions_assigned(assigned, generation_id)
+        log.info(  # tables opened; their recovery goes on in Faust's recovery service
+            "partitions assigned",
+            partitions=self._streams_of(assigned),
+            generation=generation_id,
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _streams_of(self, tps: Any) -> list[int]:
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        return sorted(tp.partition for tp in tps if acks_enabled_for(tp.topic))
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         if self._continuity() is None:
