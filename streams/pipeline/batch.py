@@ -37,6 +37,7 @@ from streams.logs import get_logger
 from streams.pipeline.bestshot import BestShots, ShotFindings
 from streams.pipeline.dedup import DuplicateSearch, Findings
 from streams.pipeline.outputs import (
+    Attempt,
     OutputBuilder,
     RawMessage,
     body_budget,
@@ -51,7 +52,15 @@ from streams.pipeline.people import (
     face_model,
     faces_of,
 )
-from streams.pipeline.photo import Batch, Photo, SkipRule, Started, never_skip
+from streams.pipeline.photo import (
+    AttemptRule,
+    Batch,
+    Photo,
+    SkipRule,
+    Started,
+    first_attempt,
+    never_skip,
+)
 from streams.pipeline.stages import name_stage, stage_of
 
 log = get_logger("darkroom.pipeline")
@@ -72,15 +81,18 @@ class Pipeline:
         outputs: OutputBuilder,
         max_message_bytes: int,
         skip: SkipRule = never_skip,
+        attempts: AttemptRule = first_attempt,
         duplicates: DuplicateSearch | None = None,
         best_shots: BestShots | None = None,
         people: PeopleSearch | None = None,
         on_stage: StageTimer = lambda _stage, _seconds: None,
     ) -> None:
-        """``best_shots`` ranks the groups ``duplicates`` finds (it needs ``duplicates``)."""
+        """``best_shots`` ranks the groups ``duplicates`` finds (it needs ``duplicates``);
+        ``attempts`` numbers each upload's attempt at its photo (its outcome's ``attempt``)."""
         self.codec, self.blobs, self.enricher, self.outputs = codec, blobs, enricher, outputs
         self.max_message_bytes = max_message_bytes
-        self.skip, self.duplicates, self.people = skip, duplicates, people
+        self.skip, self.attempts = skip, attempts
+        self.duplicates, self.people = duplicates, people
         self.best_shots = best_shots
         self.on_stage = on_stage
 
@@ -91,6 +103,7 @@ class Pipeline:
         enricher: Enricher,
         *,
         skip: SkipRule = never_skip,
+        attempts: AttemptRule = first_attempt,
         duplicates: DuplicateSearch | None = None,
         best_shots: BestShots | None = None,
         people: PeopleSearch | None = None,
@@ -105,6 +118,7 @@ class Pipeline:
             outputs=OutputBuilder(schemas),
             max_message_bytes=settings.kafka.max_message_bytes,
             skip=skip,
+            attempts=attempts,
             duplicates=duplicates,
             best_shots=best_shots,
             people=people,
@@ -168,7 +182,8 @@ class Pipeline:
         detail = f"{type(error).__name__}: {error}"
         photo.fail(PhotoError(detail), stage_of(error))
         assert photo.failed is not None
-        photo.record = self.outputs.failed(message, photo.failed, photo.upload)
+        self._number(photo)
+        photo.record = self.outputs.failed(message, photo.failed, photo.upload, photo.attempt)
         photo.value = self._encode_dead_letter(photo)
         return Batch([photo])
 
@@ -282,15 +297,28 @@ class Pipeline:
             photo.person_ids = assigned.persons
         return found
 
+    def _number(self, photo: Photo) -> None:
+        """Which attempt at its photo ``photo`` is (an undecoded message: always the first)."""
+        number = self.attempts(photo) if photo.upload is not None else 1
+        photo.attempt = Attempt.of(photo.message, number)
+
     def _build(self, batch: Batch) -> None:
         for photo, duplicate in zip(batch.photos, batch.findings.duplicate_of, strict=True):
             if photo.skipped:
                 continue
+            self._number(photo)
             if photo.failed is not None:
-                photo.record = self.outputs.failed(photo.message, photo.failed, photo.upload)
+                photo.record = self.outputs.failed(
+                    photo.message, photo.failed, photo.upload, photo.attempt
+                )
             elif photo.enriched is not None and photo.upload is not None:
                 photo.record = self.outputs.enriched(
-                    photo.upload, photo.enriched, duplicate, photo.person_ids, photo.best_shot
+                    photo.upload,
+                    photo.enriched,
+                    duplicate,
+                    photo.person_ids,
+                    photo.best_shot,
+                    photo.attempt,
                 )
 
     def _encode(self, photo: Photo) -> None:
@@ -331,7 +359,7 @@ class Pipeline:
     def _fail_output(self, photo: Photo, error: PhotoError) -> None:
         photo.fail(error, "encode_output")
         assert photo.failed is not None
-        photo.record = self.outputs.failed(photo.message, photo.failed, photo.upload)
+        photo.record = self.outputs.failed(photo.message, photo.failed, photo.upload, photo.attempt)
 
     def _encode_dead_letter(self, photo: Photo) -> bytes:
         assert photo.record is not None

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from streams.contracts import headers
 from streams.contracts.codec import Codec
 from streams.contracts.events import utc_now
 from streams.contracts.schemas import EventType, SchemaRepository
@@ -27,6 +29,10 @@ log = get_logger("darkroom.pipeline")
 RECORD_OVERHEAD_BYTES = 1024
 # An error message longer than this is cut: it is for a person, and it must leave room.
 DETAIL_MAX_CHARS = 2000
+
+
+# uuid5 namespace of outcome ids (PhotoEnriched / PhotoFailed event_id, schema version 4)
+OUTCOME_IDS = uuid.UUID("5d1f0e0c-6b4e-4f53-9a43-2f1c3d7e9b10")
 
 
 def worker_name() -> str:
@@ -54,6 +60,35 @@ class RawMessage:
         return found
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """Which attempt at a photo a message is: its number (1, then one more for each attempt
+    that is not a redelivery of an earlier one) and its key, the replay that wrote the message
+    ("" for the original upload; a redelivery has the same key, a re-drive a new one)."""
+
+    number: int = 1
+    key: str = ""
+
+    @classmethod
+    def of(cls, message: RawMessage, number: int = 1) -> Attempt:
+        """Attempt ``number`` at ``message``, keyed by the replay header it carries."""
+        replay = message.header(headers.REPLAY_ID)
+        return cls(number, replay.decode(errors="replace") if replay else "")
+
+
+def outcome_id(answers: str, attempt: Attempt, kind: Literal["enriched", "failed"]) -> str:
+    """The id of the ``kind`` outcome of ``attempt`` at the upload ``answers`` (its event_id, or
+    the message's position when it never decoded): the same for every redelivery of that
+    attempt, different for another attempt and for the other kind of outcome."""
+    name = f"{answers}\n{attempt.key}\n{attempt.number}\n{kind}"
+    return str(uuid.uuid5(OUTCOME_IDS, name))
+
+
+def position(message: RawMessage) -> str:
+    """'topic/partition/offset' of ``message``."""
+    return f"{message.topic}/{message.partition}/{message.offset}"
+
+
 class OutputBuilder:
     """Fills every field of the output schemas (null where an enrichment did not run)."""
 
@@ -74,6 +109,7 @@ class OutputBuilder:
         duplicate_of: dict[str, Any] | None,
         person_ids: list[str | None] | None = None,
         best_shot: dict[str, Any] | None = None,
+        attempt: Attempt = Attempt(),
     ) -> dict[str, Any]:
         """The PhotoEnriched record for ``upload``; ``person_ids``: per face, the person it
         belongs to (streams/pipeline/people.py), None for a face that is not one yet;
@@ -93,7 +129,9 @@ class OutputBuilder:
             if any(person_ids):
                 produced_by["faces.person_id"] = {"name": "darkroom-people", "version": "1"}
         record.update(
-            event_id=upload["event_id"],
+            event_id=outcome_id(upload["event_id"], attempt, "enriched"),
+            upload_event_id=upload["event_id"],
+            attempt=attempt.number,
             photo_id=upload["photo_id"],
             user_id=upload["user_id"],
             uploaded_at=upload["uploaded_at"],
@@ -137,16 +175,23 @@ class OutputBuilder:
         }
 
     def failed(
-        self, message: RawMessage, failed: Failed, upload: dict[str, Any] | None
+        self,
+        message: RawMessage,
+        failed: Failed,
+        upload: dict[str, Any] | None,
+        attempt: Attempt = Attempt(),
     ) -> dict[str, Any]:
         """The PhotoFailed record: why, where, and the original message byte for byte."""
+        answers = upload["event_id"] if upload else position(message)
         return {
             "reason": failed.reason,
             "stage": failed.stage,
             "detail": failed.detail[:DETAIL_MAX_CHARS],
             "worker": self.worker,
             "failed_at": utc_now(),
-            "event_id": upload["event_id"] if upload else None,
+            "event_id": outcome_id(answers, attempt, "failed"),
+            "upload_event_id": upload["event_id"] if upload else None,
+            "attempt": attempt.number,
             "photo_id": upload["photo_id"] if upload else None,
             "user_id": upload["user_id"] if upload else None,
             "source": {
@@ -200,7 +245,7 @@ def fit_dead_letter(record: dict[str, Any], encoded_size: int, budget: int) -> d
     # hostile event). Its size, SHA-256 and source position still identify it.
     return {
         **record,
-        "event_id": None,
+        "upload_event_id": None,
         "photo_id": None,
         "user_id": None,
         "detail": record["detail"][:DETAIL_MAX_CHARS],

@@ -11,7 +11,7 @@ from streams.engine import Enriched, Failed, Submitted
 from streams.errors import PhotoError
 from streams.pipeline.bestshot import ShotFindings
 from streams.pipeline.dedup import Findings
-from streams.pipeline.outputs import RawMessage
+from streams.pipeline.outputs import Attempt, RawMessage
 from streams.pipeline.people import Given, PeopleFindings
 
 OutputTopic = Literal["enriched", "failed"]
@@ -24,6 +24,7 @@ class Photo:
     message: RawMessage
     upload: dict[str, Any] | None = None  # the decoded PhotoUploaded
     skipped: bool = False  # already done with these models: no output
+    attempt: Attempt = field(default_factory=Attempt)  # names its outcome (set when built)
     fetched_bytes: int | None = None  # how many bytes the blob really had
     result: Enriched | Failed | None = None
     record: dict[str, Any] | None = None  # the output record, once built
@@ -90,8 +91,15 @@ class Started:
 
 
 SkipRule = Callable[[Photo], bool]
+# a decoded upload -> which attempt at its photo it is (1 for the first; see outputs.Attempt)
+AttemptRule = Callable[[Photo], int]
 
 
 def never_skip(_photo: Photo) -> bool:
     """The default skip rule: every upload is processed."""
     return False
+
+
+def first_attempt(_photo: Photo) -> int:
+    """The default attempt rule, where nothing is remembered: every upload is attempt 1."""
+    return 1

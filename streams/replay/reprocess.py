@@ -1,16 +1,21 @@
 """--reprocess: run the worker's pipeline on selected uploads, emit to enriched / failed.
 
 Which photos are already done, and with which model versions, is read from photos.enriched
-itself (each event's ``produced_by``), so the replay needs nothing from the workers' tables.
+itself (each event's ``produced_by``), and each photo's latest attempt from both outcome topics,
+so the replay needs nothing from the workers' tables. A replay is a new attempt at each photo it
+enriches: its outcomes have new event ids (keyed by the replay id) and the next attempt number.
 Near-duplicates are not searched here (their index lives in the workers); to get them, re-drive
 uploads with `--into photos.uploaded --force` instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 from confluent_kafka import Producer
 
 from streams.config import Settings
+from streams.contracts import headers
 from streams.contracts.codec import Codec
 from streams.contracts.schemas import EventType
 from streams.engine import Enricher
@@ -29,6 +34,8 @@ from streams.tail import scan
 
 log = get_logger("darkroom.replay")
 
+OUTCOMES = (EventType.PHOTO_ENRICHED, EventType.PHOTO_FAILED)
+
 
 def versions_from_produced_by(produced_by: dict[str, dict[str, str]]) -> dict[str, str]:
     """model name -> version, splitting composite producers ('det+rec', 'v1+v2')."""
@@ -39,14 +46,29 @@ def versions_from_produced_by(produced_by: dict[str, dict[str, str]]) -> dict[st
     return versions
 
 
-def recorded_versions(settings: Settings, codec: Codec) -> dict[str, dict[str, str]]:
-    """photo id -> the model versions of its latest PhotoEnriched."""
-    latest: dict[str, dict[str, str]] = {}
-    for message in scan(settings, codec, settings.topics.enriched):
-        if message.event is not None and message.event.event_type is EventType.PHOTO_ENRICHED:
-            record = message.event.record
-            latest[record["photo_id"]] = versions_from_produced_by(record["produced_by"])
-    return latest
+@dataclass
+class Recorded:
+    """What the outcome topics say about each photo."""
+
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)  # of its latest enrichment
+    attempts: dict[str, int] = field(default_factory=dict)  # its highest attempt so far
+
+
+def recorded_outcomes(settings: Settings, codec: Codec) -> Recorded:
+    """Per photo id: the model versions of its latest PhotoEnriched and its highest attempt of
+    either outcome (a replay's outcomes are the next attempt)."""
+    found = Recorded()
+    for topic in (settings.topics.enriched, settings.topics.failed):
+        for message in scan(settings, codec, topic):
+            event = message.event
+            if event is None or event.event_type not in OUTCOMES or not event.record["photo_id"]:
+                continue
+            record = event.record
+            photo = record["photo_id"]
+            found.attempts[photo] = max(found.attempts.get(photo, 0), record["attempt"])
+            if event.event_type is EventType.PHOTO_ENRICHED:
+                found.versions[photo] = versions_from_produced_by(record["produced_by"])
+    return found
 
 
 def is_stale(recorded: dict[str, str] | None, current: dict[str, str]) -> bool:
@@ -75,9 +97,11 @@ class ReprocessSink:
         self.replay_id, self.source_topic = replay_id, source_topic
         self.force, self.stale_only, self.batch_size = force, stale_only, batch_size
         self.delivery = DeliveryTracker(producer)
-        self.pipeline = Pipeline.from_settings(settings, enricher, skip=self._skip)
+        self.pipeline = Pipeline.from_settings(
+            settings, enricher, skip=self._skip, attempts=self._attempt
+        )
         self.current = enricher.model_versions_for  # user id -> the versions that serve them
-        self.recorded = recorded_versions(settings, codec)
+        self.recorded = recorded_outcomes(settings, codec)
         self.counts = SinkCounts()
         self._pending: list[tuple[SourceMessage, RawMessage]] = []
 
@@ -86,19 +110,25 @@ class ReprocessSink:
         if original is None:
             self.counts.skipped += 1  # not an upload (the worker dead-lettered it already)
             return
-        self._pending.append((message, original))
+        # this replay is a new attempt at each photo: its outcomes are keyed by the replay id
+        ours = ((headers.REPLAY_ID, self.replay_id.encode()),)
+        self._pending.append((message, replace(original, headers=original.headers + ours)))
         if len(self._pending) >= self.batch_size:
             self._enrich_pending()
 
     def _skip(self, photo: Photo) -> bool:
         assert photo.upload is not None
-        recorded = self.recorded.get(photo.upload["photo_id"])
+        recorded = self.recorded.versions.get(photo.upload["photo_id"])
         current = self.current(photo.upload["user_id"])
         if self.stale_only:
             wanted = is_stale(recorded, current)
         else:
             wanted = self.force or recorded is None or is_stale(recorded, current)
         return not wanted
+
+    def _attempt(self, photo: Photo) -> int:
+        assert photo.upload is not None
+        return self.recorded.attempts.get(photo.upload["photo_id"], 0) + 1
 
     def _enrich_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -119,7 +149,10 @@ class ReprocessSink:
             if photo.topic == "failed":
                 topic = self.settings.topics.failed
             elif photo.upload is not None:
-                self.recorded[photo.upload["photo_id"]] = self.current(photo.upload["user_id"])
+                current = self.current(photo.upload["user_id"])
+                self.recorded.versions[photo.upload["photo_id"]] = current
+            if photo.upload is not None:
+                self.recorded.attempts[photo.upload["photo_id"]] = photo.attempt.number
             hdrs = replay_headers(self.replay_id, source, force=False)
             self.delivery.produce(topic, photo.message.key, photo.value, hdrs)
             for shadow in photo.shadows:  # a backfill measures the running experiments too

@@ -89,10 +89,12 @@ class StreamApp:
         policy = DuplicatePolicy.from_settings(worker)
         stage_seconds = self.metrics.stage_seconds
         duplicates = TableDuplicates(self.tables)
+        done = AlreadyDone(self.tables, enricher.model_versions_for)
         pipeline = Pipeline.from_settings(
             settings,
             enricher,
-            skip=AlreadyDone(self.tables, enricher.model_versions_for),
+            skip=done,
+            attempts=done.attempt,
             duplicates=DuplicateSearch(duplicates, policy),
             best_shots=BestShots(duplicates),
             people=PeopleSearch(

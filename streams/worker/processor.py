@@ -302,6 +302,7 @@ class BatchProcessor:
                 failed.stage,
                 failed.detail,
                 user_id=photo.upload["user_id"],
+                attempt=photo.attempt,
             )
         else:
             assert photo.upload is not None and photo.record is not None
@@ -310,7 +311,11 @@ class BatchProcessor:
                 summary["people"] = photo.people.to_json()
             versions = self.versions(photo.upload["user_id"])
             new = state.enriched_state(
-                photo.upload["event_id"], versions, summary, user_id=photo.upload["user_id"]
+                photo.upload["event_id"],
+                versions,
+                summary,
+                user_id=photo.upload["user_id"],
+                attempt=photo.attempt,
             )
         user, photo_id = photo.upload["user_id"], photo.upload["photo_id"]
         old = self.tables.photo_state.get(photo_id)

@@ -10,6 +10,7 @@ from streams.contracts import headers as headers_
 from streams.pipeline import Photo
 from streams.pipeline.bestshot import Group, Shot
 from streams.pipeline.dedup import Index
+from streams.pipeline.outputs import Attempt
 from streams.pipeline.people import Given
 from streams.worker import state
 from streams.worker.tables import Tables
@@ -73,7 +74,8 @@ VersionsOf = Callable[[str], dict[str, str]]  # user id -> the model versions th
 
 
 class AlreadyDone:
-    """The worker's skip rule: done with these models (a redelivery or a replay), not forced."""
+    """The worker's skip rule: done with these models (a redelivery or a replay), not forced;
+    and its attempt rule, which numbers each upload's attempt at its photo."""
 
     def __init__(self, tables: Tables, versions: VersionsOf) -> None:
         self.tables, self.versions = tables, versions
@@ -85,5 +87,16 @@ class AlreadyDone:
         return state.already_done(
             self.tables.photo_state.get(photo.upload["photo_id"]),
             photo.upload["event_id"],
+            self.versions(photo.upload["user_id"]),
+            Attempt.of(photo.message).key,
+        )
+
+    def attempt(self, photo: Photo) -> int:
+        """Which attempt at its photo ``photo`` is (streams.worker.state.attempt_number)."""
+        assert photo.upload is not None
+        return state.attempt_number(
+            self.tables.photo_state.get(photo.upload["photo_id"]),
+            photo.upload["event_id"],
+            Attempt.of(photo.message).key,
             self.versions(photo.upload["user_id"]),
         )

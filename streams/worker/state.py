@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.pipeline.bestshot import Shot
+from streams.pipeline.outputs import Attempt
 
 PhotoState = dict[str, Any]
 UserStats = dict[str, Any]
@@ -24,18 +25,39 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def already_done(state: PhotoState | None, event_id: str, versions: dict[str, str]) -> bool:
+def already_done(
+    state: PhotoState | None, event_id: str, versions: dict[str, str], attempt_key: str = ""
+) -> bool:
     """True when processing this upload again would change nothing.
 
     An enriched photo is done while the models are the same, whatever the event (a replayed or
-    re-published upload); a failed one only for the same event (a redelivery): a re-driven dead
-    letter is a new attempt.
+    re-published upload); a failed one only for a redelivery of the same attempt (the same
+    upload event written by the same replay, ``attempt_key``): a re-driven dead letter, which
+    keeps its upload's event id, is a new attempt.
     """
     if state is None:
         return False
     if state["status"] == "enriched":
         return bool(state["model_versions"] == versions)
-    return bool(state["event_id"] == event_id)
+    return bool(state["event_id"] == event_id and _key(state) == attempt_key)
+
+
+def attempt_number(
+    state: PhotoState | None, event_id: str, attempt_key: str, versions: dict[str, str]
+) -> int:
+    """Which attempt at the photo an upload is: the recorded one for a redelivery of it (the
+    same upload from the same writer, ``attempt_key``, not yet outdated by new model
+    ``versions``), one more for any other (1 for a photo never seen)."""
+    if state is None:
+        return 1
+    recorded = int(state.get("attempt", 1))
+    outdated = state["status"] == "enriched" and state["model_versions"] != versions
+    same = state["event_id"] == event_id and _key(state) == attempt_key and not outdated
+    return recorded if same else recorded + 1
+
+
+def _key(state: PhotoState) -> str:
+    return str(state.get("attempt_key", ""))  # "" in states written before attempts
 
 
 def summarise(record: dict[str, Any], byte_size: int) -> dict[str, Any]:
@@ -60,13 +82,20 @@ def summarise(record: dict[str, Any], byte_size: int) -> dict[str, Any]:
 
 
 def enriched_state(
-    event_id: str, versions: dict[str, str], summary: dict[str, Any], *, user_id: str
+    event_id: str,
+    versions: dict[str, str],
+    summary: dict[str, Any],
+    *,
+    user_id: str,
+    attempt: Attempt = Attempt(),
 ) -> PhotoState:
-    """photo_state value after a successful enrichment."""
+    """photo_state value after a successful enrichment (``event_id``: the upload's)."""
     return {
         "user_id": user_id,
         "status": "enriched",
         "event_id": event_id,
+        "attempt": attempt.number,
+        "attempt_key": attempt.key,
         "model_versions": dict(versions),
         "summary": summary,
         "updated_at": now_iso(),
@@ -74,13 +103,21 @@ def enriched_state(
 
 
 def failed_state(
-    event_id: str, reason: str, stage: str, detail: str, *, user_id: str
+    event_id: str,
+    reason: str,
+    stage: str,
+    detail: str,
+    *,
+    user_id: str,
+    attempt: Attempt = Attempt(),
 ) -> PhotoState:
-    """photo_state value after a dead letter."""
+    """photo_state value after a dead letter (``event_id``: the upload's)."""
     return {
         "user_id": user_id,
         "status": "failed",
         "event_id": event_id,
+        "attempt": attempt.number,
+        "attempt_key": attempt.key,
         "model_versions": {},
         "reason": reason,
         "stage": stage,

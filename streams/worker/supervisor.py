@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,11 @@ class WorkerProcess:
         name: str,
         module: str | None = None,
         args: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """``module``: run ``python -m module`` instead of `darkroom worker` (benchmarks);
-        ``args``: options for `darkroom worker` (e.g. ``--reset-local-state``)."""
+        ``args``: options for `darkroom worker` (e.g. ``--reset-local-state``); ``env``: more
+        environment variables."""
         worker = settings.worker.model_copy(
             update={"data_dir": folder / name / "data", "web_port": free_port()}
         )
@@ -48,6 +51,7 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.module = module
         self.args = args
+        self.env = dict(env or {})
         token_file = settings.worker.api_token_file
         token = read_tokens(token_file)[0].decode() if token_file is not None else None
         self.auth = {"Authorization": f"Bearer {token}"} if token else {}
@@ -60,7 +64,12 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         """Spawn it (logs as JSON lines to ``self.log``)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **settings_env(self.settings), "DARKROOM_LOG_FORMAT": "json"}
+        env = {
+            **os.environ,
+            **settings_env(self.settings),
+            "DARKROOM_LOG_FORMAT": "json",
+            **self.env,
+        }
         command = (
             [sys.executable, "-m", self.module]
             if self.module

@@ -47,7 +47,7 @@ def test_each_variant_run_becomes_a_shadow_result(shadowed: Enricher, tmp_path: 
     assert event.event_type is EventType.SHADOW_RESULT
     shadow = event.record
     assert shadow["photo_id"] == "p1" and shadow["user_id"] == "u7"
-    assert shadow["event_id"] == enriched["event_id"]
+    assert shadow["event_id"] == enriched["upload_event_id"]  # the upload it measured
     assert shadow["mode"] == "shadow" and shadow["task"] == "classify"
     assert shadow["production"] == enriched["produced_by"]["labels"]
     assert shadow["variant"] == {"name": "bgr", "version": "test-bgr"}

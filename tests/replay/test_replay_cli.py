@@ -324,5 +324,8 @@ def test_reprocess_honours_idempotency_and_picks_stale_models(
     latest = read_topic(kafka, kafka.topics.enriched)
     redone = [e for e in latest if e["photo_id"] == old["photo_id"]]
     assert redone[-1]["produced_by"]["moderation"]["name"] == "open_nsfw_int8"
-    assert redone[-1]["event_id"] == old["event_id"]
+    # a new attempt at the same upload: its own outcome id, the next attempt number
+    assert redone[-1]["upload_event_id"] == old["upload_event_id"]
+    assert (redone[-1]["attempt"], old["attempt"]) == (2, 1)
+    assert redone[-1]["event_id"] != old["event_id"]
     assert "written 4, skipped 0" in reprocess("--force")

@@ -107,7 +107,7 @@ def processor(
             "best_shots": BestShots(store),
         }
     skip = AlreadyDone(state, enricher.model_versions_for)
-    pipeline = make_pipeline(enricher, root, skip=skip, **kept)
+    pipeline = make_pipeline(enricher, root, skip=skip, attempts=skip.attempt, **kept)
     return (
         BatchProcessor(
             pipeline=pipeline,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streams.pipeline.outputs import Attempt
 from streams.worker import state
 
 V1 = {"m": "1"}
@@ -33,8 +34,31 @@ def test_done_means_same_models_for_enriched_and_same_event_for_failed() -> None
     assert state.already_done(enriched("cat"), "another-event", V1)
     assert not state.already_done(enriched("cat"), "e1", {"m": "2"})
     failed = state.failed_state("e1", "CORRUPT_IMAGE", "decode_image", "bad", user_id="u")
-    assert state.already_done(failed, "e1", V1)
-    assert not state.already_done(failed, "e2", V1)  # a re-driven dead letter is a new try
+    assert state.already_done(failed, "e1", V1)  # a redelivery
+    assert not state.already_done(failed, "e2", V1)  # another upload of the photo
+    # a re-drive copies the upload, event id and all, under its replay's id: a new attempt
+    assert not state.already_done(failed, "e1", V1, attempt_key="replay-1")
+    redriven = state.failed_state(
+        "e1", "CORRUPT_IMAGE", "decode_image", "bad", user_id="u", attempt=Attempt(2, "replay-1")
+    )
+    assert state.already_done(redriven, "e1", V1, attempt_key="replay-1")  # its redelivery
+
+
+def test_attempts_count_up_except_for_a_redelivery() -> None:
+    assert state.attempt_number(None, "e1", "", V1) == 1
+    first = state.failed_state("e1", "INTERNAL_ERROR", "build", "bug", user_id="u")
+    assert state.attempt_number(first, "e1", "", V1) == 1  # the same message again
+    assert state.attempt_number(first, "e1", "replay-1", V1) == 2  # re-driven
+    assert state.attempt_number(first, "e2", "", V1) == 2  # uploaded again
+    second = state.enriched_state("e1", V1, {}, user_id="u", attempt=Attempt(2, "replay-1"))
+    assert state.attempt_number(second, "e1", "replay-1", V1) == 2
+    assert state.attempt_number(second, "e1", "replay-2", V1) == 3
+    # the same message again after a model upgrade: re-enriched, a new attempt
+    assert state.attempt_number(second, "e1", "replay-1", {"m": "2"}) == 3
+    # a state from before attempts were kept reads as attempt 1 of the original upload
+    old = {k: v for k, v in first.items() if k not in ("attempt", "attempt_key")}
+    assert state.attempt_number(old, "e1", "", V1) == 1
+    assert state.attempt_number(old, "e1", "replay-1", V1) == 2
 
 
 def test_stats_replace_a_photos_old_contribution() -> None:

@@ -69,9 +69,12 @@ def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
         again = [e for e in enriched if e["produced_by"]["moderation"]["version"] == NEW]
         assert len(again) == len(delivered) == len(enriched) - len(first)
         assert {e["photo_id"] for e in again} == {d.photo_id for d in delivered}
-        assert {(e["photo_id"], e["event_id"]) for e in again} == {
-            (e["photo_id"], e["event_id"]) for e in first
-        }  # same uploads, same event ids
+        assert {(e["photo_id"], e["upload_event_id"]) for e in again} == {
+            (e["photo_id"], e["upload_event_id"]) for e in first
+        }  # same uploads
+        # a new attempt at each: its own outcome id, so deduplicating on event_id keeps it
+        assert {e["attempt"] for e in again} == {2}
+        assert not {e["event_id"] for e in again} & {e["event_id"] for e in first}
         # re-enriched, not counted twice (tables change just after the outputs: poll)
         wait_for(
             lambda: {u: upgraded.get(f"/users/{u}")[1] for u in ("ann", "ben")} == before,
