@@ -22,6 +22,7 @@ from rich.text import Text
 
 from streams.cli.common import AppState, console, err_console, state
 from streams.engine import Enricher
+from streams.errors import OperationError
 from streams.kafka.clients import make_consumer, make_producer, probe
 from streams.replay.checkpoint import Checkpoint
 from streams.replay.positions import OffsetResolver, PartitionRange
@@ -29,6 +30,7 @@ from streams.replay.reprocess import ReprocessSink
 from streams.replay.request import Mode, ReplayRequest
 from streams.replay.runner import Replayer, ReplayInterruptedError, ReplaySummary
 from streams.replay.sinks import CopySink, ExportSink, Sink
+from streams.replay.targets import topic_types
 
 BATCH = 32
 
@@ -61,6 +63,9 @@ def replay(
     rate: float | None = typer.Option(None, min=0.1, help="At most this many events per second."),
     resume: bool = typer.Option(False, help="Continue the same replay after a crash or Ctrl-C."),
     checkpoint: Path | None = typer.Option(None, help="Checkpoint file (default: derived)."),
+    foreign: bool = typer.Option(
+        False, help="--into names a topic that is not Darkroom's: copy without a type check."
+    ),
 ) -> None:
     """Replay partitions: --into TOPIC, --reprocess, --out FILE, or --dry-run.
 
@@ -92,7 +97,8 @@ def replay(
         rate=rate,
         resume=resume,
         checkpoint=checkpoint,
-        upload_topics=(topics.uploaded, topics.failed),
+        foreign=foreign,
+        types=topic_types(topics),
     )
     _replay(app, request)
 
@@ -126,6 +132,11 @@ def _replay(app: AppState, request: ReplayRequest) -> None:
         saved.save()
         summary = _run(app, consumer, sink, request, ranges, saved)
     _print_summary(request.topic, summary, sink, saved.path)
+    if sink.counts.refused:
+        raise OperationError(
+            f"refused {sink.counts.refused} selected event(s) that are not {request.into_type} "
+            f"events, the only type {request.into} carries: they were not written"
+        )
 
 
 def _make_sink(app: AppState, request: ReplayRequest, replay_id: str) -> Sink:
@@ -140,6 +151,7 @@ def _make_sink(app: AppState, request: ReplayRequest, replay_id: str) -> Sink:
             replay_id,
             topic,
             request.force,
+            request.into_type,
         )
     if request.mode is Mode.REPROCESS:
         return ReprocessSink(

@@ -20,7 +20,7 @@ from typing import Any
 
 from streams.errors import OperationError
 from streams.replay.positions import PartitionRange
-from streams.replay.request import ReplayRequest
+from streams.replay.request import CHECKPOINT_DIR, ReplayRequest
 from streams.replay.selection import ReplayUsageError, shorten
 
 # a checkpoint holds a few numbers per partition; a larger file is something else
@@ -72,7 +72,8 @@ class Checkpoint:
             ) from None
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent == CHECKPOINT_DIR:  # ours to make; a --checkpoint folder is not
+            CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
         payload = {
             "replay_id": self.replay_id,
             "request": self.identity,

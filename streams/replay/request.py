@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from streams.contracts.schemas import EventType
 from streams.replay.selection import (
     Bound,
     Filters,
@@ -28,7 +29,9 @@ from streams.replay.selection import (
     parse_partition_spec,
     shorten,
 )
+from streams.replay.targets import TopicTypes, into_type
 
+PHOTO_UPLOADED, PHOTO_FAILED = EventType.PHOTO_UPLOADED, EventType.PHOTO_FAILED
 CHECKPOINT_DIR = Path(".darkroom/replay")
 
 
@@ -52,6 +55,7 @@ class ReplayRequest:
     limit: int | None
     mode: Mode | None  # None only with dry_run
     into: str | None
+    into_type: EventType | None  # what every record copied --into must be (None: unchecked)
     out: str | None  # a file, or "-" for stdout
     force: bool
     stale_models: bool
@@ -89,21 +93,25 @@ class ReplayRequest:
         rate: float | None = None,
         resume: bool = False,
         checkpoint: Path | None = None,
-        upload_topics: tuple[str, str],
+        foreign: bool = False,
+        types: TopicTypes,
         now: datetime | None = None,
     ) -> ReplayRequest:
         """The request the CLI options describe; ReplayUsageError for any that do not go
-        together. ``upload_topics`` are the ones --reprocess reads (uploads, dead letters);
-        relative times count back from ``now`` (one instant for both ends)."""
+        together. ``types``: Darkroom's topics and the event type each carries
+        (streams/replay/targets.py); relative times count back from ``now`` (one instant for
+        both ends)."""
         if into == "":
             raise ReplayUsageError("--into needs a topic")
         if out == "":
             raise ReplayUsageError("--out needs a file name (or - for stdout)")
         mode = _mode(into, reprocess, out, dry_run)
-        if reprocess and topic not in upload_topics:
-            raise ReplayUsageError(
-                f"--reprocess reads uploads: --topic {upload_topics[0]} or {upload_topics[1]}"
-            )
+        uploads = [t for t, e in types.items() if e in (PHOTO_UPLOADED, PHOTO_FAILED)]
+        if reprocess and topic not in uploads:
+            raise ReplayUsageError(f"--reprocess reads uploads: --topic {' or '.join(uploads)}")
+        if foreign and into is None:
+            raise ReplayUsageError("--foreign goes with --into")
+        expected = into_type(topic, into, foreign, types) if into is not None else None
         if stale_models and not reprocess:
             raise ReplayUsageError("--stale-models goes with --reprocess")
         if force and not (reprocess or into):
@@ -150,6 +158,7 @@ class ReplayRequest:
             limit=limit,
             mode=mode,
             into=into,
+            into_type=expected,
             out=out,
             force=force,
             stale_models=stale_models,
@@ -200,6 +209,14 @@ def _check_paths(out: str | None, checkpoint: Path | None) -> None:
         raise ReplayUsageError(f"--out {out} is a directory: name a file in it")
     if checkpoint is not None and checkpoint.is_dir():
         raise ReplayUsageError(f"--checkpoint {checkpoint} is a directory: name a file in it")
+    # a mistyped folder is not made: the next --resume would look for it elsewhere
+    if checkpoint is not None and not checkpoint.parent.is_dir():
+        folder = checkpoint.parent
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise ReplayUsageError(
+            f"--checkpoint {checkpoint}: {folder} {problem} (it is not made for you: make "
+            "it, or leave --checkpoint out for a file under .darkroom/replay)"
+        )
     # a checkpoint is replaced by renaming over it: never over /dev/full, a FIFO, a socket
     if checkpoint is not None and checkpoint.exists() and not checkpoint.is_file():
         raise ReplayUsageError(f"--checkpoint {checkpoint} is not a regular file")

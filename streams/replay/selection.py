@@ -35,10 +35,12 @@ def shorten(text: str, limit: int = 24) -> str:
 
 
 def parse_partition_spec(spec: str | None) -> Spans | None:
-    """'0,2-5' -> ((0, 0), (2, 5)); None, '' or 'all' -> None (every partition). The syntax
-    only: whether they exist is for expand_partitions, once the topic is known."""
-    if spec is None or spec.strip() in ("", "all"):
+    """'0,2-5' -> ((0, 0), (2, 5)); None or 'all' -> None (every partition); '' is refused.
+    The syntax only: whether they exist is for expand_partitions, once the topic is known."""
+    if spec is None or spec.strip() == "all":
         return None
+    if not spec.strip():
+        raise ReplayUsageError("--partitions is empty: name some (0,2-5), or leave it out for all")
     spans = []
     for raw in spec.split(","):
         part = raw.strip()

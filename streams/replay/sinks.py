@@ -42,6 +42,7 @@ class SinkCounts:
 
     written: int = 0
     skipped: int = 0  # e.g. already enriched with the current models
+    refused: int = 0  # not of the type the destination topic carries (streams/replay/targets.py)
     by_partition: dict[int, int] = field(default_factory=dict)
 
 
@@ -145,9 +146,12 @@ class CopySink:
         replay_id: str,
         source_topic: str,
         force: bool,
+        expected: EventType | None = None,
     ) -> None:
+        """``expected``: the type ``into`` carries (None: a topic that is not Darkroom's)."""
         self.settings, self.codec, self.into = settings, codec, into
         self.replay_id, self.source_topic, self.force = replay_id, source_topic, force
+        self.expected = expected
         self.delivery = DeliveryTracker(producer)
         self.counts = SinkCounts()
 
@@ -158,10 +162,30 @@ class CopySink:
                 message.event.record["original_key"],
                 message.event.record["original_value"],
             )
+        if not self._fits(message, value):
+            self.counts.refused += 1
+            return
         self.delivery.produce(
             self.into, key, value, replay_headers(self.replay_id, message, self.force)
         )
         self.counts.written += 1
+
+    def _fits(self, message: SourceMessage, value: bytes) -> bool:
+        """Whether ``value`` is of the type ``into`` carries. Bytes that never decoded may go
+        back to the uploads topic only (a re-drive as is: e.g. a schema the registry did not
+        know then), where a worker dead-letters them again if they still do not decode."""
+        if self.expected is None:
+            return True
+        if message.event is not None and message.event.event_type is not EventType.PHOTO_FAILED:
+            found: EventType | None = message.event.event_type
+        else:
+            try:
+                found = self.codec.decode(value).event_type
+            except MalformedEventError:
+                found = None
+        return found is self.expected or (
+            found is None and self.expected is EventType.PHOTO_UPLOADED
+        )
 
     def flush(self) -> None:
         self.delivery.flush()

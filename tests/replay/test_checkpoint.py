@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from streams.config import TopicSettings
 from streams.errors import OperationError
 from streams.replay import checkpoint as checkpoint_module
 from streams.replay.checkpoint import Checkpoint, CheckpointWriteError
 from streams.replay.positions import PartitionRange
 from streams.replay.request import ReplayRequest
 from streams.replay.selection import ReplayUsageError
+from streams.replay.targets import topic_types
 
 
 def request(checkpoint: Path, **options: object) -> ReplayRequest:
@@ -21,7 +23,7 @@ def request(checkpoint: Path, **options: object) -> ReplayRequest:
         topic="photos.uploaded",
         out="out.jsonl",
         checkpoint=checkpoint,
-        upload_topics=("photos.uploaded", "photos.failed"),
+        types=topic_types(TopicSettings()),
         **options,  # type: ignore[arg-type]
     )
 
@@ -101,13 +103,21 @@ def test_unreadable_and_missing_checkpoints(tmp_path: Path) -> None:
 
 def test_a_checkpoint_that_cannot_be_written(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
-    path = tmp_path / "a-file" / "cp.json"
-    checkpoint = Checkpoint.new(request(path), "abc", [])
+    with pytest.raises(ReplayUsageError, match="a-file is not a folder"):
+        request(tmp_path / "a-file" / "cp.json")
+    with pytest.raises(ReplayUsageError, match=r"typo does not exist .*not made for you"):
+        request(tmp_path / "typo" / "cp.json")
+    assert not (tmp_path / "typo").exists()
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    checkpoint = Checkpoint.new(request(folder / "cp.json"), "abc", [])
+    folder.rmdir()  # removed under the replay: not made again either
     with pytest.raises(ReplayUsageError, match=r"cannot write the checkpoint .*--checkpoint FILE"):
         checkpoint.begin()  # before anything is read: the arguments are at fault
     with pytest.raises(CheckpointWriteError, match="cannot write the checkpoint") as caught:
         checkpoint.save()  # mid-run: the replay failed
     assert isinstance(caught.value, OperationError)
+    assert not folder.exists()
 
 
 def test_a_file_too_large_to_be_a_checkpoint(

@@ -25,6 +25,7 @@ from streams.kafka.topics import TopicSpec, ensure_topics
 from tests.cli.runner import darkroom
 from tests.photos import write_photos
 from tests.worker.harness import count, read_topic, wait_for
+from tests.contracts.test_java_avro import _enriched
 from tests.worker.publishing import codec, publish_folder
 
 pytestmark = pytest.mark.broker
@@ -143,7 +144,14 @@ def test_into_copies_keys_and_headers_and_redrives_dead_letters(
     copy_topic = f"copy.{uuid.uuid4().hex[:6]}"
     ensure_topics(kafka, [TopicSpec(copy_topic, 4, 1)])
     result = darkroom(
-        "replay", "--topic", kafka.topics.uploaded, "--into", copy_topic, "--force", env=kafka_env
+        "replay",
+        "--topic",
+        kafka.topics.uploaded,
+        "--into",
+        copy_topic,
+        "--foreign",
+        "--force",
+        env=kafka_env,
     )
     assert result.exit_code == 0, result.output
     copies = read_topic(kafka, copy_topic)
@@ -184,6 +192,7 @@ def test_into_copies_keys_and_headers_and_redrives_dead_letters(
         "BLOB_MISSING",
         "--into",
         redrive_topic,
+        "--foreign",
         env=kafka_env,
     )
     assert result.exit_code == 0, result.output
@@ -203,6 +212,7 @@ def test_replay_headers_name_the_source(kafka: Settings, kafka_env: dict[str, st
             kafka.topics.uploaded,
             "--into",
             copy_topic,
+            "--foreign",
             "--force",
             env=kafka_env,
         ).exit_code
@@ -257,6 +267,29 @@ def test_unknown_topics_exit_2_and_a_replay_into_its_own_topic_ends(
     assert len(read_topic(kafka, topic)) == 10
 
 
+def test_a_copy_writes_only_what_its_topic_carries(
+    kafka: Settings, kafka_env: dict[str, str]
+) -> None:
+    uploads, enriched = kafka.topics.uploaded, kafka.topics.enriched
+    result = darkroom("replay", "--topic", uploads, "--into", enriched, env=kafka_env)
+    assert result.exit_code == 2 and "carries PhotoEnriched events" in result.stderr
+    # a topic that is not Darkroom's may hold anything: each record is checked as it is copied
+    mixed = f"mixed.{uuid.uuid4().hex[:6]}"
+    ensure_topics(kafka, [TopicSpec(mixed, 1, 1)])
+    (upload,) = produce_uploads(kafka, 1)
+    producer = make_producer(kafka)
+    producer.produce(mixed, key=b"u", value=read_topic(kafka, uploads)[0]["_value"])
+    enriched_event = _enriched(read_topic(kafka, uploads)[0])
+    producer.produce(
+        mixed, key=b"u", value=codec(kafka).encode(EventType.PHOTO_ENRICHED, enriched_event)
+    )
+    producer.flush(10)
+    result = darkroom("replay", "--topic", mixed, "--into", uploads, "--force", env=kafka_env)
+    assert result.exit_code == 1, result.output
+    assert "refused 1 selected event(s) that are not PhotoUploaded events" in result.stderr
+    assert [u["photo_id"] for u in read_topic(kafka, uploads)] == [upload["photo_id"]] * 2
+
+
 def test_resume_after_kill_writes_each_output_once(
     kafka: Settings, kafka_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -269,6 +302,7 @@ def test_resume_after_kill_writes_each_output_once(
         kafka.topics.uploaded,
         "--into",
         copy_topic,
+        "--foreign",
         "--rate",
         "15",
         "--checkpoint",

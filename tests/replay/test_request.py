@@ -11,18 +11,20 @@ from typing import Any
 
 import pytest
 
+from streams.config import TopicSettings
 from streams.replay.request import Mode, ReplayRequest
 from streams.replay.selection import Filters, ReplayUsageError
+from streams.replay.targets import topic_types
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-UPLOADS = ("photos.uploaded", "photos.failed")
+TYPES = topic_types(TopicSettings())
 
 
 def request(**options: Any) -> ReplayRequest:
     options.setdefault("topic", "photos.uploaded")
     if "dry_run" not in options and not any(options.get(m) for m in ("into", "reprocess", "out")):
         options["dry_run"] = True
-    return ReplayRequest.from_options(upload_topics=UPLOADS, now=NOW, **options)
+    return ReplayRequest.from_options(types=TYPES, now=NOW, **options)
 
 
 def test_the_request_holds_the_parsed_options_and_is_frozen() -> None:
@@ -144,6 +146,37 @@ def test_paths_that_cannot_be_files(tmp_path: Path) -> None:
         request(out=str(same), checkpoint=tmp_path / "." / "x.json")
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"into": "photos.enriched"},
+            "photos.enriched carries PhotoEnriched events; a copy of "
+            "photos.uploaded writes PhotoUploaded events",
+        ),
+        ({"topic": "photos.failed", "into": "photos.shadow"}, "carries ShadowResult events"),
+        ({"topic": "photos.enriched", "into": "photos.failed"}, "carries PhotoFailed events"),
+        ({"into": "elsewhere"}, "not one of Darkroom's topics .* add --foreign"),
+        ({"into": "photos.uploaded", "foreign": True}, "--foreign is for topics that are not"),
+        ({"out": "x.jsonl", "foreign": True}, "--foreign goes with --into"),
+        ({"partitions": ""}, "--partitions is empty"),
+        ({"partitions": "  "}, "--partitions is empty"),
+    ],
+)
+def test_a_replay_never_writes_a_type_a_topic_does_not_carry(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ReplayUsageError, match=message):
+        request(**options)
+
+
+def test_what_each_copy_must_write() -> None:
+    assert request(topic="photos.failed", into="photos.uploaded").into_type == "PhotoUploaded"
+    assert request(into="photos.uploaded").into_type == "PhotoUploaded"  # a backfill
+    assert request(into="elsewhere", foreign=True).into_type is None  # deliberate, unchecked
+    assert request(topic="elsewhere", into="photos.enriched").into_type == "PhotoEnriched"
+
+
 def test_partitions_of_checks_the_topics_and_partitions() -> None:
     topics = {"photos.uploaded": 4, "photos.failed": 2}
     assert request().partitions_of(topics) == [0, 1, 2, 3]
@@ -151,6 +184,6 @@ def test_partitions_of_checks_the_topics_and_partitions() -> None:
     with pytest.raises(ReplayUsageError, match="--topic 'nope' does not exist"):
         request(topic="nope").partitions_of(topics)
     with pytest.raises(ReplayUsageError, match="--into 'nope' does not exist"):
-        request(into="nope").partitions_of(topics)
+        request(into="nope", foreign=True).partitions_of(topics)
     with pytest.raises(ReplayUsageError, match="partitions 4-100000000 do not exist"):
         request(partitions="0-100000000").partitions_of(topics)
