@@ -58,6 +58,8 @@ def list_models(ctx: typer.Context) -> None:
             f"{origin}: {source.file}",
             manifest.license,
         )
+    for name, why in repository.disabled.items():  # an experiment's broken manifest
+        table.add_row(name, "", "", f"[red]disabled[/]: {why}", "", "", "")
     console.print(table)
 
 

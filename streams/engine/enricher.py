@@ -88,6 +88,8 @@ class Enricher:
             wanted(settings, repository), enabled, production, repository, config, RUNNERS
         )
         self.watch = VariantWatch(settings.variant_max_failure_share, settings.variant_min_photos)
+        for name, why in repository.disabled.items():  # shown with the ones switched off later
+            self.watch.switched_off[name] = f"broken manifest: {why}"
         self.decoder = Decoder(
             max_pixels=settings.max_pixels,
             min_side=self._needed_side(),
@@ -113,13 +115,13 @@ class Enricher:
             variants={v.name: f"{v.mode} {v.manifest.rollout.percent:g}%" for v in self.variants},  # type: ignore[union-attr]
         )
 
-    @staticmethod
-    def _warmed_up(variant: Variant, warm: dict[str, float]) -> bool:
+    def _warmed_up(self, variant: Variant, warm: dict[str, float]) -> bool:
         """An experiment that cannot even run is dropped, loudly; production goes on."""
         try:
             warm[variant.runner.name] = round(variant.runner.warm_up(), 3)
-        except Exception:
+        except Exception as error:
             log.exception("variant dropped: it failed its warm-up run", variant=variant.name)
+            self.watch.switched_off[variant.name] = f"failed its warm-up run: {error!r}"
             return False
         return True
 

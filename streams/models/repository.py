@@ -8,14 +8,28 @@ overwrites an old one, so a worker running the old version is never handed a hal
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from streams.config import Settings
 from streams.errors import SetupError, UsageError
+from streams.logs import get_logger
 from streams.models.manifest import ManifestError, ModelManifest, Rollout, Task, load_manifest
 from streams.models.tags import TagTable
+
+log = get_logger("darkroom.models")
+VARIANT_LINE = re.compile(r"^\s*variant_of\s*=", re.MULTILINE)
+
+
+def names_a_variant(folder: Path) -> bool:
+    """Whether ``folder``'s manifest, however broken, says it is an experiment (a variant_of
+    line): what tells an experiment's broken manifest from a production model's."""
+    try:
+        return VARIANT_LINE.search((folder / "model.toml").read_text(errors="replace")) is not None
+    except OSError:
+        return False
 
 
 class UnknownModelError(UsageError):
@@ -75,14 +89,35 @@ class ModelRepository:
     """Every model folder under ``root``, and where their builds go."""
 
     def __init__(self, root: Path, cache: Path) -> None:
+        """A production model's broken manifest raises ManifestError (nothing can serve without
+        it); an experiment's (a variant's) disables that experiment alone, named with its reason
+        in ``disabled`` and the log: one bad folder must not stop every worker."""
         self.root = root
         self.cache = cache
+        self.disabled: dict[str, str] = {}  # experiment folder -> why it is not served
         if not root.is_dir():
             raise ManifestError(f"model repository {root} does not exist")
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        self._manifests = {m.name: m for m in (load_manifest(f) for f in folders)}
-        for manifest in self._manifests.values():
-            self._check_variant(manifest)
+        self._manifests = {}
+        for folder in folders:
+            try:
+                manifest = load_manifest(folder)
+            except ManifestError as error:
+                if not names_a_variant(folder):
+                    raise
+                self._disable(folder.name, str(error))
+            else:
+                self._manifests[manifest.name] = manifest
+        for manifest in list(self._manifests.values()):  # by name: the first canary stays
+            try:
+                self._check_variant(manifest)
+            except ManifestError as error:
+                del self._manifests[manifest.name]
+                self._disable(manifest.name, str(error))
+
+    def _disable(self, name: str, why: str) -> None:
+        self.disabled[name] = why
+        log.error("experiment disabled: its manifest is broken", experiment=name, why=why)
 
     def _check_variant(self, manifest: ModelManifest) -> None:
         if manifest.variant_of is None:
@@ -109,7 +144,7 @@ class ModelRepository:
                 if m.variant_of == base.name
                 and m.rollout is not None
                 and m.rollout.mode == "canary"
-                and m.name != manifest.name
+                and m.name < manifest.name  # the first by name is the one served
             ]
             if others:
                 raise ManifestError(
@@ -141,7 +176,7 @@ class ModelRepository:
         if variant.variant_of is None:
             return self
         view = object.__new__(ModelRepository)
-        view.root, view.cache = self.root, self.cache
+        view.root, view.cache, view.disabled = self.root, self.cache, self.disabled
         view._manifests = {
             **self._manifests,
             name: variant.model_copy(update={"variant_of": None, "rollout": None}),
@@ -156,6 +191,9 @@ class ModelRepository:
         try:
             return self._manifests[name]
         except KeyError:
+            if name in self.disabled:
+                why = self.disabled[name]
+                raise ManifestError(f"experiment {name!r} is disabled: {why}") from None
             known = ", ".join(self._manifests) or "none"
             raise UnknownModelError(f"no model {name!r} in {self.root} (models: {known})") from None
 

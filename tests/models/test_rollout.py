@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from streams.config import load_settings, settings_env
 from streams.models.manifest import Criterion, ManifestError, ModelManifest
 from streams.models.repository import ModelRepository
 from streams.models.rollout import bucket, in_rollout
+from tests.cli.runner import darkroom
 from tests.variants import variant_manifest, with_variants
 
 USERS = [f"user-{i}" for i in range(20_000)]
@@ -66,26 +69,55 @@ def test_criteria_parse_and_hold() -> None:
         ),
     ],
 )
-def test_bad_variants_are_refused_with_a_reason(
+def test_a_bad_variant_is_disabled_with_a_reason_and_production_stays(
     tmp_path: Path, repository: ModelRepository, changes: dict[str, object], message: str
 ) -> None:
     variant = {**variant_manifest(repository, "mobilenet_v2", "v"), **changes}
-    with pytest.raises(ManifestError, match=message):
-        with_variants(tmp_path, repository, variant, only=("mobilenet_v2",))
+    repo = with_variants(tmp_path, repository, variant, only=("mobilenet_v2",))
+    assert re.search(message, repo.disabled["v"])
+    assert not repo.variants() and [m.name for m in repo.production()] == ["mobilenet_v2"]
+    with pytest.raises(ManifestError, match="experiment 'v' is disabled"):
+        repo.get("v")  # `darkroom models verify v` says why
 
 
-def test_a_variant_of_a_variant_and_two_canaries_are_refused(
+def test_a_variant_of_a_variant_and_a_second_canary_are_disabled(
     tmp_path: Path, repository: ModelRepository
 ) -> None:
     first = variant_manifest(repository, "mobilenet_v2", "a")
     second = {**variant_manifest(repository, "mobilenet_v2", "b"), "variant_of": "a"}
-    with pytest.raises(ManifestError, match="itself a variant"):
-        with_variants(tmp_path / "1", repository, first, second, only=("mobilenet_v2",))
+    repo = with_variants(tmp_path / "1", repository, first, second, only=("mobilenet_v2",))
+    assert "itself a variant" in repo.disabled["b"] and [m.name for m in repo.variants()] == ["a"]
     canaries = [
         variant_manifest(repository, "mobilenet_v2", n, mode="canary", percent=5) for n in "ab"
     ]
-    with pytest.raises(ManifestError, match="already has a canary"):
-        with_variants(tmp_path / "2", repository, *canaries, only=("mobilenet_v2",))
+    repo = with_variants(tmp_path / "2", repository, *canaries, only=("mobilenet_v2",))
+    assert "already has a canary (a)" in repo.disabled["b"]
+    assert [m.name for m in repo.variants()] == ["a"]
+
+
+def test_an_unreadable_experiment_is_disabled_but_a_broken_production_model_stops_the_start(
+    tmp_path: Path, repository: ModelRepository
+) -> None:
+    repo = with_variants(
+        tmp_path,
+        repository,
+        variant_manifest(repository, "mobilenet_v2", "v"),
+        only=("mobilenet_v2",),
+    )
+    manifest = repo.root / "v" / "model.toml"
+    manifest.write_text(manifest.read_text() + "\n[rollout\nthis is not toml")
+    reread = ModelRepository(repo.root, repo.cache)
+    assert "v" in reread.disabled and [m.name for m in reread.production()] == ["mobilenet_v2"]
+    settings = load_settings()
+    paths = settings.paths.model_copy(update={"models": repo.root, "model_cache": repo.cache})
+    listed = darkroom(
+        "models", "list", env=settings_env(settings.model_copy(update={"paths": paths}))
+    )
+    assert listed.exit_code == 0 and "disabled" in listed.stdout
+    production = repo.root / "mobilenet_v2" / "model.toml"
+    production.write_text(production.read_text() + "\nversion = 'twice'")
+    with pytest.raises(ManifestError, match="mobilenet_v2"):
+        ModelRepository(repo.root, repo.cache)
 
 
 def test_production_and_variants_are_told_apart(

@@ -160,7 +160,7 @@ def test_shadow_canary_report_promote_and_backfill(
 
 
 @pytest.mark.parametrize("broker_settings", ["embedded"], indirect=True)
-def test_a_failing_canary_is_switched_off_by_the_worker_and_said(
+def test_failing_and_unreadable_experiments_are_switched_off_by_the_worker_and_said(
     stream_settings: Settings, repository: ModelRepository, tmp_path: Path
 ) -> None:
     settings, _repo = with_experiments(
@@ -173,6 +173,10 @@ def test_a_failing_canary_is_switched_off_by_the_worker_and_said(
         ),
         variant_min_photos=4,
     )
+    # and an experiment whose manifest no longer parses: disabled alone, the worker starts
+    unreadable = settings.paths.models / "unreadable"
+    unreadable.mkdir()
+    (unreadable / "model.toml").write_text('name = "unreadable"\nvariant_of = "mobilenet_v2"\n[[')
     worker = WorkerProcess(settings, tmp_path, "w")
     with running(worker):
         write_photos(tmp_path / "photos", {"user0": 6}, size=128)
@@ -181,7 +185,12 @@ def test_a_failing_canary_is_switched_off_by_the_worker_and_said(
         assert len(enriched) == 6 and not failed  # production served every photo
         status, health = worker.get("/healthz")
         assert status == 200, health
-        (why,) = health["variants_switched_off"].values()
-        assert why.startswith("failed on ") and why.endswith(" photos")
-        assert 'darkroom_variant_switched_off{variant="broken"} 1.0' in worker.metrics()
-    assert "variant switched off; production serves" in worker.log.read_text()
+        off = health["variants_switched_off"]
+        assert off["broken"].startswith("failed on ") and off["broken"].endswith(" photos")
+        assert off["unreadable"].startswith("broken manifest: ")
+        metrics = worker.metrics()
+        assert 'darkroom_variant_switched_off{variant="broken"} 1.0' in metrics
+        assert 'darkroom_variant_switched_off{variant="unreadable"} 1.0' in metrics
+    log = worker.log.read_text()
+    assert "variant switched off; production serves" in log
+    assert "experiment disabled: its manifest is broken" in log
