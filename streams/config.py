@@ -309,6 +309,12 @@ class WorkerSettings(BaseModel):
     api_keepalive_timeout_s: float = Field(
         20.0, gt=0, description="Seconds an idle kept-alive HTTP connection stays open"
     )
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Standby copies of each table partition that other workers keep up to "
+        "date (Faust's table_standby_replicas), so that a takeover reads less changelog",
+    )
     shutdown_timeout_s: float = Field(
         20.0,
         gt=0,

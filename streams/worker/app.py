@@ -208,7 +208,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
         web_stats_enabled=False,
         web_metrics_enabled=False,
         autodiscover=False,
-        table_standby_replicas=0,
+        table_standby_replicas=worker.standby_replicas,
         **_faust_settings(profile.faust),
     )
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms

@@ -5,10 +5,12 @@ between consecutive outputs (their timestamps on photos.enriched) stays bounded.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,6 @@ from tests.photos import write_photos
 from tests.worker.harness import (
     WorkerProcess,
     outcomes,
-    running,
     wait_consumed,
     wait_for,
     wait_for_outcomes,
@@ -63,6 +64,40 @@ class Trickle(threading.Thread):
             time.sleep(self.every_s)
 
 
+def wait_healthy(worker: WorkerProcess, timeout_s: float = 90.0) -> None:
+    """Until /healthz says ok. Not ``wait_ready``, which also wants a partition: with standby
+    replicas Faust's assignor may leave a worker that rejoins 3 workers on 4 partitions with
+    none (2, 2, 0 keeps every partition where it is), a standby until the next rebalance."""
+    wait_for(
+        lambda: (
+            worker.process is not None
+            and worker.process.poll() is None
+            and worker.get("/healthz")[0] == 200
+        ),
+        timeout_s,
+        f"{worker.log.stem} to be ready",
+        detail=lambda: worker.tail_log(),
+    )
+
+
+@contextlib.contextmanager
+def serving(workers: list[WorkerProcess]) -> Iterator[None]:
+    """``running`` with ``wait_healthy`` (see there)."""
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            wait_healthy(worker)
+        yield
+    except BaseException:
+        for worker in workers:
+            print(f"--- {worker.log.name} (last 60 lines) ---\n{worker.tail_log(60)}")
+        raise
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
 def stamped(settings: Settings, topic: str) -> list[tuple[float, str]]:
     """(timestamp in s, photo id) of every event on ``topic``, in time order."""
     found = []
@@ -78,7 +113,7 @@ def test_rolling_restart_of_three_workers_loses_nothing_and_stalls_no_partition(
     settings = kafka_worker_settings
     workers = [WorkerProcess(settings, tmp_path, name) for name in ("a", "b", "c")]
     write_photos(tmp_path / "photos", USERS, size=320)
-    with running(*workers):
+    with serving(workers):
 
         def owned() -> set[int]:
             return {p for w in workers for p in w.get("/healthz")[1].get("partitions", [])}
@@ -92,7 +127,7 @@ def test_rolling_restart_of_three_workers_loses_nothing_and_stalls_no_partition(
             started = time.monotonic()
             assert worker.stop() == 0, worker.tail_log()
             worker.start()
-            worker.wait_ready()
+            wait_healthy(worker)
             restarts.append(round(time.monotonic() - started, 1))
         trickle.join()
         assert not trickle.failed
