@@ -337,3 +337,50 @@ def test_a_variant_failing_now_and_then_stays_on() -> None:
     assert watch.prune(named, runs(1, 1)) == named  # 5 of 10: not more than half
     assert watch.prune(named, runs(9, 9)) == []  # 14 of 19
     assert watch.switched_off == {"v": "failed on 14 of 19 photos"}
+
+
+class Unreadable(list[str]):
+    """Labels that break the post-processing (they cannot be read by index)."""
+
+    def __getitem__(self, index: Any) -> Any:
+        raise IndexError("labels table damaged")
+
+
+def _raise(what: str) -> Any:
+    def raising(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"{what} exploded")
+
+    return raising
+
+
+@pytest.mark.parametrize(
+    ("stage", "attribute", "replacement", "error"),
+    [
+        ("preprocess", "prepare", _raise("prepare"), "preprocess: RuntimeError"),
+        ("inference", "infer", _raise("infer"), "RuntimeError('infer exploded')"),
+        ("post-processing", "labels", Unreadable(["cat"] * 2000), "labels table damaged"),
+        ("agreement figures", "compare", _raise("compare"), "compare: RuntimeError"),
+    ],
+)
+def test_a_canary_that_raises_at_any_stage_costs_no_photo(
+    tmp_path: Path,
+    repository: ModelRepository,
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+    attribute: str,
+    replacement: Any,
+    error: str,
+) -> None:
+    canary = variant_manifest(repository, "mobilenet_v2", "v", mode="canary", percent=100)
+    enricher = engine(with_variants(tmp_path, repository, canary, only=CLASSIFY_ONLY))
+    try:
+        (variant,) = enricher.variants
+        target = type(variant.runner) if attribute == "compare" else variant.runner
+        monkeypatch.setattr(target, attribute, replacement)
+        for result in enrich(enricher):  # every photo enriched: none failed for the variant
+            (run,) = result.variants
+            assert run.fields is None and error in (run.error or ""), (stage, run.error)
+            assert result.produced_by["labels"]["name"] == "mobilenet_v2"  # production served
+            assert result.fields["labels"] and len(result.fields["embedding"]) == 1280
+    finally:
+        enricher.close()
