@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import faust
@@ -62,6 +62,18 @@ class InFlight:
         return " and ".join(map(describe, self.batches)) or "no batch"
 
 
+# One delivery: a step that sends and records (waiting for every acknowledgement), and the
+# events it answers, acknowledged right after it under the same hold of the commit gate.
+Delivery = tuple[Callable[[], Awaitable[None]], Sequence[EventT[Any]]]
+
+
+async def whole(
+    step: Callable[[], Awaitable[None]], events: Sequence[EventT[Any]]
+) -> AsyncIterator[Delivery]:
+    """A batch's one delivery: ``step`` for all its ``events``."""
+    yield step, events
+
+
 class Stages(Protocol):
     """A batch's steps as the agent runs them (streams/worker/processor.py)."""
 
@@ -71,8 +83,10 @@ class Stages(Protocol):
     async def compute(self, work: Any) -> Any:
         """Inference and outputs, nothing sent."""
 
-    async def deliver(self, work: Any, computed: Any) -> None:
-        """Send, wait for the acknowledgements, record the tables."""
+    def deliveries(self, work: Any, computed: Any) -> AsyncIterator[Delivery]:
+        """The batch's deliveries, in order: usually one for the whole batch; one per event
+        for a batch that had to be retried photo by photo (each computed before it is
+        yielded, outside the gate)."""
 
     def abandon(self, work: Any) -> None:
         """Drop a started batch."""
@@ -148,11 +162,14 @@ async def _finish(
         try:
             if work is not None:
                 computed = await stages.compute(work)
-            # sends to acknowledgements: an offset commit never sees half of it
+                async for deliver, events in stages.deliveries(work, computed):
+                    # sends to acknowledgements: an offset commit never sees half of it
+                    async with gate.held():
+                        await deliver()
+                        for event in events:
+                            await stream.ack(event)
             async with gate.held():
-                if work is not None:
-                    await stages.deliver(work, computed)
-                for event in [*batch, *admission.again]:
+                for event in admission.again:
                     await stream.ack(event)
         except asyncio.CancelledError:
             if work is not None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from faust import streams as faust_streams
@@ -31,6 +32,7 @@ from streams.pipeline.poison import is_transient
 from streams.pipeline.similar import SimilarPhotos
 from streams.pipeline.stages import name_stage, stage_of
 from streams.worker import state
+from streams.worker.agent import Delivery, whole
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.readers import VersionsOf
 from streams.worker.tables import Tables
@@ -120,7 +122,8 @@ class BatchProcessor:
         output is acknowledged and the tables hold the batch. Raises if that cannot be done
         (the agent then stops without acknowledging the batch)."""
         work = await self.start(events)
-        await self.deliver(work, await self.compute(work))
+        async for deliver, _events in self.deliveries(work, await self.compute(work)):
+            await deliver()
 
     async def start(self, events: Sequence[EventT[Any]]) -> Work:
         """Decode the events, skip what is done, fetch the bytes, begin decoding the photos."""
@@ -153,51 +156,71 @@ class BatchProcessor:
             self.abandon(work)
             raise
 
-    async def deliver(self, work: Work, batch: Batch | Poisoned) -> None:
-        """Send the outputs and wait for their acknowledgements, then record the tables and
-        wait for theirs."""
+    async def deliveries(self, work: Work, computed: Batch | Poisoned) -> AsyncIterator[Delivery]:
+        """What the agent delivers, each under the commit gate with its events'
+        acknowledgements: the whole batch; or, for a poisoned batch, each event alone, computed
+        here (outside the gate) after the one before was sent and recorded: its tables are what
+        the next one's duplicate search reads. An event that still raises becomes its
+        INTERNAL_ERROR dead letter (streams/pipeline/poison.py)."""
+        if not isinstance(computed, Poisoned):
+            async for delivery in whole(partial(self.deliver, work, computed), work.events):
+                yield delivery
+            return
+        self.metrics.poisoned_batches.inc()
+        log.error(
+            "batch raised; retrying its photos one by one",
+            batch=len(work.events),
+            stage=stage_of(computed.error),
+            exc_info=computed.error,
+        )
         try:
-            if isinstance(batch, Poisoned):
-                await self._one_by_one(work.events, batch.error)
-            else:
-                await self._send(batch, work.events)
-                try:
-                    self._record(batch, work.events)
-                except Exception as error:
-                    if is_transient(error):
-                        raise
-                    await self._one_by_one(work.events, error)
+            for event in work.events:
+                message = raw_message(event)
+                yield (
+                    partial(self._deliver_alone, event, message, await self._alone(message)),
+                    [event],
+                )
+        finally:
+            self._done(work)
+
+    async def deliver(self, work: Work, batch: Batch) -> None:
+        """Send the outputs and wait for their acknowledgements, then record the tables and
+        wait for theirs. A bug met while recording (rarer still than one in the pipeline) is
+        retried photo by photo here, inside the gate."""
+        try:
+            await self._send(batch, work.events)
+            try:
+                self._record(batch, work.events)
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                self.metrics.poisoned_batches.inc()
+                log.error("recording raised; retrying its photos one by one", exc_info=error)
+                for event in work.events:
+                    message = raw_message(event)
+                    await self._deliver_alone(event, message, await self._alone(message))
             await self.flush()
         finally:
             self._done(work)
 
-    async def _one_by_one(self, events: Sequence[EventT[Any]], error: Exception) -> None:
-        """A poisoned batch: each event as a batch of its own, sent and recorded before the
-        next runs (its tables are what the next one's duplicate search reads); an event that
-        still raises becomes its INTERNAL_ERROR dead letter (streams/pipeline/poison.py)."""
-        self.metrics.poisoned_batches.inc()
-        log.error(
-            "batch raised; retrying its photos one by one",
-            batch=len(events),
-            stage=stage_of(error),
-            exc_info=error,
-        )
+    async def _alone(self, message: RawMessage) -> Batch:
         loop = asyncio.get_running_loop()
-        for event in events:
-            message = raw_message(event)
-            alone = await loop.run_in_executor(
-                self._computing, poison.alone, self.pipeline, message
-            )
-            await self._send(alone, [event])
-            try:
-                self._record(alone, [event])
-            except Exception as record_error:
-                if is_transient(record_error):
-                    raise
-                name_stage(record_error, "record")
-                dead = poison.quarantined(self.pipeline, message, record_error)
-                await self._send(dead, [event])
-                self._record(dead, [event])
+        return await loop.run_in_executor(self._computing, poison.alone, self.pipeline, message)
+
+    async def _deliver_alone(self, event: EventT[Any], message: RawMessage, batch: Batch) -> None:
+        """One event's own batch: sent and recorded (a photo whose recording raises: its dead
+        letter, sent and recorded instead), its table writes flushed."""
+        await self._send(batch, [event])
+        try:
+            self._record(batch, [event])
+        except Exception as error:
+            if is_transient(error):
+                raise
+            name_stage(error, "record")
+            dead = poison.quarantined(self.pipeline, message, error)
+            await self._send(dead, [event])
+            self._record(dead, [event])
+        await self.flush()
 
     def abandon(self, work: Work) -> None:
         """A started batch that will not be delivered (a stop, a rebalance, a failure)."""

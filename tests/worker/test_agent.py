@@ -5,14 +5,15 @@ the started batch unacknowledged and abandoned."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streams.engine import Enricher
-from streams.worker.agent import InFlight, consume
+from streams.worker.agent import Delivery, InFlight, consume, whole
 from streams.worker.transport import BatchGate
 from tests.pipeline.test_batch import upload_bytes
 from tests.worker.test_processor import (
@@ -56,6 +57,9 @@ class Recorded:
     async def deliver(self, work: Sequence[Any], computed: None) -> None:
         assert self.gate._lock.locked(), "delivered without the gate: a commit could cut in"
         self.log.append(("deliver", self.first(work)))
+
+    def deliveries(self, work: Any, computed: None) -> AsyncIterator[Delivery]:
+        return whole(partial(self.deliver, work, computed), work)
 
     def abandon(self, work: Sequence[Any]) -> None:
         self.abandoned.append(self.first(work))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from streams.engine import Enricher
 from streams.errors import FailureReason
 from streams.pipeline import DuplicatePolicy, DuplicateSearch
 from streams.pipeline.bestshot import BestShots
-from streams.worker.agent import InFlight, consume
+from streams.worker.agent import Delivery, InFlight, consume, whole
 from streams.worker.continuity import Continuity
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import BatchProcessor, raw_message
@@ -26,6 +27,7 @@ from streams.worker.readers import AlreadyDone, TableDuplicates
 from streams.worker.tables import Tables
 from streams.worker.transport import BatchGate
 from tests.pipeline.test_batch import CODEC, make_pipeline, upload_bytes
+from tests.pipeline.test_poison import Raising
 
 
 @dataclass
@@ -212,6 +214,9 @@ class OneStep:
     async def deliver(self, work: Sequence[Any], computed: None) -> None:
         await self.process(work)
 
+    def deliveries(self, work: Any, computed: None) -> AsyncIterator[Delivery]:
+        return whole(partial(self.deliver, work, computed), work)
+
     def abandon(self, work: Sequence[Any]) -> None:
         self.abandoned.append(work)
 
@@ -371,3 +376,60 @@ def test_a_photo_whose_recording_raises_becomes_a_dead_letter_and_the_others_go_
     (dead,) = [CODEC.decode(value).record for value in failed.sent]
     assert (dead["stage"], dead["detail"]) == ("record", "KeyError: 'summary'")
     assert proc.metrics.poisoned_batches._value.get() == 1
+
+
+class AckingTopic(Topic):
+    """A topic that acknowledges every record at once."""
+
+    async def send(self, *, key: bytes | None, value: bytes, force: bool) -> Any:
+        ack = await super().send(key=key, value=value, force=force)
+        ack.set_result(None)
+        return ack
+
+
+def test_a_poisoned_batch_goes_photo_by_photo_each_computed_outside_the_gate(
+    enricher: Enricher, tmp_path: Path
+) -> None:
+    state = tables()
+    pipeline = make_pipeline(
+        enricher, tmp_path, duplicates=Raising(ValueError("size 512 is not 1280"))
+    )
+    enriched, failed = AckingTopic(), AckingTopic()
+    proc = BatchProcessor(
+        pipeline=pipeline,
+        tables=state,
+        metrics=WorkerMetrics(),
+        versions=enricher.model_versions_for,
+        topics={"enriched": enriched, "failed": failed, "shadow": AckingTopic()},
+        flush=flushed,
+    )
+    gate = BatchGate(limit_s=30)
+    held_while_computing: list[bool] = []
+    alone = proc._alone
+
+    async def spied(message: Any) -> Any:
+        held_while_computing.append(gate._lock.locked())
+        return await alone(message)
+
+    proc._alone = spied  # type: ignore[method-assign]
+    batch = events(*(upload_bytes(photo_id=p) for p in ("p1", "poison", "p2")))
+    stream = Stream([batch])
+
+    async def scenario() -> None:
+        await consume(
+            stream,
+            proc,
+            batch_size=16,
+            within_s=0.1,
+            in_flight=InFlight(),
+            on_fatal=lambda exc, batch: None,
+            gate=gate,
+            **in_order(),
+        )
+
+    asyncio.run(scenario())
+    proc.close()
+    assert held_while_computing == [False, False, False]  # a commit may come in between
+    assert stream.acked == [0, 1, 2]
+    assert len(enriched.sent) == 2 and len(failed.sent) == 1
+    assert state.photo_state["poison"]["reason"] == FailureReason.INTERNAL_ERROR

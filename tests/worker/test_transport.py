@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.config import Settings
 from streams.kafka.topics import TopicSpec, ensure_topics
-from streams.worker.agent import InFlight, consume
+from streams.worker.agent import Delivery, InFlight, consume, whole
 from streams.worker.transport import (
     BatchGate,
     ChangelogError,
@@ -131,6 +132,9 @@ class WritesNeverAcknowledged:
     async def deliver(self, work: Any, computed: None) -> None:
         self.buffer.put(record(self.channel, 0))
         await self.buffer.drain()
+
+    def deliveries(self, work: Any, computed: None) -> AsyncIterator[Delivery]:
+        return whole(partial(self.deliver, work, computed), work)
 
     def abandon(self, work: Any) -> None:
         pass
