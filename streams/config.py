@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,16 @@ ENV_PREFIX = "DARKROOM_"
 CONFIG_FILE_ENV = "DARKROOM_CONFIG"
 DEFAULT_CONFIG_FILE = Path("darkroom.toml")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipped(name: str) -> Path:
+    """The repository folder ``name`` (schemas, models): the checkout's in a clone or an
+    editable install, else the copy an installed wheel carries inside the package."""
+    in_checkout = REPO_ROOT / name
+    if in_checkout.is_dir():
+        return in_checkout
+    return Path(str(resources.files("streams") / "_bundled" / name))
+
 
 ClientProfileName = Literal["embedded", "standard"]
 
@@ -326,8 +337,8 @@ class WorkerSettings(BaseModel):
 class PathSettings(BaseModel):
     """Folders of the repository that the code reads at run time."""
 
-    schemas: Path = Field(REPO_ROOT / "schemas", description="Avro schemas (source of truth)")
-    models: Path = Field(REPO_ROOT / "models", description="Model repository (manifests)")
+    schemas: Path = Field(shipped("schemas"), description="Avro schemas (source of truth)")
+    models: Path = Field(shipped("models"), description="Model repository (manifests)")
     model_cache: Path = Field(
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darkroom" / "models",
         description="Where `darkroom models build` writes the ONNX files",

@@ -5,8 +5,8 @@ originals, the set has a near-duplicate (smaller, re-encoded), a rotated copy, a
 that look like images to a sniffer but must end as dead letters.
 
 Portraits of the same person in different photos (for face embeddings) come from the
-face_recognition 1.3.0 source archive on PyPI, which `make install` fetches into the cache
-(``pip download``); its tests/test_images are official White House photos by Pete Souza, US
+face_recognition 1.3.0 source archive on PyPI, which `darkroom models install` fetches into the
+cache (``pip download``); its tests/test_images are official White House photos by Pete Souza, US
 federal works and so public domain: Barack Obama in three photos (2012, 2009, 2010) and Joe
 Biden in one (cropped from the same 2010 photo as the third).
 """
@@ -37,13 +37,14 @@ class SamplesUnavailableError(SetupError):
     """scikit-image (the `samples` extra) is not installed, or the portrait archive is missing."""
 
 
+PORTRAIT_PACKAGE = "face_recognition==1.3.0"  # its source archive: `darkroom models install`
 PORTRAIT_ARCHIVE = "face_recognition-1.3.0.tar.gz"
 PORTRAIT_ARCHIVE_SHA256 = "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
 PORTRAITS = ("obama", "obama2", "obama3", "biden")  # the files' names, less ".jpg"
 
 
 def samples_cache() -> Path:
-    """Where `make install` puts downloaded sample archives."""
+    """Where `darkroom models install` puts downloaded sample archives."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darkroom" / "samples"
 
 
@@ -56,8 +57,8 @@ def _portrait(name: str) -> Callable[[], Image]:
             data = archive.read_bytes()
         except FileNotFoundError:
             raise SamplesUnavailableError(
-                f"{archive} is missing: pip download --no-deps --no-binary :all: "
-                f"face_recognition==1.3.0 -d {archive.parent} (or `make install`)"
+                f"{archive} is missing: run `darkroom models install` (it downloads "
+                f"{PORTRAIT_PACKAGE}'s source archive there)"
             ) from None
         if hashlib.sha256(data).hexdigest() != PORTRAIT_ARCHIVE_SHA256:
             raise SamplesUnavailableError(

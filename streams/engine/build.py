@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from streams.engine.runners import runner_of_task
-from streams.inference.quantize import quantize_qdq
 from streams.models.build import BuildResult, build_model
 from streams.models.manifest import ModelManifest
 from streams.models.repository import ModelRepository
@@ -18,6 +17,9 @@ from streams.samples import load_photo
 
 def quantize(fp32: Path, target: Path, manifest: ModelManifest) -> None:
     """The [quantize] of ``manifest``: INT8 QDQ calibrated on its sample photos."""
+    # onnx is in the `build` extra: imported by a build, never by a worker or `darkroom --help`
+    from streams.inference.quantize import quantize_qdq
+
     assert manifest.quantize is not None
     runner = runner_of_task()[manifest.task]
     photos = [load_photo(name) for name in manifest.quantize.calibration]
