@@ -116,8 +116,15 @@ def test_two_workers_split_partitions_route_queries_and_take_over(
             lambda: first.get(f"/users/{user_on_a}")[0] == 200,
             60,
             "a's user processed",
-            # seen once in 12 runs under load: the answer and a's view of its partitions
-            detail=lambda: (first.get(f"/users/{user_on_a}"), first.get("/healthz"), owner_of),
+            # seen once in 12 runs under load: the answer, a's view of its partitions, whether
+            # a still runs (its exit status, None while it runs) and b's answer
+            detail=lambda: (
+                first.get(f"/users/{user_on_a}"),
+                first.get("/healthz"),
+                owner_of,
+                first.process.poll() if first.process else "not started",
+                second.get(f"/users/{user_on_a}"),
+            ),
         )
         # routed by the other worker; it knows the owner once its assignment map has arrived
         wait_for(
