@@ -28,6 +28,7 @@ lint: install
 	$(BIN)/ruff format --check streams tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/mkdocs build --strict --quiet  # docs/: a broken link or page fails the run
 
 unit: models
 	$(BIN)/pytest -q

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 
 class ExitCode(IntEnum):
-    """Exit statuses of every command (also in the README)."""
+    """Exit statuses of every command (also in docs/configuration.md)."""
 
     OK = 0
     FAILED = 1  # the command ran but some work failed (e.g. a photo not delivered)

@@ -3,7 +3,7 @@
 An event names a bucket and a key, never a host: the endpoint comes from the settings, and only
 the buckets listed there are served. Requests go through obstore (Rust's object_store): it
 spent a quarter to two-fifths of boto3's client CPU per GET, at better throughput
-(benchmarks/s3_clients.py, README "Object storage"), and that CPU is taken from decoding and
+(benchmarks/s3_clients.py, docs/storage.md), and that CPU is taken from decoding and
 inference. Credentials come from boto3's standard chain (environment, shared profile, SSO, web
 identity, instance role), which obstore alone lacks profiles for.
 

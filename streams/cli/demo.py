@@ -273,7 +273,7 @@ def _show_experiments(app: AppState) -> None:
     console.print(table)
     console.print(
         "`darkroom experiments report` gives each figure's 95% interval; a dozen photos rarely "
-        "decide a verdict (see the README's Model experiments)",
+        "decide a verdict (see docs/experiments.md)",
         highlight=False,
     )
 

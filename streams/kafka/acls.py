@@ -1,8 +1,9 @@
 """The least rights each Darkroom role needs on a cluster with ACLs, in one place.
 
 ``role_acls`` is the source of truth: `darkroom acls ROLE` prints it as ``kafka-acls`` lines
-(and applies it with ``--apply``), the README lists the same lines (tests/test_readme.py keeps
-them equal), and tests/kafka/test_secured.py gives each role exactly its list and runs it.
+(and applies it with ``--apply``), docs/security.md lists the same lines
+(tests/kafka/test_acls.py keeps them equal), and tests/kafka/test_secured.py gives each role
+exactly its list and runs it.
 
 Names Darkroom generates are granted by prefix: the worker's changelogs and Faust's own topics
 (``<app_id>-...``), the transactional ids of exactly_once (``<app_id>-...``), and the throwaway

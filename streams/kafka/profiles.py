@@ -1,7 +1,7 @@
 """Client profiles: the one place where broker-specific client tuning lives.
 
 ``standard`` suits Apache Kafka. ``embedded`` suits the tansu broker that the demo and the tests
-run (see README, "Embedded broker"); each setting below says which of its quirks it works around.
+run (see docs/brokers.md); each setting below says which of its quirks it works around.
 """
 
 from __future__ import annotations

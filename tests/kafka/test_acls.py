@@ -33,8 +33,8 @@ def test_each_role_gets_only_what_it_uses() -> None:
     assert all(role_acls(role, load_settings()) for role in ROLES)
 
 
-def test_the_readme_lists_the_workers_acls_as_the_code_grants_them() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_the_docs_list_the_workers_acls_as_the_code_grants_them() -> None:
+    readme = (REPO_ROOT / "docs" / "security.md").read_text()
     for grant in role_acls("worker", load_settings()):
         line = grant.kafka_acls("User:worker").split(" --add ", 1)[1]
         assert f"kafka-acls ... --add {line}\n" in readme, line

@@ -23,9 +23,9 @@ from streams.contracts.schemas import EventType
 from streams.kafka.clients import make_consumer, make_producer
 from streams.kafka.topics import TopicSpec, ensure_topics
 from tests.cli.runner import darkroom
+from tests.contracts.test_java_avro import _enriched
 from tests.photos import write_photos
 from tests.worker.harness import count, read_topic, wait_for
-from tests.contracts.test_java_avro import _enriched
 from tests.worker.publishing import codec, publish_folder
 
 pytestmark = pytest.mark.broker

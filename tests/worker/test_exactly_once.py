@@ -58,7 +58,7 @@ def table(settings: Settings, name: str) -> dict[str, Any]:
 def comparable(name: str, folded: dict[str, Any]) -> dict[str, Any]:
     """A table's content as a clean run must equal it. A user's dup_index lists photos in the
     order they were processed; across restarts that order was seen to differ from the offsets'
-    (2 of 5 runs; README, "What does not work yet"), so its entries are compared as a set."""
+    (2 of 5 runs; docs/limits.md), so its entries are compared as a set."""
     if name != "dup_index":
         return folded
     return {user: sorted(map(tuple, index)) for user, index in folded.items()}
