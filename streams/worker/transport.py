@@ -196,6 +196,7 @@ class _DrainableBuffer(ProducerBuffer):
         super().__post_init__()
         self._sending = 0  # taken off the queue, not yet handed to the Kafka client
         self._deliveries: list[asyncio.Future[Any]] = []
+        self._awaited: list[asyncio.Future[Any]] = []  # what drain() waits for now
         self._failures: list[BaseException] = []
 
     async def _send_pending(self, fut: FutureMessage) -> None:
@@ -213,6 +214,7 @@ class _DrainableBuffer(ProducerBuffer):
         while self.size or self._sending:  # nothing left only between batches' writes: poll
             await asyncio.sleep(0.005)
         deliveries, self._deliveries = self._deliveries, []
+        self._awaited = deliveries
         failures, self._failures = self._failures, []
         results = await asyncio.gather(*deliveries, return_exceptions=True)
         failures += [r for r in results if isinstance(r, BaseException)]
@@ -230,11 +232,59 @@ class _Producer(driver.Producer):
         self.buffer.app = self.app
 
 
+# A drain that takes longer than this is logged (then again as often) with the producer's state.
+DRAIN_REPORT_S = 10.0
+
+
 async def drain(app: Any) -> None:
     """Wait until every table write so far is in Kafka (see the module docstring)."""
     buffer = app.producer.buffer
     assert isinstance(buffer, _DrainableBuffer), "the worker runs on the darkroom:// transport"
-    await buffer.drain()
+    started = time.monotonic()
+    waiting = asyncio.ensure_future(buffer.drain())
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=DRAIN_REPORT_S)
+            if done:
+                return waiting.result()
+            log.warning(  # what the producer waits on, for the record (not understood yet)
+                "table writes not acknowledged yet",
+                seconds=round(time.monotonic() - started, 1),
+                **producer_state(app, buffer),
+            )
+    finally:
+        waiting.cancel()
+
+
+def producer_state(app: Any, buffer: _DrainableBuffer) -> dict[str, Any]:
+    """The buffer's and aiokafka's producer's state: what a stuck table write waits on."""
+    state: dict[str, Any] = {
+        "buffered": buffer.size,
+        "handing_over": buffer._sending,
+        "unacknowledged": sum(not d.done() for d in [*buffer._awaited, *buffer._deliveries]),
+        # the task that hands buffered records to aiokafka (and any other of the buffer's)
+        "buffer_tasks_running": sum(not f.done() for f in getattr(buffer, "_futures", ())),
+    }
+    try:
+        producer = app.producer._ensure_producer()
+        sender = producer._sender
+        state["sender_running"] = not sender._sender_task.done()
+        state["in_flight_nodes"] = sorted(sender._in_flight)
+        state["muted_partitions"] = sorted(str(tp) for tp in sender._muted_partitions)
+        state["batches"] = {
+            str(tp): len(batches) for tp, batches in producer._message_accumulator._batches.items()
+        }
+        state["connections"] = {
+            str(node): {
+                "connected": conn.connected(),
+                "requests": [type(r[1]).__name__ for r in conn._requests],
+                "reader_running": conn._read_task is not None and not conn._read_task.done(),
+            }
+            for node, conn in producer.client._conns.items()
+        }
+    except Exception as exc:  # diagnostics only: aiokafka's internals may differ
+        state["producer_state_error"] = repr(exc)
+    return state
 
 
 class _TransactionManager(TransactionManager):
