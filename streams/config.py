@@ -240,6 +240,19 @@ class EngineSettings(BaseModel):
     variant_min_photos: int = Field(
         20, ge=1, description="Photos a variant runs on before it can be switched off"
     )
+    drift_window: int = Field(
+        500,
+        ge=20,
+        description="Photos in each model's drift reference (its first) and current (its "
+        "latest) window (streams/engine/drift.py)",
+    )
+    drift_significance: float = Field(
+        0.001,
+        gt=0,
+        lt=0.5,
+        description="How rarely sampling alone may pass for a model's drift (a signal's "
+        "drift ratio reaches 1 at this significance)",
+    )
     max_inference_pixels: int = Field(
         16 * 256 * 256,
         gt=0,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from streams.cli.common import console, err_console, state
+from streams.experiments.drift import drift_by_window, read_enriched
 from streams.experiments.report import Experiments, VariantReport, as_json, read_shadow
 from streams.models.repository import ModelRepository
 
@@ -89,3 +90,50 @@ def render(item: VariantReport) -> None:
     console.print(figures)
     style = VERDICT_STYLE.get(item.verdict, "")
     console.print(f"verdict: [{style}]{item.verdict}[/]" if style else f"verdict: {item.verdict}")
+
+
+@app.command()
+def drift(
+    ctx: typer.Context,
+    window: int | None = typer.Option(
+        None, min=20, help="Photos per window (default: DARKROOM_ENGINE_DRIFT_WINDOW)."
+    ),
+    significance: float | None = typer.Option(
+        None, help="Default: DARKROOM_ENGINE_DRIFT_SIGNIFICANCE."
+    ),
+    json_lines: bool = typer.Option(False, "--json", help="One JSON object per model and window."),
+) -> None:
+    """Each production model's drift from its first window, window by window, over
+    photos.enriched (the figures the worker exports as darkroom_model_drift*)."""
+    app_state = state(ctx)
+    engine = app_state.settings.engine
+    size = window or engine.drift_window
+    with err_console.status(f"reading {app_state.settings.topics.enriched}"):
+        records = read_enriched(app_state.settings, app_state.codec)
+        rows = drift_by_window(records, size, significance or engine.drift_significance)
+    if json_lines:
+        for row in rows:
+            console.print_json(json.dumps({**asdict(row), "drifted": row.drifted}), indent=None)
+        return
+    if not rows:
+        console.print(
+            f"fewer than {2 * size} photos of any model in {app_state.settings.topics.enriched}: "
+            "no window to compare with the reference yet",
+            highlight=False,
+        )
+        return
+    table = Table(title=f"drift from each model's first {size} photos (ratio >= 1: drifted)")
+    for column in ("model", "window", "photos", "signal", "distance", "ratio", ""):
+        table.add_column(column)
+    for row in rows:
+        mark = "[bold red]drifted[/]" if row.drifted else "[green]steady[/]"
+        table.add_row(
+            row.model,
+            str(row.window),
+            str(row.photos),
+            row.signal,
+            f"{row.distance:.3f}",
+            f"{row.ratio:.2f}",
+            mark,
+        )
+    console.print(table)

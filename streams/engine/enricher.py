@@ -30,6 +30,7 @@ import numpy as np
 
 from streams.config import EngineSettings, Settings
 from streams.engine.contract import mismatch
+from streams.engine.drift import DriftWatch
 from streams.engine.job import Job
 from streams.engine.results import Enriched, Failed
 from streams.engine.runners import check_enabled, enabled_manifests, open_runners, session_config
@@ -88,6 +89,7 @@ class Enricher:
             wanted(settings, repository), enabled, production, repository, config, RUNNERS
         )
         self.watch = VariantWatch(settings.variant_max_failure_share, settings.variant_min_photos)
+        self.drift = DriftWatch(settings.drift_window, settings.drift_significance)
         for name, why in repository.disabled.items():  # shown with the ones switched off later
             self.watch.switched_off[name] = f"broken manifest: {why}"
         self.decoder = Decoder(
@@ -198,6 +200,7 @@ class Enricher:
         results = self._infer(self._collect(pending))
         runs = (run for r in results if isinstance(r, Enriched) for run in r.variants)
         self.variants = self.watch.prune(self.variants, runs)
+        self.drift.observe(results)
         return results
 
     def abandon(self, pending: Pending) -> None:

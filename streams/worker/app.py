@@ -120,6 +120,7 @@ class StreamApp:
         self.readiness.models = enricher.model_versions
         self.readiness.switched_off = enricher.watch.switched_off
         self.metrics.track_switched_off(enricher.watch.switched_off)
+        self.metrics.track_drift(enricher.drift)
         self.readiness.variants = {
             v.manifest.key: f"{v.mode} {v.manifest.rollout.percent:g}%"  # type: ignore[union-attr]
             for v in enricher.variants

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from streams.engine.drift import DriftWatch
 from streams.engine.variants import VariantRun
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -103,6 +104,33 @@ class WorkerMetrics:
                 yield family
 
         self.registry.register(SwitchedOff())
+
+    def track_drift(self, drift: DriftWatch) -> None:
+        """darkroom_model_drift{model, signal} (Jensen-Shannon distance from the reference
+        window) and darkroom_model_drift_ratio{model, signal} (1 or more: drifted), read from
+        the engine's watch at each scrape (streams/engine/drift.py)."""
+
+        class Drift(Collector):
+            def collect(self) -> Iterable[Metric]:
+                distance = GaugeMetricFamily(
+                    "darkroom_model_drift",
+                    "How far a production model's outputs moved from its reference window "
+                    "(Jensen-Shannon distance, 0-1)",
+                    labels=["model", "signal"],
+                )
+                ratio = GaugeMetricFamily(
+                    "darkroom_model_drift_ratio",
+                    "A model's drift statistic over its critical value (1 or more: drifted)",
+                    labels=["model", "signal"],
+                )
+                for model, figures in drift.figures().items():
+                    for signal, found in figures.items():
+                        distance.add_metric([model, signal], found.distance)
+                        ratio.add_metric([model, signal], found.ratio)
+                yield distance
+                yield ratio
+
+        self.registry.register(Drift())
 
     def observe_variants(self, runs: Iterable[VariantRun]) -> None:
         """One photo's variant runs, once their shadow results are acknowledged."""
