@@ -29,6 +29,16 @@ to) dropped out and every routed query failed with a TypeError inside Faust (mea
 4.4; tansu answers with every topic whatever was asked, which hid it). ``track_topic`` keeps a
 topic in the producer's metadata for good.
 
+That was not all: aiokafka tracks a topic it sends to only when the topic was missing from its
+metadata at the send. Until the first topic is tracked, its metadata holds every topic, so the
+changelogs the worker wrote to first were never tracked; the first ``track_topic`` (the first
+routed query) made aiokafka ask for the tracked topics alone, and those changelogs dropped out.
+A batch of table writes already handed over then had no known leader, aiokafka asked for
+metadata again and again without them, and the batch waited for Faust's 20-minute producer
+timeout: the worker's batch held the commit gate meanwhile (the stall seen in stress runs as an
+owner that did not answer, and as table writes that never reached the broker). Every topic the
+producer sends to is now tracked before the send (``keep_tracked``).
+
 Table writes: Faust buffers each changelog record (``send_soon``) and its ``Producer.flush``
 gives up waiting after 0.1 s without a send, and never looks at whether a record was delivered;
 a batch's offsets could then be committed before its table writes were in Kafka, or after
@@ -170,7 +180,15 @@ async def track_topic(app: Any, topic: str) -> None:
 
     Cheap once done (aiokafka answers with a finished future for a topic it already tracks)."""
     producer = app.producer._ensure_producer()  # NotReady before the producer started
-    await producer.client.add_topic(topic)
+    await keep_tracked(producer, topic)
+
+
+async def keep_tracked(producer: Any, topic: str) -> None:
+    """Make aiokafka's ``producer`` track ``topic`` in its metadata (see the module docstring:
+    a topic sent to but not tracked drops out of it, and a batch for it waits for good)."""
+    client = producer.client
+    if topic not in client._topics:
+        await client.add_topic(topic)
 
 
 def group_coordinator_known(app: Any) -> bool:
@@ -230,6 +248,29 @@ class _Producer(driver.Producer):
         # set at the end of Faust's __init__, so replaced after it (producer_threaded is off)
         self.buffer = _DrainableBuffer(loop=self.loop, beacon=self.beacon)
         self.buffer.app = self.app
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        # every topic sent to stays in the metadata of the aiokafka producer that sends it
+        sender = (
+            self._transaction_producers.get(transactional_id)
+            if transactional_id
+            else self._ensure_producer()
+        )
+        if sender is not None:  # a missing transaction producer: Faust's send says so
+            await keep_tracked(sender, topic)
+        return await super().send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
 
 
 # A drain that takes longer than this is logged (then again as often) with the producer's state.

@@ -27,6 +27,7 @@ from streams.worker.transport import (
     GateTimeoutError,
     _DrainableBuffer,
     fresh_records,
+    keep_tracked,
     seek_to_committed,
     track_topic,
 )
@@ -206,6 +207,32 @@ def test_the_producer_keeps_a_topic_it_never_sends_to(apache_kafka: Settings) ->
             await track_topic(app, uploads)
             await producer.client.force_metadata_update()
             assert producer.client.cluster.partitions_for_topic(uploads) == {0, 1, 2, 3}
+        finally:
+            await producer.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.broker
+def test_a_batch_for_a_topic_sent_to_before_another_is_tracked_is_delivered(
+    kafka: Settings,
+) -> None:
+    # aiokafka tracks a topic it sends to only if the topic was missing from its metadata: a
+    # changelog written to first was never tracked, the first routed query tracked the uploads
+    # topic, the changelog dropped out of the metadata, and a batch of table writes handed over
+    # just before waited for a leader for Faust's 20-minute producer timeout
+    changelog, uploads = kafka.topics.enriched, kafka.topics.uploaded
+
+    async def scenario() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.kafka.bootstrap, linger_ms=500)
+        await producer.start()
+        try:
+            app = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+            await producer.client.force_metadata_update()  # every topic, at first
+            await keep_tracked(producer, changelog)  # what the worker's producer does first
+            delivery = await producer.send(changelog, b"table write", partition=0)
+            await track_topic(app, uploads)  # a routed query, while the batch lingers
+            await asyncio.wait_for(delivery, 10)
         finally:
             await producer.stop()
 
