@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -53,10 +54,22 @@ def describe(events: Sequence[EventT[Any]]) -> str:
 
 
 class InFlight:
-    """The batches being processed now, if any (what a stop would abandon)."""
+    """The batches being processed now, if any (what a stop would abandon), and when the last
+    one was done (streams/worker/lag.py exports both)."""
 
     def __init__(self) -> None:
         self.batches: list[Sequence[EventT[Any]]] = []
+        self.last_done = 0.0  # Unix time the last batch was acknowledged
+
+    def oldest_age(self, now: float) -> float:
+        """Seconds since the record time of the oldest upload taken and not yet answered."""
+        stamps = [
+            event.message.timestamp
+            for batch in self.batches
+            for event in batch
+            if event.message.timestamp
+        ]
+        return max(0.0, now - min(stamps)) if stamps else 0.0
 
     def __str__(self) -> str:
         return " and ".join(map(describe, self.batches)) or "no batch"
@@ -178,6 +191,7 @@ async def _finish(
         except BaseException as exc:
             on_fatal(exc, batch)
             raise
+        in_flight.last_done = time.time()
     finally:
         in_flight.batches.remove(batch)
 

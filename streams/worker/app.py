@@ -31,6 +31,7 @@ from streams.pipeline.similar import SimilarPhotos
 from streams.worker.access import ApiAccess
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
 from streams.worker.continuity import Continuity, first_committed_record
+from streams.worker.lag import Progress
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import BatchProcessor
 from streams.worker.queries import QueryGate
@@ -269,6 +270,9 @@ def create_stream_app(settings: Settings) -> StreamApp:
         stream.similar.forget()  # other workers may have changed the users' rows meanwhile
 
     app.on_rebalance_complete.connect(recovered)
+    progress = Progress(app, settings.topics.uploaded, stream.in_flight, continuity)
+    stream.metrics.registry.register(progress)  # lag, progress, rebalances (streams/worker/lag)
+    app.on_rebalance_complete.connect(progress.rebalanced)
 
     register_views(
         app,

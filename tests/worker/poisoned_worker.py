@@ -2,6 +2,8 @@
 
 - building the PhotoEnriched of an upload whose file name contains "poison" raises ValueError
   (the pipeline raises: the batch is retried photo by photo, INTERNAL_ERROR);
+- building the PhotoEnriched of an upload whose file name contains "stall" blocks for an hour
+  (a stuck batch: the lag and the oldest upload's age grow, streams/worker/lag.py);
 - the labels model raises on every batch that holds a photo whose id is listed in the
   environment variable ``POISON_INFERENCE`` (comma-separated), so the engine isolates the photo
   and dead-letters it (INFERENCE_ERROR).
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 from streams.engine.enricher import Enricher
@@ -24,6 +27,8 @@ _run = Enricher._run
 
 
 def poisoned(self: OutputBuilder, upload: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    if "stall" in (upload.get("filename") or ""):
+        time.sleep(3600)
     if "poison" in (upload.get("filename") or ""):
         raise ValueError(f"poisoned by {upload['filename']}")
     return _enriched(self, upload, *args, **kwargs)
