@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit package bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api clean
+.PHONY: install models demo test lint unit package tools bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mkdocs build --strict --quiet  # docs/: a broken link or page fails the run
 
-unit: models
+# promtool and prometheus for tests/deploy (Debian's package; where apt-get cannot run, the
+# tests say so: skipped, or failed with CI=true)
+tools:
+	@command -v promtool > /dev/null || apt-get install -y -q prometheus > /dev/null 2>&1 \
+		|| echo "note: install Debian's prometheus package (promtool) for tests/deploy"
+
+unit: models tools
 	$(BIN)/pytest -q
 
 # the wheel, installed in a new venv outside the checkout, runs the demo from an empty folder
