@@ -333,6 +333,12 @@ class WorkerSettings(BaseModel):
     api_keepalive_timeout_s: float = Field(
         20.0, gt=0, description="Seconds an idle kept-alive HTTP connection stays open"
     )
+    broker_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="/healthz says 503 once the consumer has been without its group's "
+        "coordinator (the broker away, a right revoked) for longer than this",
+    )
     standby_replicas: int = Field(
         1,
         ge=0,

@@ -274,6 +274,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
     stream.metrics.registry.register(progress)  # lag, progress, rebalances (streams/worker/lag)
     app.on_rebalance_complete.connect(progress.rebalanced)
 
+    stream.readiness.broker_grace_s = worker.broker_grace_s
     register_views(
         app,
         stream.tables,

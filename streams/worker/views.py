@@ -49,6 +49,18 @@ class Readiness:
     # name -> why: the engine's own record (streams.engine.variants.VariantWatch), shared
     switched_off: dict[str, str] = field(default_factory=dict)
     recovered: bool = False  # assignment received and tables recovered at least once
+    broker_grace_s: float = 10.0  # DARKROOM_WORKER_BROKER_GRACE_S
+    coordinator_lost_at: float | None = None  # monotonic time it was first seen missing
+
+    def broker_lost(self, known: bool, now: float) -> bool:
+        """Whether the group's coordinator has been unknown for longer than the grace: a
+        broker restart or a leader moving is not "not ready", five minutes without it is."""
+        if known:
+            self.coordinator_lost_at = None
+            return False
+        if self.coordinator_lost_at is None:
+            self.coordinator_lost_at = now
+        return now - self.coordinator_lost_at >= self.broker_grace_s
 
 
 def register_views(
@@ -82,7 +94,8 @@ def register_views(
                 # after the first recovery: the broker (or the group's rights) lost since
                 (
                     "the group coordinator (is the broker reachable?)",
-                    readiness.recovered and not group_coordinator_known(app),
+                    readiness.recovered
+                    and readiness.broker_lost(group_coordinator_known(app), time.monotonic()),
                 ),
             )
             if missing

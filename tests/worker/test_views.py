@@ -237,3 +237,12 @@ async def wait_until(check: Callable[[], bool], timeout_s: float = 10.0) -> None
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def test_healthz_waits_out_a_short_broker_blip_but_not_a_long_one() -> None:
+    readiness = views.Readiness(broker_grace_s=10.0)
+    assert not readiness.broker_lost(known=False, now=100.0)  # just lost: a blip so far
+    assert not readiness.broker_lost(known=False, now=109.0)
+    assert readiness.broker_lost(known=False, now=110.0)  # ten seconds without it
+    assert not readiness.broker_lost(known=True, now=111.0)  # back
+    assert not readiness.broker_lost(known=False, now=112.0)  # lost again: the grace anew
