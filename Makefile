@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit package tools bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api clean
+.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ package: models
 	tests/package/check_wheel.sh
 
 test: lint package unit
+
+# the worker image (buildah, a debootstrap base), then a worker in it against a broker here;
+# not part of `make test`: about 6 min the first time (3 min with the base image made)
+image: install
+	deploy/container/build.sh
+	$(BIN)/python deploy/container/check.py
 
 bench-engine: models
 	$(BIN)/python -m benchmarks.engine
