@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api clean
+.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +95,10 @@ bench-blobs: install
 # enrichment throughput beside 200 concurrent HTTP API readers (--smoke: seconds)
 bench-api: models
 	$(BIN)/python -m benchmarks.api_isolation
+
+# a takeover (kill -9 one of two workers) with and without standby replicas, on Apache Kafka
+bench-takeover: models
+	$(BIN)/python -m benchmarks.takeover
 
 clean:
 	rm -rf $(VENV) .darkroom .mypy_cache .ruff_cache .pytest_cache .hypothesis
