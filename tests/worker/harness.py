@@ -149,13 +149,15 @@ def wait_for_outcomes(
 
 
 @contextlib.contextmanager
-def running(*workers: WorkerProcess) -> Any:
-    """Start workers, wait until each is ready, stop them (even on failure)."""
+def running(
+    *workers: WorkerProcess, ready: Callable[[WorkerProcess], Any] = WorkerProcess.wait_ready
+) -> Any:
+    """Start workers, wait until each is ``ready``, stop them (even on failure)."""
     try:
         for worker in workers:
             worker.start()
         for worker in workers:
-            worker.wait_ready()
+            ready(worker)
         yield workers
     except BaseException:
         # pytest shows a failed test's captured output: the workers' own account of what they did

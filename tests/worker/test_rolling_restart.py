@@ -5,12 +5,10 @@ between consecutive outputs (their timestamps on photos.enriched) stays bounded.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from tests.photos import write_photos
 from tests.worker.harness import (
     WorkerProcess,
     outcomes,
+    running,
     wait_consumed,
     wait_for,
     wait_for_outcomes,
@@ -80,24 +79,6 @@ def wait_healthy(worker: WorkerProcess, timeout_s: float = 90.0) -> None:
     )
 
 
-@contextlib.contextmanager
-def serving(workers: list[WorkerProcess]) -> Iterator[None]:
-    """``running`` with ``wait_healthy`` (see there)."""
-    try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            wait_healthy(worker)
-        yield
-    except BaseException:
-        for worker in workers:
-            print(f"--- {worker.log.name} (last 60 lines) ---\n{worker.tail_log(60)}")
-        raise
-    finally:
-        for worker in workers:
-            worker.stop()
-
-
 def stamped(settings: Settings, topic: str) -> list[tuple[float, str]]:
     """(timestamp in s, photo id) of every event on ``topic``, in time order."""
     found = []
@@ -113,7 +94,7 @@ def test_rolling_restart_of_three_workers_loses_nothing_and_stalls_no_partition(
     settings = kafka_worker_settings
     workers = [WorkerProcess(settings, tmp_path, name) for name in ("a", "b", "c")]
     write_photos(tmp_path / "photos", USERS, size=320)
-    with serving(workers):
+    with running(*workers, ready=wait_healthy):
 
         def owned() -> set[int]:
             return {p for w in workers for p in w.get("/healthz")[1].get("partitions", [])}
