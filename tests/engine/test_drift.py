@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from streams.config import load_settings
-from streams.engine import Enricher, PhotoInput
+from streams.engine import Enriched, Enricher, Failed, PhotoInput
 from streams.engine.drift import DriftWatch, chi2_quantile, figure, js_divergence
 from streams.models.repository import ModelRepository
 from streams.samples import PHOTOS, encode_jpeg, load_photo
@@ -82,27 +82,35 @@ def labeller(repository: ModelRepository) -> Iterator[Enricher]:
     enricher.close()
 
 
-def watched(enricher: Enricher, *streams: list[np.ndarray]) -> DriftWatch:
-    """A watch fed the streams in order (the first is the reference)."""
+def enriched(enricher: Enricher, stream: list[np.ndarray]) -> list[list[Enriched | Failed]]:
+    """The engine's results for a stream, batch by batch (computed once, watched many times)."""
+    photos = [encode_jpeg(image) for image in stream]
+    batches = [photos[start : start + 16] for start in range(0, len(photos), 16)]
+    return [
+        enricher.enrich([PhotoInput(f"p{i}", data, "u") for i, data in enumerate(batch)])
+        for batch in batches
+    ]
+
+
+def watched(*streams: list[list[Enriched | Failed]]) -> DriftWatch:
+    """A watch fed the streams' results in order (the first is the reference)."""
     watch = DriftWatch(WINDOW, 0.001)
-    photos = [encode_jpeg(image) for stream in streams for image in stream]
-    for start in range(0, len(photos), 16):
-        chunk = photos[start : start + 16]
-        items = [PhotoInput(f"p{start + i}", data, "u") for i, data in enumerate(chunk)]
-        watch.observe(enricher.enrich(items))
+    for stream in streams:
+        for results in stream:
+            watch.observe(results)
     return watch
 
 
 def test_photos_blurred_or_turned_drift_within_a_window_and_normal_ones_do_not(
     labeller: Enricher,
 ) -> None:
-    reference = list(crops(1, WINDOW))
-    normal = list(crops(2, WINDOW))
-    steady = watched(labeller, reference, normal).figures()["mobilenet_v2"]
+    normal_photos = list(crops(2, WINDOW))
+    reference, normal = (enriched(labeller, s) for s in (list(crops(1, WINDOW)), normal_photos))
+    steady = watched(reference, normal).figures()["mobilenet_v2"]
     assert max(f.ratio for f in steady.values()) < 1, steady
     for change in (blurred, turned):
-        watch = watched(labeller, reference, [change(image) for image in normal])
+        watch = watched(reference, enriched(labeller, [change(i) for i in normal_photos]))
         assert "mobilenet_v2" in watch.drifted(), (change.__name__, watch.figures())
     # a second normal stream after the first: still steady
-    again = watched(labeller, reference, normal, list(crops(3, WINDOW)))
+    again = watched(reference, normal, enriched(labeller, list(crops(3, WINDOW))))
     assert not again.drifted(), again.figures()

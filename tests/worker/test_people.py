@@ -50,6 +50,7 @@ def people_of(worker: WorkerProcess) -> tuple[dict[str, Any], dict[str, list[str
     return listed, photos
 
 
+@pytest.mark.parametrize("broker_settings", ["embedded"], indirect=True)  # above the transport
 def test_faces_become_a_person_with_the_same_id_after_a_kill_minus_9(
     stream_settings: Settings, tmp_path: Path
 ) -> None:

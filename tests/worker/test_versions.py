@@ -28,6 +28,7 @@ MODERATION = "open_nsfw_int8"
 OLD, NEW = "yahoo-open-nsfw-1-int8-qdq-1", "yahoo-open-nsfw-1-int8-qdq-2"
 
 
+@pytest.mark.parametrize("broker_settings", ["embedded"], indirect=True)  # above the transport
 def test_a_new_model_version_re_enriches_a_replay_and_the_same_version_does_not(
     stream_settings: Settings, tmp_path: Path
 ) -> None:
