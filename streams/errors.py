@@ -95,6 +95,8 @@ class FailureReason(StrEnum):
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"
     BLOB_STORE_UNAVAILABLE = "BLOB_STORE_UNAVAILABLE"
+    USER_ERASED = "USER_ERASED"
+    PHOTO_DELETED = "PHOTO_DELETED"
 
 
 class PhotoError(DarkroomError):
@@ -181,3 +183,15 @@ class InferenceError(PhotoError):
     """A model failed on this photo (alone, not merely somewhere in its batch)."""
 
     reason = FailureReason.INFERENCE_ERROR
+
+
+class UserErasedError(PhotoError):
+    """The upload's user was erased before it (a UserErased came first): it is refused."""
+
+    reason = FailureReason.USER_ERASED
+
+
+class PhotoDeletedError(PhotoError):
+    """The photo was deleted before this upload of it arrived (a retry, a replay)."""
+
+    reason = FailureReason.PHOTO_DELETED

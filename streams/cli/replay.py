@@ -30,7 +30,7 @@ from streams.replay.reprocess import ReprocessSink
 from streams.replay.request import Mode, ReplayRequest
 from streams.replay.runner import Replayer, ReplayInterruptedError, ReplaySummary
 from streams.replay.sinks import CopySink, ExportSink, Sink
-from streams.replay.targets import topic_types
+from streams.replay.targets import spelled, topic_types
 
 BATCH = 32
 
@@ -133,9 +133,11 @@ def _replay(app: AppState, request: ReplayRequest) -> None:
         summary = _run(app, consumer, sink, request, ranges, saved)
     _print_summary(request.topic, summary, sink, saved.path)
     if sink.counts.refused:
+        assert request.into_type is not None  # only a checked copy refuses anything
         raise OperationError(
-            f"refused {sink.counts.refused} selected event(s) that are not {request.into_type} "
-            f"events, the only type {request.into} carries: they were not written"
+            f"refused {sink.counts.refused} selected event(s) that are not "
+            f"{spelled(request.into_type)} events, what {request.into} carries: they were not "
+            "written"
         )
 
 

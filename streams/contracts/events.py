@@ -50,3 +50,64 @@ def new_upload(
         "client_metadata": dict(client_metadata) if client_metadata is not None else None,
         "trace_id": trace_id,
     }
+
+
+def new_photo_deleted(
+    *,
+    user_id: str,
+    photo_id: str,
+    reason: str,
+    requested_at: datetime | None = None,
+    trace_id: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A PhotoDeleted record: forget ``photo_id`` of ``user_id``."""
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "user_id": user_id,
+        "photo_id": photo_id,
+        "requested_at": requested_at or utc_now(),
+        "reason": reason,
+        "trace_id": trace_id,
+    }
+
+
+def new_user_erased(
+    *,
+    user_id: str,
+    reason: str,
+    requested_at: datetime | None = None,
+    trace_id: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A UserErased record: forget everything of ``user_id``."""
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "user_id": user_id,
+        "requested_at": requested_at or utc_now(),
+        "reason": reason,
+        "trace_id": trace_id,
+    }
+
+
+# the namespace of PhotoRemoved ids (uuid5): any fixed UUID, never to change
+_REMOVED = uuid.UUID("5b1f0a3e-8c8e-4f4e-9d36-7a2d1c9e0b51")
+
+
+def photo_removed(
+    request: Mapping[str, Any], *, worker: str, removed_at: datetime | None = None
+) -> dict[str, Any]:
+    """The PhotoRemoved that answers a PhotoDeleted or a UserErased ``request`` (photo_id
+    None for an erasure); its event id is the same for every redelivery of the request."""
+    photo_id = request.get("photo_id")
+    return {
+        "event_id": str(uuid.uuid5(_REMOVED, f"{request['event_id']}/{photo_id or ''}")),
+        "request_event_id": request["event_id"],
+        "user_id": request["user_id"],
+        "photo_id": photo_id,
+        "reason": request["reason"],
+        "requested_at": request["requested_at"],
+        "removed_at": removed_at or utc_now(),
+        "worker": worker,
+        "trace_id": request.get("trace_id"),
+    }

@@ -28,6 +28,19 @@ class EventType(StrEnum):
     PHOTO_ENRICHED = "PhotoEnriched"
     PHOTO_FAILED = "PhotoFailed"
     SHADOW_RESULT = "ShadowResult"  # a variant beside production (photos.shadow)
+    PHOTO_DELETED = "PhotoDeleted"  # forget one photo (photos.uploaded, after its upload)
+    USER_ERASED = "UserErased"  # forget a user (photos.uploaded)
+    PHOTO_REMOVED = "PhotoRemoved"  # a photo or a user forgotten (photos.enriched)
+
+
+# What each Darkroom topic carries. Requests to forget ride the uploads topic, keyed by user id
+# like the uploads, so that each comes after the uploads it concerns on the same partition (a
+# second topic would need the same partitioning and still give no order between the two).
+UPLOADS_TOPIC_TYPES = frozenset(
+    {EventType.PHOTO_UPLOADED, EventType.PHOTO_DELETED, EventType.USER_ERASED}
+)
+ENRICHED_TOPIC_TYPES = frozenset({EventType.PHOTO_ENRICHED, EventType.PHOTO_REMOVED})
+FORGET_REQUESTS = frozenset({EventType.PHOTO_DELETED, EventType.USER_ERASED})
 
 
 class SchemaError(SetupError):

@@ -18,7 +18,6 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.cimpl import NewTopic
 
 from streams.config import Settings
-from streams.contracts.schemas import EventType
 from streams.errors import UnreachableError, UsageError
 from streams.kafka.clients import make_admin
 
@@ -52,17 +51,6 @@ def shadow_topic(settings: Settings) -> TopicSpec:
     """photos.shadow, which the worker creates itself when missing (it came after the others)."""
     t = settings.topics
     return TopicSpec(t.shadow, t.partitions, t.replication)
-
-
-def topic_event_types(settings: Settings) -> dict[str, EventType]:
-    """Which event type each project topic carries."""
-    t = settings.topics
-    return {
-        t.uploaded: EventType.PHOTO_UPLOADED,
-        t.enriched: EventType.PHOTO_ENRICHED,
-        t.failed: EventType.PHOTO_FAILED,
-        t.shadow: EventType.SHADOW_RESULT,
-    }
 
 
 def ensure_topics(settings: Settings, specs: list[TopicSpec], timeout_s: float = 10.0) -> list[str]:

@@ -20,6 +20,7 @@ from streams.contracts.rows import message_row, to_json_line
 from streams.contracts.schemas import EventType
 from streams.errors import OperationError
 from streams.pipeline import RawMessage
+from streams.replay.targets import family
 from streams.tail import scan
 
 
@@ -183,7 +184,7 @@ class CopySink:
                 found = self.codec.decode(value).event_type
             except MalformedEventError:
                 found = None
-        return found is self.expected or (
+        return found in family(self.expected) or (
             found is None and self.expected is EventType.PHOTO_UPLOADED
         )
 

@@ -1,20 +1,35 @@
-"""What a replay may write where: each Darkroom topic carries one event type (its schema
-family), and `replay --into` never puts another type there (a PhotoUploaded on photos.enriched
-would reach every downstream consumer as a record of the wrong type)."""
+"""What a replay may write where: each Darkroom topic carries one family of event types (the
+uploads topic: uploads and the requests to forget; photos.enriched: enrichments and removals),
+named by its first type, and `replay --into` never puts another type there (a PhotoUploaded on
+photos.enriched would reach every downstream consumer as a record of the wrong type)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from streams.config import TopicSettings
-from streams.contracts.schemas import EventType
+from streams.contracts.schemas import ENRICHED_TOPIC_TYPES, UPLOADS_TOPIC_TYPES, EventType
 from streams.replay.selection import ReplayUsageError
 
-TopicTypes = Mapping[str, EventType]  # topic -> the one event type it carries
+TopicTypes = Mapping[str, EventType]  # topic -> the first type of the family it carries
+_FAMILIES = {
+    EventType.PHOTO_UPLOADED: UPLOADS_TOPIC_TYPES,
+    EventType.PHOTO_ENRICHED: ENRICHED_TOPIC_TYPES,
+}
+
+
+def family(first: EventType) -> frozenset[EventType]:
+    """Every type a topic whose family is named ``first`` carries."""
+    return _FAMILIES.get(first, frozenset({first}))
+
+
+def spelled(first: EventType) -> str:
+    """The family for a person: "PhotoEnriched or PhotoRemoved"."""
+    return " or ".join(t.value for t in EventType if t in family(first))
 
 
 def topic_types(topics: TopicSettings) -> dict[str, EventType]:
-    """Darkroom's topics and the type each carries."""
+    """Darkroom's topics and the family each carries (by its first type)."""
     return {
         topics.uploaded: EventType.PHOTO_UPLOADED,
         topics.enriched: EventType.PHOTO_ENRICHED,
@@ -31,7 +46,7 @@ def written_type(topic: str, types: TopicTypes) -> EventType | None:
 
 
 def into_type(topic: str, into: str, foreign: bool, types: TopicTypes) -> EventType | None:
-    """The type every record copied --into ``into`` must have (None: a deliberate copy into a
+    """The family every record copied --into ``into`` must be of (None: a deliberate copy into a
     topic that is not Darkroom's, unchecked). Refuses what is known to be wrong before anything
     is read."""
     expected = types.get(into)
@@ -47,8 +62,8 @@ def into_type(topic: str, into: str, foreign: bool, types: TopicTypes) -> EventT
     source = written_type(topic, types)
     if source is not None and source is not expected:
         raise ReplayUsageError(
-            f"--into {into} carries {expected} events; a copy of {topic} writes {source} "
-            f"events (a dead letter's original upload goes back --into "
+            f"--into {into} carries {spelled(expected)} events; a copy of {topic} writes "
+            f"{spelled(source)} events (a dead letter's original upload goes back --into "
             f"{_topic_of(EventType.PHOTO_UPLOADED, types)})"
         )
     return expected

@@ -34,7 +34,7 @@ from fastavro import schemaless_writer
 from streams.config import REPO_ROOT, Settings
 from streams.contracts import ConfluentCodec, EventType, SchemaRepository, SingleObjectCodec
 from streams.contracts.codec import SINGLE_OBJECT_MAGIC
-from streams.contracts.events import new_upload
+from streams.contracts.events import new_photo_deleted, new_upload, new_user_erased, photo_removed
 from streams.engine.results import Enriched, Failed
 from streams.engine.variants import VariantRun
 from streams.errors import BlobMissingError
@@ -309,6 +309,10 @@ def _darkroom_events() -> list[Event]:
     upload = _upload()
     uploaded = _encode(EventType.PHOTO_UPLOADED, upload)
     failed = _failed(uploaded.data, upload)
+    deleted = new_photo_deleted(
+        user_id="ada", photo_id=upload["photo_id"], reason="user_request", requested_at=UPLOADED_AT
+    )
+    erased = new_user_erased(user_id="ada", reason="account_closed", requested_at=UPLOADED_AT)
     return [
         uploaded,
         _encode(EventType.PHOTO_UPLOADED, _upload("ben", blob="file:///blobs/b.jpg")),
@@ -316,6 +320,12 @@ def _darkroom_events() -> list[Event]:
         _encode(EventType.PHOTO_FAILED, failed),
         _encode_as_first_version(EventType.PHOTO_FAILED, failed),
         _encode(EventType.SHADOW_RESULT, _shadow(upload)),
+        _encode(EventType.PHOTO_DELETED, deleted),
+        _encode(EventType.USER_ERASED, erased),
+        _encode(
+            EventType.PHOTO_REMOVED, photo_removed(deleted, worker="w", removed_at=ENRICHED_AT)
+        ),
+        _encode(EventType.PHOTO_REMOVED, photo_removed(erased, worker="w", removed_at=ENRICHED_AT)),
     ]
 
 
@@ -387,6 +397,9 @@ def test_java_reads_timestamp_millis_as_the_same_instant(
         EventType.PHOTO_ENRICHED: {"uploaded_at": UPLOADED_AT, "enriched_at": ENRICHED_AT},
         EventType.PHOTO_FAILED: {"failed_at": UPLOADED_AT},
         EventType.SHADOW_RESULT: {"recorded_at": ENRICHED_AT},
+        EventType.PHOTO_DELETED: {"requested_at": UPLOADED_AT},
+        EventType.USER_ERASED: {"requested_at": UPLOADED_AT},
+        EventType.PHOTO_REMOVED: {"requested_at": UPLOADED_AT, "removed_at": ENRICHED_AT},
     }
     for event, java in decoded_by_java:
         for field, moment in expected[event.event_type].items():

@@ -151,8 +151,8 @@ def test_paths_that_cannot_be_files(tmp_path: Path) -> None:
     [
         (
             {"into": "photos.enriched"},
-            "photos.enriched carries PhotoEnriched events; a copy of "
-            "photos.uploaded writes PhotoUploaded events",
+            "photos.enriched carries PhotoEnriched or PhotoRemoved events; a copy of "
+            "photos.uploaded writes PhotoUploaded or PhotoDeleted or UserErased events",
         ),
         ({"topic": "photos.failed", "into": "photos.shadow"}, "carries ShadowResult events"),
         ({"topic": "photos.enriched", "into": "photos.failed"}, "carries PhotoFailed events"),
