@@ -173,7 +173,7 @@ def groups(
             store.record([(pid, result) for _, pid, result in batch], found, ranked)
         for name in originals:
             mine = {pid for pid, (of, _, _) in enriched.items() if of == name}
-            of_group = {g for pid in mine for g in [store.group_of(pid)]}
+            of_group = {g for pid in mine for g in [store.group_of("u", pid)]}
             if len(of_group) == 1:
                 (group_id,) = of_group
                 members = store.group(photo_key("u", group_id))

@@ -45,7 +45,7 @@ class Store:
     def people_of(self, user_id: str) -> None:
         return None
 
-    def clusters_of(self, photo_id: str) -> None:
+    def clusters_of(self, user_id: str, photo_id: str) -> None:
         return None
 
 

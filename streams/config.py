@@ -351,6 +351,13 @@ class WorkerSettings(BaseModel):
         description="Longest clean stop; past it the worker exits (status 1), abandoning its "
         "unacknowledged batch to be processed again",
     )
+    forget_remember_days: float = Field(
+        30.0,
+        gt=0,
+        description="How long a photo's deletion or a user's erasure is remembered (only the "
+        "ids and the time), so that a late or replayed upload of it is refused; then its key "
+        "is deleted too",
+    )
 
 
 class PathSettings(BaseModel):

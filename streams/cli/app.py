@@ -18,6 +18,7 @@ from streams.cli import (
     config_cmd,
     demo,
     experiments,
+    forget,
     models,
     publish,
     replay,
@@ -64,6 +65,7 @@ app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
 app.command("replay")(replay.replay)
 app.command("acls")(acls.acls)
+app.command("forget")(forget.forget)
 
 
 def _version(value: bool) -> None:

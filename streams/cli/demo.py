@@ -26,6 +26,7 @@ from streams.cli.common import AppState, ExitCode, console, err_console, fail, s
 from streams.cli.publish import send_with_progress
 from streams.cli.render import leaf_tags
 from streams.config import Settings
+from streams.contracts.schemas import EventType
 from streams.engine.build import build as build_model
 from streams.experiments.report import read_shadow
 from streams.kafka.clients import message_count
@@ -141,17 +142,17 @@ def _wait_for_outcomes(settings: Settings, expected: int) -> None:
     console.print(f"5. all {expected} uploads came out: enriched or dead-lettered")
 
 
-def _read(app: AppState, topic: str) -> list[dict[str, Any]]:
+def _read(app: AppState, topic: str, of: EventType) -> list[dict[str, Any]]:
     messages = tail(app.settings, app.codec, topic, from_beginning=True, idle_timeout_s=1.0)
-    return [m.event.record for m in messages if m.event is not None]
+    return [m.event.record for m in messages if m.event is not None and m.event.event_type is of]
 
 
 def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -> None:
     enriched = sorted(
-        _read(app, app.settings.topics.enriched),
+        _read(app, app.settings.topics.enriched, EventType.PHOTO_ENRICHED),
         key=lambda e: (e["user_id"], names.get(e["photo_id"], "")),
     )
-    failed = _read(app, app.settings.topics.failed)
+    failed = _read(app, app.settings.topics.failed, EventType.PHOTO_FAILED)
     name: Callable[[str | None], str] = lambda photo_id: names.get(photo_id or "", "-")  # noqa: E731
     table = Table(title=f"{app.settings.topics.enriched}: {len(enriched)} photos")
     for column in (

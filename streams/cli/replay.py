@@ -25,6 +25,7 @@ from streams.engine import Enricher
 from streams.errors import OperationError
 from streams.kafka.clients import make_consumer, make_producer, probe
 from streams.replay.checkpoint import Checkpoint
+from streams.replay.forgotten import read_forgotten
 from streams.replay.positions import OffsetResolver, PartitionRange
 from streams.replay.reprocess import ReprocessSink
 from streams.replay.request import Mode, ReplayRequest
@@ -154,6 +155,7 @@ def _make_sink(app: AppState, request: ReplayRequest, replay_id: str) -> Sink:
             topic,
             request.force,
             request.into_type,
+            read_forgotten(settings, app.codec),
         )
     if request.mode is Mode.REPROCESS:
         return ReprocessSink(
@@ -242,7 +244,9 @@ def _print_summary(topic: str, summary: ReplaySummary, sink: Sink, path: Path) -
         )
     console.print(table)
     console.print(
-        f"written {sink.counts.written}, skipped {sink.counts.skipped} in "
+        f"written {sink.counts.written}, skipped {sink.counts.skipped}"
+        + (f", forgotten {sink.counts.forgotten}" if sink.counts.forgotten else "")
+        + f" in "
         f"{summary.seconds:.1f} s"
         + (" (limit reached)" if summary.limit_reached else "")
         + f"; checkpoint {path}",

@@ -8,7 +8,7 @@ outputs out, nothing sent.
         photo.value                 # the encoded PhotoEnriched / PhotoFailed, within the limit
         photo.shadows               # a ShadowResult per model variant that ran (photos.shadow)
 
-Steps, each named (timings, logs and dead letters say where): decode_event -> skip ->
+Steps, each named (timings, logs and dead letters say where): decode_event -> refuse/skip ->
 fetch_blob -> (decode threads) -> skip_again -> enrich (decode_image, features, infer:<model>,
 variant:<name>) -> duplicates -> best_shot -> people -> build -> encode_output. ``run`` is
 ``start`` (up to handing the bytes to the decode threads) then ``finish``; the worker starts
@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from streams.blobs import BlobStore
 from streams.config import Settings
 from streams.contracts.codec import Codec, EncodeError, MalformedEventError, codec_from_settings
-from streams.contracts.schemas import EventType, SchemaRepository
+from streams.contracts.schemas import FORGET_REQUESTS, EventType, SchemaRepository
 from streams.engine import Enricher, PhotoInput
 from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
 from streams.logs import get_logger
@@ -56,9 +56,11 @@ from streams.pipeline.photo import (
     AttemptRule,
     Batch,
     Photo,
+    RefusalRule,
     SkipRule,
     Started,
     first_attempt,
+    never_refuse,
     never_skip,
 )
 from streams.pipeline.stages import name_stage, stage_of
@@ -82,16 +84,18 @@ class Pipeline:
         max_message_bytes: int,
         skip: SkipRule = never_skip,
         attempts: AttemptRule = first_attempt,
+        refuse: RefusalRule = never_refuse,
         duplicates: DuplicateSearch | None = None,
         best_shots: BestShots | None = None,
         people: PeopleSearch | None = None,
         on_stage: StageTimer = lambda _stage, _seconds: None,
     ) -> None:
         """``best_shots`` ranks the groups ``duplicates`` finds (it needs ``duplicates``);
-        ``attempts`` numbers each upload's attempt at its photo (its outcome's ``attempt``)."""
+        ``attempts`` numbers each upload's attempt at its photo (its outcome's ``attempt``);
+        ``refuse`` says why an upload of a forgotten photo or user becomes a dead letter."""
         self.codec, self.blobs, self.enricher, self.outputs = codec, blobs, enricher, outputs
         self.max_message_bytes = max_message_bytes
-        self.skip, self.attempts = skip, attempts
+        self.skip, self.attempts, self.refuse = skip, attempts, refuse
         self.duplicates, self.people = duplicates, people
         self.best_shots = best_shots
         self.on_stage = on_stage
@@ -104,6 +108,7 @@ class Pipeline:
         *,
         skip: SkipRule = never_skip,
         attempts: AttemptRule = first_attempt,
+        refuse: RefusalRule = never_refuse,
         duplicates: DuplicateSearch | None = None,
         best_shots: BestShots | None = None,
         people: PeopleSearch | None = None,
@@ -119,6 +124,7 @@ class Pipeline:
             max_message_bytes=settings.kafka.max_message_bytes,
             skip=skip,
             attempts=attempts,
+            refuse=refuse,
             duplicates=duplicates,
             best_shots=best_shots,
             people=people,
@@ -137,7 +143,7 @@ class Pipeline:
             for photo in batch.photos:
                 self._decode(photo)
         with self._stage(batch, "skip"):
-            todo = [p for p in batch.photos if p.result is None and not self._skipped(p)]
+            todo = [p for p in batch.photos if p.upload is not None and self._wanted(p)]
         with self._stage(batch, "fetch_blob"):
             data = self._fetch(todo)
         fetched = [p for p in todo if data.get(id(p)) is not None]
@@ -148,9 +154,16 @@ class Pipeline:
         """The second half of ``run``: inference, duplicates, outputs."""
         batch = started.batch
         with self._stage(batch, "skip_again"):
-            # done meanwhile by the batch before (started before that one was recorded)
-            engine = [(p, job) for p, job in started.engine if not self._skipped(p)]
-            self.enricher.abandon([job for p, job in started.engine if p.skipped])
+            # done, or forgotten, meanwhile by the batch before (started before that one was
+            # recorded); one that was done then may have been forgotten since
+            for photo in batch.photos:
+                refusal = self.refuse(photo) if photo.skipped else None
+                if refusal is not None:
+                    photo.skipped = False
+                    photo.fail(refusal, "refuse")
+            engine = [(p, job) for p, job in started.engine if self._wanted(p)]
+            wanted = {id(p) for p, _ in engine}
+            self.enricher.abandon([job for p, job in started.engine if id(p) not in wanted])
         with self._stage(batch, "enrich"):
             results = self.enricher.complete([job for _, job in engine])
             for (photo, _), result in zip(engine, results, strict=True):
@@ -209,15 +222,26 @@ class Pipeline:
         except MalformedEventError as exc:
             photo.fail(MalformedUploadError(str(exc)), "decode_event")
             return
+        if decoded.event_type in FORGET_REQUESTS:
+            photo.request = decoded.record  # the caller forgets; its answer is a PhotoRemoved
+            return
         if decoded.event_type is not EventType.PHOTO_UPLOADED:
             error = MalformedUploadError(f"expected a PhotoUploaded, got a {decoded.event_type}")
             photo.fail(error, "decode_event")
             return
         photo.upload = decoded.record
 
-    def _skipped(self, photo: Photo) -> bool:
+    def _wanted(self, photo: Photo) -> bool:
+        """Whether an upload is to be enriched: not refused (its photo or user forgotten: a
+        dead letter) and not done already (skipped)."""
+        if photo.result is not None:
+            return False
+        refusal = self.refuse(photo)
+        if refusal is not None:
+            photo.fail(refusal, "refuse")
+            return False
         photo.skipped = self.skip(photo)
-        return photo.skipped
+        return not photo.skipped
 
     def _fetch(self, photos: list[Photo]) -> dict[int, bytes | None]:
         """Every photo's bytes, fetched concurrently; a photo that cannot be fetched fails alone."""
@@ -281,19 +305,20 @@ class Pipeline:
         """Each embedded face into its user's people, in batch order."""
         if self.people is None:
             return PeopleFindings()
-        searched: list[tuple[Photo, str]] = []
+        searched: list[tuple[Photo, str, list[Face | None]]] = []
         wanted: list[tuple[str, str, str, list[Face | None]]] = []
         for photo in photos:
             enriched, upload = photo.enriched, photo.upload
             model = face_model(enriched.produced_by) if enriched is not None else None
             if enriched is None or upload is None or model is None:
                 continue  # failed, or no face model ran
-            searched.append((photo, model))
-            wanted.append((upload["user_id"], upload["photo_id"], model, faces_of(enriched.fields)))
+            faces = faces_of(enriched.fields)
+            searched.append((photo, model, faces))
+            wanted.append((upload["user_id"], upload["photo_id"], model, faces))
         found = self.people.search(wanted)
-        for (photo, model), assigned in zip(searched, found.assigned, strict=True):
+        for (photo, model, faces), assigned in zip(searched, found.assigned, strict=True):
             assert assigned is not None
-            photo.people = Given(model, assigned.clusters)
+            photo.people = Given.of(model, assigned.clusters, faces)
             photo.person_ids = assigned.persons
         return found
 
@@ -307,7 +332,9 @@ class Pipeline:
             if photo.skipped:
                 continue
             self._number(photo)
-            if photo.failed is not None:
+            if photo.request is not None:
+                photo.record = self.outputs.removed(photo.request)
+            elif photo.failed is not None:
                 photo.record = self.outputs.failed(
                     photo.message, photo.failed, photo.upload, photo.attempt
                 )
@@ -325,6 +352,9 @@ class Pipeline:
         """The output's bytes, within the size limit. An enriched record that cannot be sent
         (a bug in its fields, or too large) becomes this photo's dead letter instead."""
         assert photo.record is not None
+        if photo.request is not None:
+            photo.value = self.codec.encode(EventType.PHOTO_REMOVED, photo.record)
+            return
         if photo.failed is None:
             try:
                 value = self.codec.encode(EventType.PHOTO_ENRICHED, photo.record)

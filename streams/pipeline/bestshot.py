@@ -202,12 +202,12 @@ def describe(group_id: str, group: Group) -> dict[str, Any]:
 class GroupStore(Protocol):
     """What earlier batches left: each photo's group and shot (photo_state), the groups."""
 
-    def group_of(self, photo_id: str) -> str:
+    def group_of(self, user_id: str, photo_id: str) -> str:
         """The id of the group ``photo_id`` is in; its own id when it is in none."""
         ...
 
-    def shot_of(self, photo_id: str) -> Shot | None:
-        """The shot recorded for ``photo_id``, or None."""
+    def shot_of(self, user_id: str, photo_id: str) -> Shot | None:
+        """The shot recorded for ``photo_id`` of ``user_id``, or None."""
         ...
 
     def group(self, key: str) -> Group | None:
@@ -253,7 +253,7 @@ class BestShots:
             key = photo_key(user, group_id)
             value = group(key)
             if value is not None or group_id != photo:
-                first_shot = shots.get(group_id) or self.store.shot_of(group_id)
+                first_shot = shots.get(group_id) or self.store.shot_of(user, group_id)
                 value = found.groups[key] = with_member(value, group_id, first_shot, photo, shot)
             members = members_of(value) if value is not None else [(photo, shot)]
             best = best_of(members)

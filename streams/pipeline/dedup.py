@@ -162,11 +162,12 @@ class DuplicateStore(Protocol):
         """The packed embedding of ``keys.photo_key(user, photo)``, or None."""
         ...
 
-    def block_of(self, photo_id: str) -> str | None:
-        """A photo's packed DCT block, or None (indexed before blocks were kept)."""
+    def block_of(self, key: str) -> str | None:
+        """The packed DCT block of ``keys.photo_key(user, photo)``, or None (indexed before
+        blocks were kept)."""
         ...
 
-    def group_of(self, photo_id: str) -> str:
+    def group_of(self, user_id: str, photo_id: str) -> str:
         """The first photo of a photo's group; its own id when it is no copy (or unknown)."""
         ...
 
@@ -178,7 +179,7 @@ class Findings:
     duplicate_of: list[dict[str, Any] | None] = field(default_factory=list)  # per photo
     indexes: dict[str, Index] = field(default_factory=dict)  # user -> index after the batch
     embeddings: dict[str, str] = field(default_factory=dict)  # photo_key -> packed embedding
-    blocks: dict[str, str] = field(default_factory=dict)  # photo -> packed DCT block
+    blocks: dict[str, str] = field(default_factory=dict)  # photo_key -> packed DCT block
     groups: dict[str, str] = field(default_factory=dict)  # photo -> its group's first photo
     groups_before: dict[str, str] = field(default_factory=dict)  # photo -> its group before
 
@@ -186,9 +187,9 @@ class Findings:
         """This batch's embedding of ``key`` (an earlier photo of the same batch)."""
         return self.embeddings.get(key)
 
-    def block_of(self, photo_id: str) -> str | None:
-        """This batch's block of ``photo_id``."""
-        return self.blocks.get(photo_id)
+    def block_of(self, key: str) -> str | None:
+        """This batch's block of ``key``."""
+        return self.blocks.get(key)
 
 
 @dataclass
@@ -205,10 +206,11 @@ class _Layered:
         return self.found.embedding_of(key) or self.store.embedding_of(key)
 
     def block_of(self, photo_id: str) -> str | None:
-        return self.found.block_of(photo_id) or self.store.block_of(photo_id)
+        key = photo_key(self.user, photo_id)
+        return self.found.block_of(key) or self.store.block_of(key)
 
     def group_of(self, photo_id: str) -> str:
-        return self.found.groups.get(photo_id) or self.store.group_of(photo_id)
+        return self.found.groups.get(photo_id) or self.store.group_of(self.user, photo_id)
 
 
 class DuplicateSearch:
@@ -245,5 +247,5 @@ class DuplicateSearch:
             if embedding is not None:
                 found.embeddings[photo_key(user, photo)] = pack_embedding(embedding)
             if result.dct_block:
-                found.blocks[photo] = pack_block(result.dct_block)
+                found.blocks[photo_key(user, photo)] = pack_block(result.dct_block)
         return found

@@ -29,13 +29,13 @@ class MemoryStore:
     def embedding_of(self, key: str) -> str | None:
         return self.embeddings.get(key)
 
-    def block_of(self, photo_id: str) -> str | None:
-        return self.blocks.get(photo_id)
+    def block_of(self, key: str) -> str | None:
+        return self.blocks.get(key)
 
-    def group_of(self, photo_id: str) -> str:
+    def group_of(self, user_id: str, photo_id: str) -> str:
         return self.groups_of.get(photo_id, photo_id)
 
-    def shot_of(self, photo_id: str) -> Shot | None:
+    def shot_of(self, user_id: str, photo_id: str) -> Shot | None:
         return self.shots.get(photo_id)
 
     def group(self, key: str) -> Group | None:

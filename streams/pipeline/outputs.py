@@ -1,4 +1,5 @@
-"""Build the events a batch emits: PhotoEnriched for a result, PhotoFailed for a dead letter.
+"""Build the events a batch emits: PhotoEnriched for a result, PhotoFailed for a dead letter,
+PhotoRemoved for a request to forget.
 
 A dead letter carries its original message so it can be re-driven byte for byte; one near the
 producer's size limit cannot fit inside another message whole, so ``fit_dead_letter`` keeps the
@@ -16,10 +17,11 @@ from typing import Any, Literal
 
 from streams.contracts import headers
 from streams.contracts.codec import Codec
-from streams.contracts.events import utc_now
+from streams.contracts.events import photo_removed, utc_now
 from streams.contracts.schemas import EventType, SchemaRepository
 from streams.engine.results import Enriched, Failed
 from streams.engine.variants import VariantRun
+from streams.errors import FailureReason
 from streams.logs import get_logger
 
 log = get_logger("darkroom.pipeline")
@@ -29,6 +31,8 @@ log = get_logger("darkroom.pipeline")
 RECORD_OVERHEAD_BYTES = 1024
 # An error message longer than this is cut: it is for a person, and it must leave room.
 DETAIL_MAX_CHARS = 2000
+# Refusals of an upload whose photo or user was forgotten: their dead letters keep no bytes.
+FORGOTTEN = frozenset({FailureReason.USER_ERASED, FailureReason.PHOTO_DELETED})
 
 
 # uuid5 namespace of outcome ids (PhotoEnriched / PhotoFailed event_id, schema version 4)
@@ -181,8 +185,11 @@ class OutputBuilder:
         upload: dict[str, Any] | None,
         attempt: Attempt = Attempt(),
     ) -> dict[str, Any]:
-        """The PhotoFailed record: why, where, and the original message byte for byte."""
+        """The PhotoFailed record: why, where, and the original message byte for byte; none
+        of it for an upload refused because its photo or user was forgotten (its bytes are
+        what was to be forgotten; its size and SHA-256 still identify it)."""
         answers = upload["event_id"] if upload else position(message)
+        forgotten = failed.reason in FORGOTTEN
         return {
             "reason": failed.reason,
             "stage": failed.stage,
@@ -200,12 +207,16 @@ class OutputBuilder:
                 "offset": message.offset,
             },
             "original_key": message.key,
-            "original_value": message.value,
+            "original_value": b"" if forgotten else message.value,
             "original_decoded": upload is not None,
             "original_size": len(message.value),
             "original_sha256": hashlib.sha256(message.value).hexdigest(),
-            "original_truncated": False,
+            "original_truncated": forgotten,
         }
+
+    def removed(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The PhotoRemoved that answers a PhotoDeleted or UserErased ``request``."""
+        return photo_removed(request, worker=self.worker)
 
 
 def encode_shadow(

@@ -108,21 +108,40 @@ Change = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Given:
-    """The clusters a photo's faces were given, and by which face model (kept in photo_state)."""
+    """The clusters a photo's faces were given, and by which face model (kept in photo_state);
+    with each face's embedding (packed) and box, which a deletion of the photo takes out of its
+    persons again (None: a face without embedding, or a state written before they were kept)."""
 
     model: str
     clusters: list[str | None]
+    faces: list[tuple[str, list[float]] | None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """As photo_state keeps it."""
-        return {"model": self.model, "clusters": list(self.clusters)}
+        found: dict[str, Any] = {"model": self.model, "clusters": list(self.clusters)}
+        if self.faces is not None:
+            found["faces"] = [None if f is None else [f[0], list(f[1])] for f in self.faces]
+        return found
 
     @classmethod
     def from_json(cls, value: Any) -> Given | None:
         """From photo_state (None: the photo was processed before people were kept)."""
         if not isinstance(value, dict):
             return None
-        return cls(str(value["model"]), list(value["clusters"]))
+        faces = value.get("faces")
+        kept = None if faces is None else [None if f is None else (f[0], f[1]) for f in faces]
+        return cls(str(value["model"]), list(value["clusters"]), kept)
+
+    @classmethod
+    def of(cls, model: str, clusters: list[str | None], faces: list[Face | None]) -> Given:
+        """What a photo's ``faces`` were given."""
+        kept = [
+            None
+            if f is None
+            else (pack_mean(np.asarray(f.embedding)), [round(v, 1) for v in f.box])
+            for f in faces
+        ]
+        return cls(model, clusters, kept)
 
 
 class PeopleStore(Protocol):
@@ -132,7 +151,7 @@ class PeopleStore(Protocol):
         """The user's state, or None."""
         ...
 
-    def clusters_of(self, photo_id: str) -> Given | None:
+    def clusters_of(self, user_id: str, photo_id: str) -> Given | None:
         """What the photo's faces were given when it was last processed, or None."""
         ...
 
@@ -164,8 +183,7 @@ class _Clusters:
         if not self.ids and self.means.shape[1] != vector.shape[0]:  # a new user, another size
             self.means = np.zeros((0, vector.shape[0]), np.float32)
         state["faces"] += 1
-        area = max(0.0, face.box[2] - face.box[0]) * max(0.0, face.box[3] - face.box[1])
-        cover = {"photo_id": photo_id, "box": [round(float(v), 1) for v in face.box]}
+        cover, area = cover_of(photo_id, face.box)
         nearest = self._nearest(vector)
         if nearest is not None and nearest[1] <= self.policy.join_distance:
             row, _ = nearest
@@ -260,8 +278,8 @@ class _Layered:
     store: PeopleStore
     seen: dict[str, Given] = field(default_factory=dict)
 
-    def clusters_of(self, photo_id: str) -> Given | None:
-        return self.seen.get(photo_id) or self.store.clusters_of(photo_id)
+    def clusters_of(self, user_id: str, photo_id: str) -> Given | None:
+        return self.seen.get(photo_id) or self.store.clusters_of(user_id, photo_id)
 
 
 class PeopleSearch:
@@ -286,7 +304,7 @@ class PeopleSearch:
                 found.states[user] = state
             before = len(found.changes)
             assigned = self._assign(
-                clusters, photo, faces, earlier.clusters_of(photo), found.changes
+                clusters, photo, faces, earlier.clusters_of(user, photo), found.changes
             )
             if len(found.changes) > before:
                 changed.add(user)
@@ -320,6 +338,47 @@ class PeopleSearch:
         counts = {pid: state["clusters"][pid]["count"] for pid in ids if pid is not None}
         people = [c if c is not None and counts[c] >= self.policy.min_faces else None for c in ids]
         return Assigned(ids, people)
+
+
+def without_photo(state: State, photo_id: str, given: Given) -> tuple[list[str], list[str]]:
+    """Take ``photo_id``'s faces out of ``state`` (in place), as if it had never been seen: each
+    face's cluster counts one face fewer and its centroid is the mean without the face (when
+    the face's embedding was kept; photos enriched before it was only count); a cluster left
+    without faces goes, with its aliases. A person left with fewer than ``min_faces`` faces is
+    a candidate again; no other cluster's id changes. Returns (the clusters that lost a face and
+    are left, the clusters that went); a cluster whose cover was this photo needs a new one."""
+    if given.model != state.get("model"):
+        return [], []  # counted under another face model: the user's people started afresh
+    touched: list[str] = []
+    gone: list[str] = []
+    clusters: dict[str, Any] = state["clusters"]
+    for index, cluster_id in enumerate(given.clusters):
+        pid = None if cluster_id is None else resolve(state, cluster_id)
+        cluster = clusters.get(pid) if pid is not None else None
+        if pid is None or cluster is None:
+            continue  # no embedding, or its cluster was dropped (too many) since
+        state["faces"] = max(0, state["faces"] - 1)
+        if cluster["count"] <= 1:
+            del clusters[pid]
+            state["aliases"] = {a: t for a, t in state["aliases"].items() if t != pid}
+            touched = [t for t in touched if t != pid]
+            gone.append(pid)
+            continue
+        face = given.faces[index] if given.faces is not None else None
+        if face is not None:
+            count = cluster["count"]
+            mean = unpack_mean(cluster["mean"])
+            cluster["mean"] = pack_mean(stored((mean * count - unpack_mean(face[0])) / (count - 1)))
+        cluster["count"] -= 1
+        if pid not in touched:
+            touched.append(pid)
+    return touched, gone
+
+
+def cover_of(photo_id: str, box: Sequence[float]) -> tuple[dict[str, Any], float]:
+    """A cluster's cover and its area, from a face of ``photo_id`` with ``box``."""
+    area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+    return {"photo_id": photo_id, "box": [round(float(v), 1) for v in box]}, area
 
 
 def face_model(produced_by: Mapping[str, Mapping[str, str]]) -> str | None:

@@ -23,6 +23,7 @@ class Photo:
 
     message: RawMessage
     upload: dict[str, Any] | None = None  # the decoded PhotoUploaded
+    request: dict[str, Any] | None = None  # or the decoded PhotoDeleted / UserErased
     skipped: bool = False  # already done with these models: no output
     attempt: Attempt = field(default_factory=Attempt)  # names its outcome (set when built)
     fetched_bytes: int | None = None  # how many bytes the blob really had
@@ -91,6 +92,8 @@ class Started:
 
 
 SkipRule = Callable[[Photo], bool]
+# a decoded upload -> why it is refused (its photo or its user was forgotten), or None
+RefusalRule = Callable[[Photo], PhotoError | None]
 # a decoded upload -> which attempt at its photo it is (1 for the first; see outputs.Attempt)
 AttemptRule = Callable[[Photo], int]
 
@@ -98,6 +101,11 @@ AttemptRule = Callable[[Photo], int]
 def never_skip(_photo: Photo) -> bool:
     """The default skip rule: every upload is processed."""
     return False
+
+
+def never_refuse(_photo: Photo) -> PhotoError | None:
+    """The default refusal rule, where nothing is remembered: no upload is refused."""
+    return None
 
 
 def first_attempt(_photo: Photo) -> int:

@@ -6,8 +6,9 @@ so there is no approximate index and no recall to lose. The embeddings live in a
 ``keys.photo_key(user, photo)``, so one user's rows are one prefix scan. Each user's matrix is
 built on their first query and kept in memory, and ``added`` keeps it up to date as the worker
 records new embeddings; a photo a loaded matrix lacks is looked up alone (a 404 costs one key,
-not the user's rows). The worker drops every matrix on a rebalance: another worker may have
-written a user's rows since.
+not the user's rows). The worker drops every matrix on a rebalance (another worker may have
+written a user's rows since), and a user's matrix when one of their photos, or they, are
+forgotten (the next query reads the rows that are left).
 
 The cache is bounded in users and in bytes, least recently asked first out, whatever ids are
 asked: a user with no rows is never kept (33,000 requests for made-up ids once grew a worker by
@@ -111,7 +112,8 @@ class SimilarPhotos:
         self._users: OrderedDict[str, _UserMatrix] = OrderedDict()
         self._bytes = 0  # what ``_users`` holds, as ``_cost`` counts it
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, str, str]] = []  # ``added`` while the lock was taken
+        # ``added`` (or ``drop``: no photo) while the lock was taken, in order
+        self._pending: list[tuple[str, str | None, str]] = []
         self._pending_lock = threading.Lock()  # held for an append or a swap, never longer
         self._stale = False  # the queue overflowed: the matrices may lack rows
 
@@ -157,6 +159,23 @@ class SimilarPhotos:
         finally:
             self._lock.release()
 
+    def drop(self, user_id: str) -> None:
+        """Drop ``user_id``'s matrix (a photo of theirs, or they, were forgotten). Never waits
+        for a query: queued while one runs, like ``added``."""
+        if not self._lock.acquire(blocking=False):
+            with self._pending_lock:
+                if len(self._pending) < PENDING_MAX:
+                    self._pending.append((user_id, None, ""))
+                else:
+                    self._pending.clear()
+                    self._stale = True
+            return
+        try:
+            self._apply_pending()
+            self._drop(user_id)
+        finally:
+            self._lock.release()
+
     def forget(self) -> None:
         """Drop every matrix (a rebalance: the rows may have changed elsewhere)."""
         with self._lock:
@@ -184,7 +203,15 @@ class SimilarPhotos:
             self._users.clear()
             self._bytes = 0
         for user_id, photo_id, packed in pending:
-            self._add(user_id, photo_id, packed)
+            if photo_id is None:
+                self._drop(user_id)
+            else:
+                self._add(user_id, photo_id, packed)
+
+    def _drop(self, user_id: str) -> None:
+        matrix = self._users.pop(user_id, None)
+        if matrix is not None:
+            self._bytes -= _cost(user_id, matrix)
 
     def _add(self, user_id: str, photo_id: str, packed: str) -> None:
         matrix = self._users.get(user_id)

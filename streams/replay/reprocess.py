@@ -2,10 +2,11 @@
 
 Which photos are already done, and with which model versions, is read from photos.enriched
 itself (each event's ``produced_by``), and each photo's latest attempt from both outcome topics,
-so the replay needs nothing from the workers' tables. A replay is a new attempt at each photo it
-enriches: its outcomes have new event ids (keyed by the replay id) and the next attempt number.
-Near-duplicates are not searched here (their index lives in the workers); to get them, re-drive
-uploads with `--into photos.uploaded --force` instead.
+so the replay needs nothing from the workers' tables; what was forgotten, from the PhotoRemoved
+events there too (streams/replay/forgotten.py): it is not enriched again. A replay is a new
+attempt at each photo it enriches: its outcomes have new event ids (keyed by the replay id) and
+the next attempt number. Near-duplicates are not searched here (their index lives in the
+workers); to get them, re-drive uploads with `--into photos.uploaded --force` instead.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from confluent_kafka import Producer
 from streams.config import Settings
 from streams.contracts import headers
 from streams.contracts.codec import Codec
-from streams.contracts.schemas import EventType
+from streams.contracts.schemas import FORGET_REQUESTS, EventType
 from streams.engine import Enricher
 from streams.logs import get_logger
 from streams.pipeline import Photo, Pipeline, RawMessage
 from streams.pipeline.poison import alone, is_transient
+from streams.replay.forgotten import read_forgotten
 from streams.replay.sinks import (
     DeliveryTracker,
     SinkCounts,
@@ -102,13 +104,20 @@ class ReprocessSink:
         )
         self.current = enricher.model_versions_for  # user id -> the versions that serve them
         self.recorded = recorded_outcomes(settings, codec)
+        self.forgotten = read_forgotten(settings, codec)
         self.counts = SinkCounts()
         self._pending: list[tuple[SourceMessage, RawMessage]] = []
 
     def write(self, message: SourceMessage) -> None:
+        event = message.event
+        if event is not None and event.event_type in FORGET_REQUESTS:
+            self.forgotten.add(event.record)  # for the uploads after it
         original = original_upload(message, self.codec)
         if original is None:
             self.counts.skipped += 1  # not an upload (the worker dead-lettered it already)
+            return
+        if self.forgotten.covers(self.codec.decode(original.value).record):
+            self.counts.forgotten += 1
             return
         # this replay is a new attempt at each photo: its outcomes are keyed by the replay id
         ours = ((headers.REPLAY_ID, self.replay_id.encode()),)

@@ -17,9 +17,10 @@ from streams.config import Settings
 from streams.contracts import headers
 from streams.contracts.codec import Codec, DecodedEvent, MalformedEventError
 from streams.contracts.rows import message_row, to_json_line
-from streams.contracts.schemas import EventType
+from streams.contracts.schemas import FORGET_REQUESTS, EventType
 from streams.errors import OperationError
 from streams.pipeline import RawMessage
+from streams.replay.forgotten import Forgotten
 from streams.replay.targets import family
 from streams.tail import scan
 
@@ -43,6 +44,7 @@ class SinkCounts:
 
     written: int = 0
     skipped: int = 0  # e.g. already enriched with the current models
+    forgotten: int = 0  # uploads of a deleted photo or an erased user (streams/replay/forgotten)
     refused: int = 0  # not of the type the destination topic carries (streams/replay/targets.py)
     by_partition: dict[int, int] = field(default_factory=dict)
 
@@ -148,11 +150,14 @@ class CopySink:
         source_topic: str,
         force: bool,
         expected: EventType | None = None,
+        forgotten: Forgotten | None = None,
     ) -> None:
-        """``expected``: the type ``into`` carries (None: a topic that is not Darkroom's)."""
+        """``expected``: the type ``into`` carries (None: a topic that is not Darkroom's);
+        ``forgotten``: what the workers forgot, whose uploads are not copied."""
         self.settings, self.codec, self.into = settings, codec, into
         self.replay_id, self.source_topic, self.force = replay_id, source_topic, force
         self.expected = expected
+        self.forgotten = forgotten or Forgotten()
         self.delivery = DeliveryTracker(producer)
         self.counts = SinkCounts()
 
@@ -165,6 +170,9 @@ class CopySink:
             )
         if not self._fits(message, value):
             self.counts.refused += 1
+            return
+        if self._forgotten(message):
+            self.counts.forgotten += 1
             return
         self.delivery.produce(
             self.into, key, value, replay_headers(self.replay_id, message, self.force)
@@ -187,6 +195,20 @@ class CopySink:
         return found in family(self.expected) or (
             found is None and self.expected is EventType.PHOTO_UPLOADED
         )
+
+    def _forgotten(self, message: SourceMessage) -> bool:
+        """Whether the message is an upload (or a dead letter's) of something forgotten; a
+        request to forget that is copied is remembered for the uploads after it."""
+        event = message.event
+        if event is None:
+            return False
+        if event.event_type in FORGET_REQUESTS:
+            self.forgotten.add(event.record)
+            return False
+        original = original_upload(message, self.codec)
+        if original is None:
+            return False
+        return self.forgotten.covers(self.codec.decode(original.value).record)
 
     def flush(self) -> None:
         self.delivery.flush()

@@ -9,7 +9,9 @@ delivered again after a restart. An exception other than a rebalance's cancellat
 the worker stops (exit status 1) rather than carry on behind a hole it cannot fill. A batch's
 delivery and acknowledgements hold the transport's ``BatchGate``, so an offset commit (on
 Faust's timer) never sees half a batch. What a batch may contain is decided first, in offset
-order per partition (streams/worker/continuity.py).
+order per partition (streams/worker/continuity.py); then a batch is cut before and after each
+run of requests to forget (``cut``), so that a deletion is recorded after the uploads before it
+and before those after it are looked at (streams/worker/forgetting.py).
 
 Batches overlap where that is safe: batch n+1 is started (``Stages.start``: fetched, decoding)
 while batch n computes; computing and delivering go one batch at a time, in order. A started
@@ -29,18 +31,19 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import faust
 from faust.types import EventT
 
 from streams.logs import get_logger
-from streams.worker.continuity import Admission, Continuity
+from streams.worker.continuity import Continuity
 from streams.worker.transport import BatchGate
 
 log = get_logger("darkroom.worker")
 
 ABANDONED_EXIT_STATUS = 1
+E = TypeVar("E")  # an event, or whatever stands for one in a test
 
 
 def describe(events: Sequence[EventT[Any]]) -> str:
@@ -105,6 +108,19 @@ class Stages(Protocol):
         """Drop a started batch."""
 
 
+def cut(events: Sequence[E], is_request: Callable[[E], bool]) -> list[list[E]]:
+    """``events`` in order, cut before and after each run of requests to forget."""
+    parts: list[list[E]] = []
+    kinds: list[bool] = []
+    for event in events:
+        kind = is_request(event)
+        if not parts or kinds[-1] != kind:
+            parts.append([])
+            kinds.append(kind)
+        parts[-1].append(event)
+    return parts
+
+
 async def consume(
     stream: Any,
     stages: Stages,
@@ -116,6 +132,7 @@ async def consume(
     gate: BatchGate,
     continuity: Continuity,
     consumer: Any,
+    is_request: Callable[[EventT[Any]], bool] = lambda _event: False,
 ) -> None:
     """Process batches of ``stream``; acknowledge each event only after its batch is done.
 
@@ -128,13 +145,15 @@ async def consume(
     try:
         async for events in stream.noack_take(batch_size, within=within_s):
             admission = await continuity.settle(events, consumer)
-            batch = admission.process
-            in_flight.batches.append(batch)  # until acknowledged, in _finish
-            work = await _start(stages, batch, on_fatal) if batch else None
-            if previous is not None:
-                await previous  # raises what the batch before raised
-            finishing = _finish(stream, stages, work, admission, in_flight, on_fatal, gate)
-            previous, work = asyncio.ensure_future(finishing), None
+            parts = cut(admission.process, is_request) or [[]]
+            for number, batch in enumerate(parts):
+                again = admission.again if number == len(parts) - 1 else []
+                in_flight.batches.append(batch)  # until acknowledged, in _finish
+                work = await _start(stages, batch, on_fatal) if batch else None
+                if previous is not None:
+                    await previous  # raises what the batch before raised
+                finishing = _finish(stream, stages, work, batch, again, in_flight, on_fatal, gate)
+                previous, work = asyncio.ensure_future(finishing), None
         if previous is not None:
             await previous
     finally:
@@ -164,13 +183,14 @@ async def _finish(
     stream: Any,
     stages: Stages,
     work: Any,
-    admission: Admission,
+    batch: Sequence[EventT[Any]],
+    again: Sequence[EventT[Any]],
     in_flight: InFlight,
     on_fatal: Callable[[BaseException, Sequence[EventT[Any]]], None],
     gate: BatchGate,
 ) -> None:
-    """Compute and deliver one started batch, then acknowledge it (and its repeats)."""
-    batch = admission.process
+    """Compute and deliver one started batch, then acknowledge it (and ``again``: repeats
+    that were not processed)."""
     try:
         try:
             if work is not None:
@@ -182,7 +202,7 @@ async def _finish(
                         for event in events:
                             await stream.ack(event)
             async with gate.held():
-                for event in admission.again:
+                for event in again:
                     await stream.ack(event)
         except asyncio.CancelledError:
             if work is not None:

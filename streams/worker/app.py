@@ -31,6 +31,7 @@ from streams.pipeline.similar import SimilarPhotos
 from streams.worker.access import ApiAccess
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
 from streams.worker.continuity import Continuity, first_committed_record
+from streams.worker.forgetting import Forgetting
 from streams.worker.lag import Progress
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import BatchProcessor
@@ -91,11 +92,13 @@ class StreamApp:
         stage_seconds = self.metrics.stage_seconds
         duplicates = TableDuplicates(self.tables)
         done = AlreadyDone(self.tables, enricher.model_versions_for)
+        forgetting = Forgetting(self.tables, self.similar, worker.forget_remember_days * 86400)
         pipeline = Pipeline.from_settings(
             settings,
             enricher,
             skip=done,
             attempts=done.attempt,
+            refuse=forgetting,
             duplicates=DuplicateSearch(duplicates, policy),
             best_shots=BestShots(duplicates),
             people=PeopleSearch(
@@ -117,6 +120,7 @@ class StreamApp:
             topics={"enriched": self.enriched, "failed": self.failed, "shadow": self.shadow},
             flush=lambda: drain(self.app),
             similar=self.similar,
+            forgetting=forgetting,
         )
         self.readiness.models = enricher.model_versions
         self.readiness.switched_off = enricher.watch.switched_off
@@ -252,6 +256,7 @@ def create_stream_app(settings: Settings) -> StreamApp:
             gate=batch_gate(app),
             continuity=continuity,
             consumer=app.consumer,
+            is_request=stream.processor.is_request,
         )
 
     async def recover_lost_uploads() -> None:

@@ -18,26 +18,32 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from faust import streams as faust_streams
 from faust.types import EventT
 
+from streams.contracts.codec import MalformedEventError
+from streams.contracts.schemas import FORGET_REQUESTS
 from streams.logs import get_logger
 from streams.pipeline import Batch, Photo, Pipeline, RawMessage, Started, poison
-from streams.pipeline.keys import split_key
+from streams.pipeline.keys import photo_key, split_key
+from streams.pipeline.outputs import FORGOTTEN
 from streams.pipeline.people import Change
 from streams.pipeline.poison import is_transient
 from streams.pipeline.similar import SimilarPhotos
 from streams.pipeline.stages import name_stage, stage_of
 from streams.worker import state
 from streams.worker.agent import Delivery, whole
+from streams.worker.forgetting import Forgetting
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.readers import VersionsOf
-from streams.worker.tables import Tables
+from streams.worker.tables import Tables, partition_rows
 
 log = get_logger("darkroom.worker")
+SWEEP_EVERY_S = 600.0  # how often a partition's expired forgotten markers are deleted
 
 
 @dataclass
@@ -102,13 +108,17 @@ class BatchProcessor:
         topics: Mapping[str, Any],
         flush: Callable[[], Awaitable[None]],
         similar: SimilarPhotos | None = None,
+        forgetting: Forgetting | None = None,
     ) -> None:
         """``topics``: the Faust topics for "enriched", "failed" and "shadow". ``flush``: hand
         every buffered table write to Kafka and wait for it (Faust buffers changelog records;
         they must be in Kafka before the batch's offsets move). ``similar``: the similar-photo
-        matrices in memory, told of each embedding recorded."""
+        matrices in memory, told of each embedding recorded. ``forgetting``: what a request to
+        forget does to the tables (by default, with the markers kept 30 days)."""
         self.pipeline, self.tables, self.metrics = pipeline, tables, metrics
         self.similar = similar
+        self.forgetting = forgetting or Forgetting(tables, similar)
+        self._swept: dict[int, float] = {}  # partition -> when its old markers were deleted
         self.flush = flush
         self.versions = versions
         self.topics = dict(topics)
@@ -116,6 +126,14 @@ class BatchProcessor:
         # starting a batch and one for computing one, so the two overlap
         self._starting = ThreadPoolExecutor(1, thread_name_prefix="pipeline-start")
         self._computing = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
+
+    def is_request(self, event: EventT[Any]) -> bool:
+        """Whether ``event`` is a request to forget (the agent cuts batches around them)."""
+        try:
+            decoded = self.pipeline.codec.decode(event.message.value or b"")
+        except MalformedEventError:
+            return False  # the pipeline dead-letters it in its batch
+        return decoded.event_type in FORGET_REQUESTS
 
     async def process(self, events: Sequence[EventT[Any]]) -> None:
         """Handle ``events`` completely, one step after the other; return only when every
@@ -268,11 +286,17 @@ class BatchProcessor:
                 self.metrics.photos.labels("skipped").inc()
                 continue
             event = event_of[id(photo)]
+            if photo.request is not None:
+                with as_current(event):
+                    self.forgetting.apply(photo.request)
+                self.metrics.photos.labels("forgotten").inc()
+                continue
             with as_current(event):
                 outcome = self._record_one(photo)
             self.metrics.photos.labels(outcome).inc()
             if photo.upload is not None:
-                by_user[photo.upload["user_id"]] = by_photo[photo.upload["photo_id"]] = event
+                user_id, photo_id = photo.upload["user_id"], photo.upload["photo_id"]
+                by_user[user_id] = by_photo[photo_key(user_id, photo_id)] = event
                 uploaded = photo.upload["uploaded_at"].timestamp()
                 self.metrics.end_to_end_seconds.observe(max(0.0, now - uploaded))
         for user, index in batch.findings.indexes.items():
@@ -280,13 +304,13 @@ class BatchProcessor:
                 self.tables.dup_index[user] = index
         for key, packed in batch.findings.embeddings.items():
             user, photo_id = split_key(key)
-            with as_current(by_photo[photo_id]):
+            with as_current(by_photo[key]):
                 self.tables.embeddings[key] = packed
             if self.similar is not None:
                 self.similar.added(user, photo_id, packed)
-        for photo_id, packed in batch.findings.blocks.items():
-            with as_current(by_photo[photo_id]):
-                self.tables.dct_blocks[photo_id] = packed
+        for key, packed in batch.findings.blocks.items():
+            with as_current(by_photo[key]):
+                self.tables.dct_blocks[key] = packed
         for key, group in batch.shots.groups.items():
             with as_current(by_user[split_key(key)[0]]):
                 if group is not None:
@@ -299,6 +323,22 @@ class BatchProcessor:
         for change in batch.people.changes:
             with as_current(by_user[change[1]]):
                 self._person_photos(change)
+        self._sweep(events)
+
+    def _sweep(self, events: Sequence[EventT[Any]]) -> None:
+        """Now and then, a partition's forgotten markers past their time, deleted under an event
+        of the partition (their tombstones go to it)."""
+        now = time.time()
+        for event in events:
+            partition = event.message.partition
+            if now - self._swept.get(partition, 0.0) < SWEEP_EVERY_S:
+                continue
+            self._swept[partition] = now
+            with as_current(event):
+                markers = partition_rows(self.tables.forgotten, partition)
+                swept = self.forgetting.sweep(markers, datetime.now(UTC))
+            if swept:
+                log.info("forgotten markers expired", partition=partition, deleted=swept)
 
     def _person_photos(self, change: Change) -> None:
         """One change of the per-person photo lists (streams.pipeline.people.Change)."""
@@ -319,6 +359,8 @@ class BatchProcessor:
             self.metrics.dead_letters.labels(failed.reason).inc()
             if photo.upload is None:
                 return "failed"  # nothing to key state by
+            if failed.reason in FORGOTTEN:
+                return "refused"  # an upload of what was forgotten: nothing of it is kept
             new = state.failed_state(
                 photo.upload["event_id"],
                 failed.reason,
@@ -341,8 +383,9 @@ class BatchProcessor:
                 attempt=photo.attempt,
             )
         user, photo_id = photo.upload["user_id"], photo.upload["photo_id"]
-        old = self.tables.photo_state.get(photo_id)
-        self.tables.photo_state[photo_id] = new
+        key = photo_key(user, photo_id)
+        old = self.tables.photo_state.get(key)
+        self.tables.photo_state[key] = new
         self.tables.user_stats[user] = state.update_stats(
             self.tables.user_stats.get(user), old, new
         )

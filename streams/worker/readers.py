@@ -10,6 +10,7 @@ from streams.contracts import headers as headers_
 from streams.pipeline import Photo
 from streams.pipeline.bestshot import Group, Shot
 from streams.pipeline.dedup import Index
+from streams.pipeline.keys import photo_key
 from streams.pipeline.outputs import Attempt
 from streams.pipeline.people import Given
 from streams.worker import state
@@ -31,21 +32,21 @@ class TableDuplicates:
         found: str | None = self.tables.embeddings.get(key)
         return found
 
-    def block_of(self, photo_id: str) -> str | None:
-        found: str | None = self.tables.dct_blocks.get(photo_id)
+    def block_of(self, key: str) -> str | None:
+        found: str | None = self.tables.dct_blocks.get(key)
         return found
 
-    def _summary(self, photo_id: str) -> dict[str, Any]:
-        found = self.tables.photo_state.get(photo_id)
+    def _summary(self, user_id: str, photo_id: str) -> dict[str, Any]:
+        found = self.tables.photo_state.get(photo_key(user_id, photo_id))
         return found["summary"] if found is not None and found["status"] == "enriched" else {}
 
-    def group_of(self, photo_id: str) -> str:
+    def group_of(self, user_id: str, photo_id: str) -> str:
         # a photo enriched before groups were kept: the one photo it pointed at, if any
-        summary = self._summary(photo_id)
+        summary = self._summary(user_id, photo_id)
         return str(summary.get("group") or summary.get("duplicate_of") or photo_id)
 
-    def shot_of(self, photo_id: str) -> Shot | None:
-        shot = self._summary(photo_id).get("shot")
+    def shot_of(self, user_id: str, photo_id: str) -> Shot | None:
+        shot = self._summary(user_id, photo_id).get("shot")
         return Shot.from_json(shot) if shot else None
 
     def group(self, key: str) -> Group | None:
@@ -63,8 +64,8 @@ class TablePeople:
         found: dict[str, Any] | None = self.tables.people.get(user_id)
         return found
 
-    def clusters_of(self, photo_id: str) -> Given | None:
-        found = self.tables.photo_state.get(photo_id)
+    def clusters_of(self, user_id: str, photo_id: str) -> Given | None:
+        found = self.tables.photo_state.get(photo_key(user_id, photo_id))
         if found is None or found["status"] != "enriched":
             return None
         return Given.from_json(found["summary"].get("people"))
@@ -85,7 +86,9 @@ class AlreadyDone:
         if photo.message.header(headers_.FORCE) == b"1":
             return False
         return state.already_done(
-            self.tables.photo_state.get(photo.upload["photo_id"]),
+            self.tables.photo_state.get(
+                photo_key(photo.upload["user_id"], photo.upload["photo_id"])
+            ),
             photo.upload["event_id"],
             self.versions(photo.upload["user_id"]),
             Attempt.of(photo.message).key,
@@ -95,7 +98,9 @@ class AlreadyDone:
         """Which attempt at its photo ``photo`` is (streams.worker.state.attempt_number)."""
         assert photo.upload is not None
         return state.attempt_number(
-            self.tables.photo_state.get(photo.upload["photo_id"]),
+            self.tables.photo_state.get(
+                photo_key(photo.upload["user_id"], photo.upload["photo_id"])
+            ),
             photo.upload["event_id"],
             Attempt.of(photo.message).key,
             self.versions(photo.upload["user_id"]),

@@ -1,7 +1,8 @@
 """What the worker remembers, as plain functions over JSON-able table values.
 
-``photo_state[photo_id]``: the outcome of the photo's last processing (its user, status, event
-id, model versions, a summary; the user because the HTTP API shows a user's own photos only).
+``photo_state[keys.photo_key(user_id, photo_id)]``: the outcome of the photo's last processing
+(its user, status, event id, model versions, a summary); one user's photos are one prefix, which
+is how an erasure finds them all.
 ``user_stats[user_id]``: counts over the user's photos, kept equal to the sum of their
 summaries: a photo re-enriched by a new model version replaces its old summary instead of being
 counted twice. Keeping these rules here, away from Faust, keeps them testable.
@@ -147,6 +148,14 @@ def update_stats(stats: UserStats | None, old: PhotoState | None, new: PhotoStat
         _apply(result, old, -1)
     _apply(result, new, +1)
     return result
+
+
+def without(stats: UserStats | None, old: PhotoState) -> UserStats | None:
+    """``stats`` with ``old``'s contribution taken out (a deleted photo); None once the user has
+    no photo and no dead letter counted."""
+    result = {**empty_stats(), **(stats or {})}
+    _apply(result, old, -1)
+    return result if result["photos"] > 0 or result["failed"] > 0 else None
 
 
 def _apply(stats: UserStats, state: PhotoState, sign: int) -> None:

@@ -147,22 +147,25 @@ class Table(faust.Table[Any, Any]):
 @dataclass(frozen=True)
 class Tables:
     """photo_state, user_stats, the near-duplicate index (embeddings, DCT blocks) and groups, the
-    tag index, people (each user's persons) and each person's photos.
+    tag index, people (each user's persons) and each person's photos; and what was forgotten.
 
     Every table is written while processing an upload, under that upload's partition, and the
     uploads topic is keyed by user id: so one user's photos, stats and index all live on the
     worker that owns the user's partition (co-partitioned with photos.uploaded).
     """
 
-    photo_state: Any  # photo_id -> state.PhotoState
+    photo_state: Any  # keys.photo_key(user_id, photo_id) -> state.PhotoState
     user_stats: Any  # user_id -> state.UserStats
     dup_index: Any  # user_id -> dedup.Index
     embeddings: Any  # keys.photo_key(user_id, photo_id) -> dedup.pack_embedding(...)
-    dct_blocks: Any  # photo_id -> dedup.pack_block(...)
+    dct_blocks: Any  # keys.photo_key(user_id, photo_id) -> dedup.pack_block(...)
     dup_groups: Any  # keys.photo_key(user_id, first photo id) -> bestshot.Group
     tag_photos: Any  # state.tag_key(user_id, tag) -> the newest photo ids with the tag
     people: Any  # user_id -> people.State (persons, candidates, aliases)
     person_photos: Any  # state.person_key(user_id, person_id) -> the newest photo ids
+    # keys.photo_key(user_id, photo_id) of a deleted photo, keys.user_prefix(user_id) of an
+    # erased user -> when, and by which request (streams/worker/forgetting.py); nothing else
+    forgotten: Any
 
     @classmethod
     def create(cls, app: faust.App, partitions: int) -> Tables:
@@ -181,17 +184,20 @@ class Tables:
             return app.tables.add(made)
 
         return cls(
-            photo_state=table("photo_state", "photo id -> status, event id, model versions"),
+            photo_state=table(
+                "photo_state", "user id/photo id -> status, event id, model versions"
+            ),
             user_stats=table("user_stats", "user id -> photo count, labels, faces, flagged"),
             dup_index=table("dup_index", "user id -> recent [photo id, perceptual hash]"),
             embeddings=table(
                 "embeddings", "user id/photo id -> float16 embedding (duplicates, similar)"
             ),
-            dct_blocks=table("dct_blocks", "photo id -> 8x8 DCT block (duplicate check)"),
+            dct_blocks=table("dct_blocks", "user id/photo id -> 8x8 DCT block (duplicate check)"),
             dup_groups=table("dup_groups", "user id/first photo id -> a group's copies, ranked"),
             tag_photos=table("tag_photos", "user id/tag -> the user's newest photo ids with it"),
             people=table("people", "user id -> persons: centroid, face count, cover face"),
             person_photos=table("person_photos", "user id/person id -> the newest photo ids"),
+            forgotten=table("forgotten", "user id/[photo id] -> when it was forgotten"),
         )
 
 
@@ -213,3 +219,18 @@ def user_rows(table: Any, user_id: str) -> Iterator[tuple[str, Any]]:
                 break
             key = store._decode_key(raw_key)
             yield split_key(key)[1], store._decode_value(raw_value)
+
+
+def partition_rows(table: Any, partition: int) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) of ``table``'s partition ``partition`` held here (none when it is not
+    assigned here), read as the scan goes; a plain mapping (tests) has one partition."""
+    store = getattr(table, "data", None)
+    databases = getattr(store, "_dbs", None)
+    if store is None or databases is None:
+        yield from list(table.items())
+        return
+    database = databases.get(partition)
+    if database is None:
+        return
+    for raw_key, raw_value in database.items():
+        yield store._decode_key(raw_key), store._decode_value(raw_value)

@@ -259,16 +259,10 @@ def register_views(
 
 
 def owned_photo(tables: Tables, user_id: str, photo_id: str) -> dict[str, Any] | None:
-    """``photo_id``'s state if it is ``user_id``'s photo, else None (photo_state is keyed by
-    photo id alone). A state recorded before it named its user counts as the user's when the
-    user's embeddings hold the photo (an enriched photo's do); otherwise it is not shown."""
-    found: dict[str, Any] | None = tables.photo_state.get(photo_id)
-    if found is None:
-        return None
-    owner = found.get("user_id")
-    if owner is None and tables.embeddings.get(photo_key(user_id, photo_id)) is not None:
-        owner = user_id
-    return found if owner == user_id else None
+    """``photo_id``'s state if it is ``user_id``'s photo (photo_state is keyed by both), else
+    None."""
+    found: dict[str, Any] | None = tables.photo_state.get(photo_key(user_id, photo_id))
+    return found
 
 
 def _whole(text: str | None, default: int) -> int:

@@ -18,6 +18,22 @@ BLOCK = np.arange(64, dtype=np.float64).reshape(8, 8) % 7 - 3.0  # any block wit
 OTHER = np.arange(64, dtype=np.float64).reshape(8, 8) % 5 - 2.0
 
 
+def one_user(store: MemoryStore) -> dedup.Earlier:
+    """The store as find_duplicate reads it: one user's photos by photo id."""
+
+    class Earlier:
+        def embedding_of(self, photo_id: str) -> str | None:
+            return store.embedding_of(photo_id)
+
+        def block_of(self, photo_id: str) -> str | None:
+            return store.block_of(photo_id)
+
+        def group_of(self, photo_id: str) -> str:
+            return store.group_of("u", photo_id)
+
+    return Earlier()
+
+
 def indexed(*entries: tuple[str, int]) -> dedup.Index:
     index = None
     for photo_id, hashed in entries:
@@ -36,7 +52,7 @@ def test_a_turned_copy_is_judged_by_its_block_turned_back_not_by_the_embedding()
     variants = [0xFFFF_0000] * 8
     variants[3] = 0xF0F1  # turned by rot270 it hashes 1 bit from the original
     found = dedup.find_duplicate(
-        "new", index, variants, copy.ravel().tolist(), [0.0, 1.0], store, POLICY
+        "new", index, variants, copy.ravel().tolist(), [0.0, 1.0], one_user(store), POLICY
     )
     assert found is not None and found["transform"] == "rot270" and found["hash_distance"] == 1
     assert found["correlation"] > 0.999 and found["similarity"] == 0.0  # the embedding disagreed
@@ -46,7 +62,9 @@ def test_a_hash_match_whose_block_does_not_correlate_is_no_copy() -> None:
     index = indexed(("lookalike", 0xF0F0))
     store = MemoryStore(blocks={"lookalike": dedup.pack_block(OTHER.ravel())})
     assert (
-        dedup.find_duplicate("new", index, [0xF0F0], BLOCK.ravel().tolist(), None, store, POLICY)
+        dedup.find_duplicate(
+            "new", index, [0xF0F0], BLOCK.ravel().tolist(), None, one_user(store), POLICY
+        )
         is None
     )
 
@@ -60,7 +78,7 @@ def test_a_closer_lookalike_does_not_hide_a_real_copy() -> None:
         }
     )
     found = dedup.find_duplicate(
-        "new", index, [0xF0F0], BLOCK.ravel().tolist(), None, store, POLICY
+        "new", index, [0xF0F0], BLOCK.ravel().tolist(), None, one_user(store), POLICY
     )
     assert found is not None and found["photo_id"] == "copy" and found["hash_distance"] == 2
 
@@ -69,12 +87,16 @@ def test_photos_indexed_before_blocks_keep_the_old_rule() -> None:
     index = indexed(("old", 0xF0F0))
     store = MemoryStore(embeddings={"old": dedup.pack_embedding([1.0, 0.0])})  # no block stored
     mine = BLOCK.ravel().tolist()
-    found = dedup.find_duplicate("new", index, [0xF0F1], mine, [1.0, 0.0], store, POLICY)
+    found = dedup.find_duplicate("new", index, [0xF0F1], mine, [1.0, 0.0], one_user(store), POLICY)
     assert found is not None and found["correlation"] is None and found["similarity"] == 1.0
-    assert dedup.find_duplicate("new", index, [0xF0F1], mine, [0.0, 1.0], store, POLICY) is None
+    assert (
+        dedup.find_duplicate("new", index, [0xF0F1], mine, [0.0, 1.0], one_user(store), POLICY)
+        is None
+    )
     twelve_bits = 0xF0F0 ^ 0xFFF  # a candidate under max_distance 20, but the old rule said 10
     assert (
-        dedup.find_duplicate("new", index, [twelve_bits], mine, [1.0, 0.0], store, POLICY) is None
+        dedup.find_duplicate("new", index, [twelve_bits], mine, [1.0, 0.0], one_user(store), POLICY)
+        is None
     )
 
 
@@ -83,9 +105,11 @@ def test_a_hash_at_exactly_the_limit_still_matches() -> None:
     index = dedup.add_to_index(None, "original", f"{0b1111:016x}", policy.max_photos)
     store = MemoryStore(blocks={"original": dedup.pack_block(BLOCK.ravel())})
     mine = BLOCK.ravel().tolist()
-    found = dedup.find_duplicate("new", index, [0b1100], mine, None, store, policy)  # 2 bits off
+    found = dedup.find_duplicate(
+        "new", index, [0b1100], mine, None, one_user(store), policy
+    )  # 2 bits off
     assert found is not None and found["hash_distance"] == 2
-    assert dedup.find_duplicate("new", index, [0b1000], mine, None, store, policy) is None
+    assert dedup.find_duplicate("new", index, [0b1000], mine, None, one_user(store), policy) is None
 
 
 def test_the_index_keeps_each_photo_once_and_the_most_recent() -> None:

@@ -39,7 +39,7 @@ class Store:
         found = self.states.get(user_id)
         return None if found is None else json.loads(found)
 
-    def clusters_of(self, photo_id: str) -> Given | None:
+    def clusters_of(self, user_id: str, photo_id: str) -> Given | None:
         return self.given.get(photo_id)
 
     def record(self, found: people.PeopleFindings, photos: list[str]) -> None:

@@ -208,6 +208,43 @@ def test_an_embedding_recorded_during_a_long_query_waits_for_it_instead_of_block
     assert searched == 6 and found[0]["photo_id"] == "late" and table.scans == 1
 
 
+def test_a_forgotten_photo_leaves_the_answers_at_once_even_when_dropped_during_a_query() -> None:
+    table = Table({"u": vectors(20), "v": vectors(5)})
+    index = index_of(table)
+    twin = table.packed["u"]["p0"]
+    index.added("u", "twin", twin)
+    table.packed["u"]["twin"] = twin
+    index.similar("u", "p0", 1)
+    index.similar("v", "p0", 1)
+    del table.packed["u"]["twin"]  # the worker deleted its key, then drops the user's matrix
+    index.drop("u")
+    found, searched = index.similar("u", "p0", 1)
+    assert found[0]["photo_id"] != "twin" and searched == 20 and table.scans == 3
+    index.similar("v", "p0", 1)
+    assert table.scans == 3  # the other user's matrix stayed
+
+    scanning, release = threading.Event(), threading.Event()
+
+    def slow_rows(user: str) -> Iterable[tuple[str, str]]:
+        scanning.set()
+        assert release.wait(10)
+        return table.rows(user)
+
+    index = SimilarPhotos(slow_rows, table.one, 1 << 30)
+    query = threading.Thread(target=index.similar, args=("u", "p0", 1))
+    query.start()
+    assert scanning.wait(10)
+    dropper = threading.Thread(target=index.drop, args=("u",))
+    dropper.start()
+    dropper.join(2)
+    alive = dropper.is_alive()
+    release.set()
+    query.join(10)
+    assert not alive, "drop waited for the query's lock"
+    index.similar("u", "p0", 1)  # the queued drop ran first: the rows are read again
+    assert table.scans == 5
+
+
 def table_vector(table: Table, photo: str) -> list[float]:
     return [float(x) for x in unpack_embedding(table.packed["u"][photo])]
 

@@ -148,7 +148,7 @@ def test_tables_change_only_after_every_output_is_acknowledged(
         assert state.photo_state == {}, "a table changed before every output was acknowledged"
         enriched.acks[1].set_result(None)
         await asyncio.wait_for(task, 10)
-        assert set(state.photo_state) == {"p1", "p2"}
+        assert set(state.photo_state) == {"u1/p1", "u1/p2"}
         assert state.user_stats["u1"]["photos"] == 2
 
     asyncio.run(scenario())
@@ -162,13 +162,13 @@ def test_a_group_is_kept_in_the_tables_and_dropped_when_its_copy_changes(
     first = proc.process(events(upload_bytes(photo_id="p1"), upload_bytes(photo_id="p2")))
     asyncio.run(run_one(first, enriched))
     assert set(state.dup_groups) == {"u1/p1"} and state.dup_groups["u1/p1"]["count"] == 2
-    assert state.photo_state["p2"]["summary"]["group"] == "p1"
-    assert state.photo_state["p1"]["summary"]["shot"]["megapixels"] > 0
+    assert state.photo_state["u1/p2"]["summary"]["group"] == "p1"
+    assert state.photo_state["u1/p1"]["summary"]["shot"]["megapixels"] > 0
     # p2 uploaded again with other bytes, forced (a re-drive): it copies nothing any more
     again = upload_bytes("coffee", photo_id="p2")
     forced = Event(Message("photos.uploaded", 0, 9, b"u1", again, [(FORCE, b"1")]))
     asyncio.run(run_one(proc.process([forced]), enriched))  # type: ignore[list-item]
-    assert state.dup_groups == {} and state.photo_state["p2"]["summary"]["group"] == "p2"
+    assert state.dup_groups == {} and state.photo_state["u1/p2"]["summary"]["group"] == "p2"
     proc.close()
 
 
@@ -320,7 +320,7 @@ def test_the_force_header_survives_the_way_into_the_skip_rule(
     state = tables()
     rule = AlreadyDone(state, enricher.model_versions_for)
     done = {"status": "enriched", "event_id": "e", "model_versions": enricher.model_versions}
-    state.photo_state["p1"] = done
+    state.photo_state["u1/p1"] = done
     pipeline = make_pipeline(enricher, tmp_path, skip=rule)
     plain = Message("photos.uploaded", 0, 0, b"u1", upload_bytes())
     forced = Message("photos.uploaded", 0, 1, b"u1", upload_bytes(), [(FORCE, b"1")])
@@ -346,7 +346,7 @@ class RefusesEnriched(dict[str, Any]):
     """A photo_state table that raises (a bug in recording) when photo "poison" is enriched."""
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key == "poison" and value["status"] == "enriched":
+        if key == "u1/poison" and value["status"] == "enriched":
             raise KeyError("summary")
         super().__setitem__(key, value)
 
@@ -370,9 +370,9 @@ def test_a_photo_whose_recording_raises_becomes_a_dead_letter_and_the_others_go_
 
     asyncio.run(acknowledged())
     proc.close()
-    assert state.photo_state["p1"]["status"] == "enriched"
-    assert state.photo_state["poison"]["status"] == "failed"
-    assert state.photo_state["poison"]["reason"] == FailureReason.INTERNAL_ERROR
+    assert state.photo_state["u1/p1"]["status"] == "enriched"
+    assert state.photo_state["u1/poison"]["status"] == "failed"
+    assert state.photo_state["u1/poison"]["reason"] == FailureReason.INTERNAL_ERROR
     (dead,) = [CODEC.decode(value).record for value in failed.sent]
     assert (dead["stage"], dead["detail"]) == ("record", "KeyError: 'summary'")
     assert proc.metrics.poisoned_batches._value.get() == 1
@@ -432,4 +432,4 @@ def test_a_poisoned_batch_goes_photo_by_photo_each_computed_outside_the_gate(
     assert held_while_computing == [False, False, False]  # a commit may come in between
     assert stream.acked == [0, 1, 2]
     assert len(enriched.sent) == 2 and len(failed.sent) == 1
-    assert state.photo_state["poison"]["reason"] == FailureReason.INTERNAL_ERROR
+    assert state.photo_state["u1/poison"]["reason"] == FailureReason.INTERNAL_ERROR

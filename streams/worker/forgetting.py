@@ -1,0 +1,241 @@
+"""Forgetting in the worker: a PhotoDeleted or a UserErased applied to every table.
+
+A photo's deletion takes it out of everything that counted it: its keys in photo_state,
+embeddings and dct_blocks go (a ``del`` on a Faust table writes the changelog's tombstone), the
+user's stats lose exactly what the photo added, it leaves its tag lists, the duplicate index
+and its group (a group whose first photo goes is re-formed around its oldest copy; a group left
+with one photo goes), its faces leave their persons (count, centroid and cover; a person left
+with no face goes, no other id changes), and the user's similar-photo matrix is dropped from
+memory. An erasure does that for every photo of the user (photo_state holds them under one
+prefix) and deletes the user's remaining keys: stats, index, people, person and tag lists.
+
+What is remembered is only that it happened, in ``forgotten``: the ids, the time and the
+request, for ``worker.forget_remember_days``, so that an upload that comes later (a retry, a
+replay) is refused instead of bringing the photo or the user back. ``sweep`` deletes the
+markers that are older (the processor runs it on a partition's markers now and then, under an
+event of that partition: a tombstone must go to the partition that holds the key). Everything
+here runs on the event loop under the request's event, so its writes go to the request's
+partition and commit with its offset (exactly_once: in its transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.errors import PhotoDeletedError, PhotoError, UserErasedError
+from streams.logs import get_logger
+from streams.pipeline import Photo
+from streams.pipeline import people as people_
+from streams.pipeline.bestshot import without_member
+from streams.pipeline.keys import photo_key, user_prefix
+from streams.pipeline.similar import SimilarPhotos
+from streams.worker import state
+from streams.worker.tables import Tables, user_rows
+
+log = get_logger("darkroom.worker")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Forgetting:
+    """The worker's side of forgetting (module docstring); also the pipeline's refusal rule."""
+
+    tables: Tables
+    similar: SimilarPhotos | None = None
+    remember_s: float = 30 * 86400.0
+
+    def __call__(self, photo: Photo) -> PhotoError | None:
+        """Why ``photo``'s upload is refused: its user was erased before it, or the photo was
+        deleted after being uploaded then (a later upload of the same photo is a new one)."""
+        upload = photo.upload
+        assert upload is not None
+        user, photo_id = upload["user_id"], upload["photo_id"]
+        erased = self.tables.forgotten.get(user_prefix(user))
+        if erased is not None:
+            return UserErasedError(
+                f"user {user!r} was erased at {erased['at']} (request {erased['request']})"
+            )
+        deleted = self.tables.forgotten.get(photo_key(user, photo_id))
+        if deleted is not None and _iso(upload["uploaded_at"]) <= deleted["requested_at"]:
+            return PhotoDeletedError(
+                f"photo {photo_id!r} was deleted at {deleted['at']} (request "
+                f"{deleted['request']}), after this upload"
+            )
+        return None
+
+    def apply(self, request: dict[str, Any]) -> None:
+        """Forget what ``request`` (a decoded PhotoDeleted or UserErased) names."""
+        user, photo_id = request["user_id"], request.get("photo_id")
+        if photo_id is not None:
+            self.forget_photo(user, photo_id)
+            self._remember(photo_key(user, photo_id), request)
+        else:
+            photos = self.erase_user(user)
+            self._remember(user_prefix(user), request)
+            log.info("user erased", request=request["event_id"], photos=photos)
+        if self.similar is not None:
+            self.similar.drop(user)
+
+    def forget_photo(self, user: str, photo_id: str) -> None:
+        """Take one photo out of every table (module docstring)."""
+        key = photo_key(user, photo_id)
+        t = self.tables
+        old = t.photo_state.get(key)
+        if old is not None:
+            self._set(t.user_stats, user, state.without(t.user_stats.get(user), old))
+            for tag in state.tags_of(old):
+                tag_key = state.tag_key(user, tag)
+                left = state.with_photo(t.tag_photos.get(tag_key), photo_id, present=False)
+                self._set(t.tag_photos, tag_key, left or None)
+            summary = old.get("summary") or {}
+            if old["status"] == "enriched":
+                self._leave_group(user, photo_id, summary)
+                self._leave_people(user, photo_id, summary)
+            del t.photo_state[key]
+        self._delete(t.embeddings, key)
+        self._delete(t.dct_blocks, key)
+        index = t.dup_index.get(user)
+        if index is not None and any(entry[0] == photo_id for entry in index):
+            self._set(t.dup_index, user, [e for e in index if e[0] != photo_id] or None)
+
+    def erase_user(self, user: str) -> int:
+        """Forget every photo of ``user``, then every key of theirs left; returns how many
+        photos there were."""
+        t = self.tables
+        photos = [photo for photo, _ in user_rows(t.photo_state, user)]
+        for photo in photos:
+            self.forget_photo(user, photo)
+        for photo, _ in list(user_rows(t.embeddings, user)):  # none left unless stray
+            self._delete(t.embeddings, photo_key(user, photo))
+        for group, _ in list(user_rows(t.dup_groups, user)):
+            self._delete(t.dup_groups, photo_key(user, group))
+        stats = t.user_stats.get(user) or {}
+        for tag in stats.get("tags") or {}:
+            self._delete(t.tag_photos, state.tag_key(user, tag))
+        found = t.people.get(user) or {}
+        for person in found.get("clusters") or {}:
+            self._delete(t.person_photos, state.person_key(user, person))
+        for table in (t.user_stats, t.dup_index, t.people):
+            self._delete(table, user)
+        return len(photos)
+
+    def sweep(self, markers: Iterable[tuple[str, dict[str, Any]]], now: datetime) -> int:
+        """Delete those of ``markers`` (one partition's, under an event of that partition)
+        older than ``remember_s``; returns how many."""
+        cutoff = _iso(datetime.fromtimestamp(now.timestamp() - self.remember_s, UTC))
+        old = [key for key, marker in markers if marker["at"] < cutoff]
+        for key in old:
+            self._delete(self.tables.forgotten, key)
+        return len(old)
+
+    def _remember(self, key: str, request: dict[str, Any]) -> None:
+        self.tables.forgotten[key] = {
+            "at": _iso(datetime.now(UTC)),
+            "requested_at": _iso(request["requested_at"]),
+            "request": request["event_id"],
+            "reason": request["reason"],
+        }
+
+    def _leave_group(self, user: str, photo_id: str, summary: dict[str, Any]) -> None:
+        """The photo out of its near-duplicate group; a group whose first photo goes is
+        re-formed around its oldest copy, which its copies then point at."""
+        t = self.tables
+        first = summary.get("group") or summary.get("duplicate_of") or photo_id
+        key = photo_key(user, first)
+        group = t.dup_groups.get(key)
+        if group is None:
+            return
+        if first != photo_id:  # a copy leaves; with one photo left there is no group
+            self._set(t.dup_groups, key, without_member(group, photo_id))
+            return
+        del t.dup_groups[key]
+        members = [m for m in group["members"] if m[0] != photo_id]
+        count = group["count"] - 1
+        heirs = [m[0] for m in members]
+        if count > len(heirs):  # copies the value no longer lists (past MAX_MEMBERS)
+            heirs += [
+                p
+                for p, s in user_rows(t.photo_state, user)
+                if p not in heirs and p != photo_id and _group_of(s) == photo_id
+            ]
+        if not heirs:
+            return
+        heir = heirs[0]
+        if count >= 2:
+            t.dup_groups[photo_key(user, heir)] = {"count": count, "members": members}
+        for copy in heirs:
+            copy_key = photo_key(user, copy)
+            before = t.photo_state.get(copy_key)
+            if before is None or before["status"] != "enriched":
+                continue
+            summary_after = {**before["summary"], "group": heir}  # as a clean run names it
+            if copy == heir:
+                summary_after["duplicate_of"] = None  # the first now
+            elif summary_after.get("duplicate_of") == photo_id:
+                summary_after["duplicate_of"] = heir
+            after = {**before, "summary": summary_after}
+            t.photo_state[copy_key] = after
+            self._set(t.user_stats, user, state.update_stats(t.user_stats.get(user), before, after))
+
+    def _leave_people(self, user: str, photo_id: str, summary: dict[str, Any]) -> None:
+        """The photo's faces out of their persons (streams.pipeline.people.without_photo); a
+        person whose cover was on this photo takes the largest face left among its photos."""
+        given = people_.Given.from_json(summary.get("people"))
+        found = self.tables.people.get(user)
+        if given is None or found is None:
+            return
+        touched, gone = people_.without_photo(found, photo_id, given)
+        photos = self.tables.person_photos
+        for person in gone:
+            self._delete(photos, state.person_key(user, person))
+        for person in touched:
+            key = state.person_key(user, person)
+            left = state.with_photo(photos.get(key), photo_id, present=False)
+            self._set(photos, key, left or None)
+            cluster = found["clusters"][person]
+            if (cluster.get("cover") or {}).get("photo_id") == photo_id:
+                cluster["cover"], cluster["area"] = self._cover(user, person, found, left)
+        self.tables.people[user] = found
+
+    def _cover(
+        self, user: str, person: str, found: dict[str, Any], photos: list[str]
+    ) -> tuple[dict[str, Any] | None, float]:
+        """The largest face of ``person`` among ``photos`` (its newest kept)."""
+        best: tuple[dict[str, Any] | None, float] = (None, -1.0)
+        for photo in photos:
+            kept = self.tables.photo_state.get(photo_key(user, photo))
+            given = people_.Given.from_json(((kept or {}).get("summary") or {}).get("people"))
+            if given is None or given.faces is None:
+                continue
+            for cluster, face in zip(given.clusters, given.faces, strict=False):
+                if cluster is None or face is None:
+                    continue
+                if people_.resolve(found, cluster) == person:
+                    cover, area = people_.cover_of(photo, face[1])
+                    if area > best[1]:
+                        best = (cover, area)
+        return best[0], max(best[1], 0.0)
+
+    @staticmethod
+    def _set(table: Any, key: str, value: Any) -> None:
+        """``table[key] = value``; None deletes the key (a tombstone)."""
+        if value is None:
+            Forgetting._delete(table, key)
+        else:
+            table[key] = value
+
+    @staticmethod
+    def _delete(table: Any, key: str) -> None:
+        if table.get(key) is not None:
+            del table[key]
+
+
+def _group_of(found: dict[str, Any]) -> str | None:
+    summary = found.get("summary") or {}
+    return summary.get("group") or summary.get("duplicate_of")
