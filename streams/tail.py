@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import (
@@ -50,10 +50,10 @@ def tail(
     Starts at the beginning or at the current end of each partition; stops after
     ``max_messages`` or after ``idle_timeout_s`` seconds without a message (never, if None).
     """
-    partitions = _partitions(settings, topic)
+    partitions = _partitions(settings, [topic])
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     consumer: Consumer = make_consumer(settings)
-    consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+    consumer.assign([TopicPartition(t, p, start) for t, p in partitions])
     try:
         yield from _read(consumer, codec, max_messages, idle_timeout_s)
     finally:
@@ -70,28 +70,37 @@ def scan(
     early made ``replay --resume`` write outputs twice. Only committed records are read
     (``read_committed``: what an exactly-once worker aborted is not there).
     """
-    partitions = _partitions(settings, topic)
+    yield from scan_many(settings, codec, [topic], timeout_s)
+
+
+def scan_many(
+    settings: Settings, codec: Codec, topics: Sequence[str], timeout_s: float = 120.0
+) -> Iterator[TailedMessage]:
+    """``scan`` of several topics with one consumer (their messages interleaved; each
+    partition's in order)."""
+    partitions = _partitions(settings, topics)
     reading: dict[str, str | bool] = {
         "isolation.level": "read_committed",
         "enable.partition.eof": True,
     }
     consumer = make_consumer(settings, None, **reading)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in partitions])
     deadline = time.monotonic() + timeout_s
-    at_end: set[int] = set()
+    at_end: set[tuple[str, int]] = set()
     try:
         while len(at_end) < len(partitions):
             if time.monotonic() > deadline:
+                missing = sorted(set(partitions) - at_end)
                 raise KafkaReadError(
-                    f"{topic}: did not reach the end of partitions "
-                    f"{sorted(set(partitions) - at_end)} within {timeout_s:g} s"
+                    f"did not reach the end of partitions "
+                    f"{', '.join(f'{t}/{p}' for t, p in missing)} within {timeout_s:g} s"
                 )
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
             error = msg.error()
             if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                at_end.add(msg.partition() or 0)
+                at_end.add((msg.topic() or "", msg.partition() or 0))
             elif error is not None:
                 raise KafkaReadError(f"consume failed: {error.str()}")
             else:
@@ -100,11 +109,11 @@ def scan(
         consumer.close()
 
 
-def _partitions(settings: Settings, topic: str) -> list[int]:
+def _partitions(settings: Settings, topics: Sequence[str]) -> list[tuple[str, int]]:
     metadata = probe(settings)
     known = ", ".join(sorted(t for t in metadata.topics if not t.startswith("__"))) or "none"
-    require_topics(settings, metadata, [topic], f"topics: {known}")
-    return sorted(metadata.topics[topic].partitions)
+    require_topics(settings, metadata, list(topics), f"topics: {known}")
+    return [(t, p) for t in topics for p in sorted(metadata.topics[t].partitions)]
 
 
 def _read(

@@ -7,11 +7,12 @@ import sys
 import typer
 from confluent_kafka import KafkaError, KafkaException
 
-from streams.cli.common import console, fail, state
+from streams.cli.common import AppState, ExitCode, console, err_console, fail, state
 from streams.forget import requests_for, send
 from streams.kafka.clients import make_producer, probe
 from streams.kafka.refusals import missing_right
 from streams.kafka.rights import require_topics
+from streams.worker.residue import TABLES, Left, left_of
 
 DELIVERY_TIMEOUT_S = 30.0
 
@@ -31,19 +32,29 @@ def forget(
     yes: bool = typer.Option(
         False, "--yes", help="Erase a whole user without asking (needed without a terminal)."
     ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Send nothing: read every table's changelog to its end and list what is left of "
+        "the user (or of each --photo).",
+    ),
 ) -> None:
     """Publish a PhotoDeleted per --photo, or a UserErased, to the uploads topic (keyed by user
     id, after the user's uploads) and print what was sent. The workers then delete the photos'
     keys from every table, update the user's stats, groups, people and tags, and answer with a
     PhotoRemoved on photos.enriched.
 
-    Exit 0 when the broker acknowledged every request, 1 when not, 2 for bad options, 3 when
-    Kafka does not answer.
+    With --verify: exit 0 when nothing of them is left but the markers that refuse a late
+    upload, 1 when something is. Otherwise exit 0 when the broker acknowledged every request,
+    1 when not, 2 for bad options, 3 when Kafka does not answer.
     """
     app = state(ctx)
     settings = app.settings
     if not user:
         fail("--user must not be empty")
+    if verify:
+        _verify(app, user, photos)
+        return
     if not photos and not yes:
         if not sys.stdin.isatty():
             fail(f"erasing user {user!r} forgets every photo of theirs: add --yes to confirm")
@@ -71,3 +82,28 @@ def forget(
             f"{item.request.user_id!r} -> {topic}/{item.partition}@{item.offset}",
             highlight=False,
         )
+
+
+def _verify(app: AppState, user: str, photos: list[str]) -> None:
+    """What is left of ``user`` (or of each of ``photos``) in every table's changelog."""
+    probe(app.settings)  # BrokerUnreachableError: exit 3, through the CLI's handler
+    subjects: list[str | None] = list(dict.fromkeys(photos)) or [None]
+    found: list[Left] = []
+    with err_console.status(f"reading {len(TABLES)} tables' changelogs"):
+        for photo in subjects:
+            found += left_of(app.settings, app.codec, user, photo)
+    markers = [f for f in found if f.marker]
+    left = [f for f in found if not f.marker]
+    what = f"photo(s) {', '.join(photos)} of user {user!r}" if photos else f"user {user!r}"
+    for item in left:
+        console.print(f"left: {item.table} {item.key} ({item.why})", highlight=False)
+    for item in markers:
+        console.print(f"marker: {item.table} {item.key} (refuses late uploads)", highlight=False)
+    if left:
+        console.print(f"{len(left)} key(s) of {what} left in {len(TABLES)} tables", highlight=False)
+        raise typer.Exit(int(ExitCode.FAILED))
+    console.print(
+        f"nothing of {what} left in {len(TABLES)} tables' changelogs"
+        + (f" but {len(markers)} marker(s)" if markers else ""),
+        highlight=False,
+    )

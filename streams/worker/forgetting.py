@@ -153,6 +153,14 @@ class Forgetting:
             return
         if first != photo_id:  # a copy leaves; with one photo left there is no group
             self._set(t.dup_groups, key, without_member(group, photo_id))
+            for member, _shot in group["members"]:  # a copy may have pointed at this one
+                member_key = photo_key(user, member)
+                before = t.photo_state.get(member_key)
+                summary_before = (before or {}).get("summary") or {}
+                if member != photo_id and summary_before.get("duplicate_of") == photo_id:
+                    assert before is not None
+                    summary_after = {**summary_before, "duplicate_of": first}
+                    t.photo_state[member_key] = {**before, "summary": summary_after}
             return
         del t.dup_groups[key]
         members = [m for m in group["members"] if m[0] != photo_id]
