@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import tracemalloc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pytest
@@ -182,9 +182,10 @@ def test_users_with_photos_stay_within_the_entry_and_the_byte_bound_whatever_the
     assert held <= max_bytes, f"{held} bytes held, {by_bytes.nbytes} counted"
 
 
-def test_an_embedding_recorded_during_a_long_query_waits_for_it_instead_of_blocking() -> None:
-    # ``added`` runs on the worker's event loop: it must not wait behind a user's scan
-    table = Table({"u": vectors(5)})
+def during_a_long_query(table: Table, call: Callable[[SimilarPhotos], None]) -> SimilarPhotos:
+    """An index whose query of user "u" scans until ``call`` has run (or waited 2 s) in another
+    thread; fails when ``call`` waited for the query's lock (it runs on the worker's event loop:
+    it must never wait behind a user's scan)."""
     scanning, release = threading.Event(), threading.Event()
 
     def slow_rows(user: str) -> Iterable[tuple[str, str]]:
@@ -196,14 +197,20 @@ def test_an_embedding_recorded_during_a_long_query_waits_for_it_instead_of_block
     query = threading.Thread(target=index.similar, args=("u", "p0", 1))
     query.start()
     assert scanning.wait(10)
-    late = pack_embedding(table_vector(table, "p0"))
-    recorder = threading.Thread(target=index.added, args=("u", "late", late))
-    recorder.start()
-    recorder.join(2)
-    alive = recorder.is_alive()
+    caller = threading.Thread(target=call, args=(index,))
+    caller.start()
+    caller.join(2)
+    alive = caller.is_alive()
     release.set()
     query.join(10)
-    assert not alive, "added waited for the query's lock"
+    assert not alive, "the call waited for the query's lock"
+    return index
+
+
+def test_an_embedding_recorded_during_a_long_query_waits_for_it_instead_of_blocking() -> None:
+    table = Table({"u": vectors(5)})
+    late = pack_embedding(table_vector(table, "p0"))
+    index = during_a_long_query(table, lambda index: index.added("u", "late", late))
     found, searched = index.similar("u", "p0", 1)  # the queued embedding is in the matrix now
     assert searched == 6 and found[0]["photo_id"] == "late" and table.scans == 1
 
@@ -223,25 +230,8 @@ def test_a_forgotten_photo_leaves_the_answers_at_once_even_when_dropped_during_a
     index.similar("v", "p0", 1)
     assert table.scans == 3  # the other user's matrix stayed
 
-    scanning, release = threading.Event(), threading.Event()
-
-    def slow_rows(user: str) -> Iterable[tuple[str, str]]:
-        scanning.set()
-        assert release.wait(10)
-        return table.rows(user)
-
-    index = SimilarPhotos(slow_rows, table.one, 1 << 30)
-    query = threading.Thread(target=index.similar, args=("u", "p0", 1))
-    query.start()
-    assert scanning.wait(10)
-    dropper = threading.Thread(target=index.drop, args=("u",))
-    dropper.start()
-    dropper.join(2)
-    alive = dropper.is_alive()
-    release.set()
-    query.join(10)
-    assert not alive, "drop waited for the query's lock"
-    index.similar("u", "p0", 1)  # the queued drop ran first: the rows are read again
+    index = during_a_long_query(table, lambda index: index.drop("u"))
+    index.similar("u", "p0", 1)  # the queued drop ran after the scan: the rows are read again
     assert table.scans == 5
 
 
