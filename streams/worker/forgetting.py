@@ -123,6 +123,9 @@ class Forgetting:
             self._delete(t.person_photos, state.person_key(user, person))
         for table in (t.user_stats, t.dup_index, t.people):
             self._delete(table, user)
+        for photo, _ in list(user_rows(t.forgotten, user)):  # the user's marker covers them
+            if photo:
+                self._delete(t.forgotten, photo_key(user, photo))
         return len(photos)
 
     def sweep(self, markers: Iterable[tuple[str, dict[str, Any]]], now: datetime) -> int:
