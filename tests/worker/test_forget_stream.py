@@ -86,6 +86,10 @@ def test_a_deleted_photo_and_an_erased_user_leave_every_answer(
         assert [f["reason"] for f in refused_uploads] == [FailureReason.USER_ERASED] * 2
         assert all(f["original_value"] == b"" for f in refused_uploads)
         assert worker.get("/users/bob")[0] == 404
+        # a backfill reads what was forgotten first: none of it is enriched again
+        replay = darkroom("replay", "--topic", settings.topics.uploaded, "--reprocess", env=env)
+        assert replay.exit_code == 0, replay.output
+        assert f"forgotten {1 + 2 + len(again)}" in replay.stdout, replay.stdout
     ann, bob = removals(settings)
     assert (ann["user_id"], ann["photo_id"], bob["user_id"], bob["photo_id"]) == (
         "ann",

@@ -256,10 +256,12 @@ def test_what_was_forgotten_is_refused_when_it_comes_again_without_its_bytes(
     late = upload("u1", "cat", photos["cat"])  # uploaded before its deletion: a replay
     again = upload("u1", "cat", photos["cat"], at=UPLOADED_AT + timedelta(days=2))  # new upload
     # one batch as the consumer hands it over: the agent cuts it around the request
-    run.run([upload("u1", "cat", photos["cat"]), deleted("u1", "cat"), late])
+    unseen = upload("u1", "bird", photos["coffee"])  # deleted before its upload arrived
+    run.run([upload("u1", "cat", photos["cat"]), deleted("u1", "cat"), deleted("u1", "bird")])
+    run.run([late, unseen])
     run.run([erased("u2"), upload("u2", "dog", photos["coffee"]), again])
     dead = {r["photo_id"]: r for _, r in run.outputs(run.failed)}
-    assert dead["cat"]["reason"] == FailureReason.PHOTO_DELETED
+    assert dead["cat"]["reason"] == dead["bird"]["reason"] == FailureReason.PHOTO_DELETED
     assert dead["dog"]["reason"] == FailureReason.USER_ERASED
     for letter in dead.values():
         assert letter["original_value"] == b"" and letter["original_truncated"]
