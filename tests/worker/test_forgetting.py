@@ -25,6 +25,7 @@ from streams.pipeline import DuplicatePolicy, DuplicateSearch
 from streams.pipeline.bestshot import BestShots
 from streams.pipeline.people import PeoplePolicy, PeopleSearch, persons
 from streams.samples import encode_jpeg, load_photo
+from streams.worker import processor as processor_module
 from streams.worker.agent import InFlight, consume, cut
 from streams.worker.forgetting import Forgetting
 from streams.worker.metrics import WorkerMetrics
@@ -128,11 +129,11 @@ class Worker:
         return [(d.event_type.value, d.record) for d in decoded]
 
 
-def worker(enricher: Enricher, root: Path) -> Worker:
+def worker(enricher: Enricher, root: Path, remember_s: float = 86400.0) -> Worker:
     tables = Tables(**{name: {} for name in TABLES})
     store = TableDuplicates(tables)
     done = AlreadyDone(tables, enricher.model_versions_for)
-    forgetting = Forgetting(tables)
+    forgetting = Forgetting(tables, remember_s=remember_s)
     pipeline = make_pipeline(
         enricher,
         root,
@@ -275,3 +276,19 @@ def test_a_batch_is_cut_around_each_run_of_requests() -> None:
     parts = cut(list(kinds), lambda event: event == "r")
     assert ["".join(p) for p in parts] == ["uu", "rr", "u", "rr", "u"]
     assert cut([], lambda event: True) == []
+
+
+def test_markers_past_their_time_are_deleted_and_what_they_refused_comes_back(
+    enricher: Enricher, photos: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processor_module, "SWEEP_EVERY_S", 0.0)  # sweep at every batch
+    run = worker(enricher, tmp_path, remember_s=3600.0)
+    run.run([deleted("u1", "cat"), erased("u2")])
+    assert set(run.tables.forgotten) == {"u1/cat", "u2/"}
+    run.run([upload("u3", "x", photos["coffee"])])  # a batch: the markers are younger than 1 h
+    assert set(run.tables.forgotten) == {"u1/cat", "u2/"}
+    run.processor.forgetting.remember_s = 0.001
+    run.run([upload("u3", "y", photos["coffee"])])  # the next batch deletes them
+    assert run.tables.forgotten == {}
+    run.run([upload("u1", "cat", photos["cat"]), upload("u2", "z", photos["coffee"])])
+    assert {"u1/cat", "u2/z"} <= set(run.tables.photo_state)  # no longer refused
