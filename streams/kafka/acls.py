@@ -120,9 +120,10 @@ def role_acls(
         "publisher": write(t.uploaded),
         "reader": [*read(t.uploaded, *outputs), reader_group],
         "replay-export": [*read(t.uploaded, t.failed), reader_group],
-        # the sink reads its target too: a resumed replay asks what it already wrote there
+        # the sink reads its target too: a resumed replay asks what it already wrote there;
+        # and photos.enriched first: what was forgotten is never copied back
         "replay-into": [
-            *read(t.uploaded, t.failed),
+            *read(t.uploaded, t.failed, t.enriched),
             *[Grant("topic", into or t.uploaded, ("READ", "WRITE", "DESCRIBE"))],
             reader_group,
         ],
