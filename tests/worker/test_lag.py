@@ -47,7 +47,8 @@ def test_lag_is_zero_when_caught_up_and_grows_behind_a_stuck_batch(
 
         # a batch that never finishes: the uploads behind it wait, and the metrics say so
         paths = write_photos(tmp_path / "more", {"cat": 4}, size=96)  # new ids: not done yet
-        paths[0].rename(paths[0].with_name("stall.jpg"))
+        # published first (names sort), so nothing of cat's can complete before the stall
+        paths[0].rename(paths[0].with_name("a-stall.jpg"))
         publish_folder(settings, tmp_path / "more")
 
         def stuck() -> dict[str, float] | None:
