@@ -36,8 +36,10 @@ tools:
 	@command -v promtool > /dev/null || apt-get install -y -q prometheus > /dev/null 2>&1 \
 		|| echo "note: install Debian's prometheus package (promtool) for tests/deploy"
 
+# two pytest-xdist workers, each with its own brokers (started when its first test needs one):
+# most tests wait on brokers and workers, so two at once take about 60% of the time of one
 unit: models tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 # the wheel, installed in a new venv outside the checkout, runs the demo from an empty folder
 package: models

@@ -49,7 +49,9 @@ os.environ.update(
 
 
 class Brokers:
-    """One broker per engine for the whole test session, started when a test first needs it.
+    """One broker per engine for the whole test session, started when a test first needs it
+    (under pytest-xdist, as ``make test`` runs, each worker is a session with brokers of its
+    own).
 
     Broker tests are parametrised by engine (``broker_settings``), and pytest runs all the tests
     of one engine before the other's; a broker stays up until the session ends, so each engine
