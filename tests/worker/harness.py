@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.config import Settings
 from streams.contracts.codec import SingleObjectCodec
@@ -78,11 +78,20 @@ def wait_for(
     raise AssertionError(f"timed out waiting for {what} (last: {last!r}{seen})")
 
 
+COORDINATOR_NOT_READY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
 def committed_offsets(settings: Settings) -> dict[int, int]:
     """The worker group's committed offset of each uploads partition (-1001: none yet).
 
     A Kafka broker that has just started answers NOT_COORDINATOR for a while (its offsets
-    topic is still loading): retried for up to 30 s, as a consumer would.
+    topic is still loading): retried for up to 30 s, as a consumer would. librdkafka does not
+    mark that error retriable when it comes from ``committed`` (seen failing a CI run), so the
+    coordinator's errors are named here.
     """
     topic = settings.topics.uploaded
     consumer = make_consumer(settings, group_id=settings.worker.app_id)
@@ -95,7 +104,9 @@ def committed_offsets(settings: Settings) -> dict[int, int]:
                 found = consumer.committed(wanted, timeout=10)
                 return {tp.partition: tp.offset for tp in found}
             except KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                error = exc.args[0]
+                waiting = error.retriable() or error.code() in COORDINATOR_NOT_READY
+                if not waiting or time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
     finally:
