@@ -65,8 +65,10 @@ bench-memory: models
 bench-isolation: models
 	$(BIN)/python -m benchmarks.isolation
 
+# bytes per photo on every topic, table and store; then changelog bytes per upload by library size
 bench-capacity: models
 	$(BIN)/python -m benchmarks.capacity
+	$(BIN)/python -m benchmarks.growth
 
 bench-experiments: models
 	$(BIN)/python -m benchmarks.experiments

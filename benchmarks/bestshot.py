@@ -165,7 +165,10 @@ def groups(
         store = MemoryStore()
         search, ranking = DuplicateSearch(store, policy), BestShots(store)
         for start in range(0, len(ids), BATCH):
-            batch = [("u", pid, enriched[pid][2]) for pid in ids[start : start + BATCH]]
+            batch = [  # uploaded in the order shuffled
+                ("u", pid, f"{start + i:06d}", enriched[pid][2])
+                for i, pid in enumerate(ids[start : start + BATCH])
+            ]
             found = search.search(batch)
             started = time.perf_counter()
             ranked = ranking.rank(batch, found)

@@ -148,14 +148,14 @@ def measure(
     search = DuplicateSearch(store, policy)
     rows = []
     for name, first in firsts.items():
-        found = search.search([("u", name, first)])
+        found = search.search([("u", name, "0", first)])  # every original: one upload time
         store.indexes.update(found.indexes)
         store.embeddings.update(found.embeddings)
         if keep_blocks:
             store.blocks.update(found.blocks)
         rows.append(row(name, "original", found.duplicate_of[0], None, first, first))
     for name, kind, copy in copies:
-        (duplicate,) = search.search([("u", f"{name}/{kind}", copy)]).duplicate_of
+        (duplicate,) = search.search([("u", f"{name}/{kind}", "1", copy)]).duplicate_of
         expected = name if kind in COPIES else None
         rows.append(row(name, kind, duplicate, expected, firsts[name], copy))
     return rows

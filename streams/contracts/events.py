@@ -15,6 +15,12 @@ def utc_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def iso_utc(moment: datetime) -> str:
+    """A time in UTC, ISO-8601 to the millisecond (as Avro's timestamp-millis keeps it), so
+    that text order is time order: the worker's lists order by upload time in this form."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def photo_id_for(user_id: str, content_sha256: str) -> str:
     """A stable photo id: the same bytes uploaded by the same user get the same id."""
     digest = hashlib.sha256(f"{user_id}\0{content_sha256}".encode()).hexdigest()

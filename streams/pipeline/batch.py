@@ -30,12 +30,13 @@ from contextlib import contextmanager
 from streams.blobs import BlobStore
 from streams.config import Settings
 from streams.contracts.codec import Codec, EncodeError, MalformedEventError, codec_from_settings
+from streams.contracts.events import iso_utc
 from streams.contracts.schemas import FORGET_REQUESTS, EventType, SchemaRepository
 from streams.engine import Enricher, PhotoInput
 from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
 from streams.logs import get_logger
 from streams.pipeline.bestshot import BestShots, ShotFindings
-from streams.pipeline.dedup import DuplicateSearch, Findings
+from streams.pipeline.dedup import DuplicateSearch, Findings, Searched
 from streams.pipeline.outputs import (
     Attempt,
     OutputBuilder,
@@ -281,9 +282,7 @@ class Pipeline:
         if self.duplicates is None:
             return Findings([None] * len(photos))
         searched = [p for p in photos if p.enriched is not None]
-        findings = self.duplicates.search(
-            [(p.upload["user_id"], p.upload["photo_id"], p.enriched) for p in searched]  # type: ignore[index,misc]
-        )
+        findings = self.duplicates.search([_searched(p) for p in searched])
         by_photo = dict(zip(map(id, searched), findings.duplicate_of, strict=True))
         findings.duplicate_of = [by_photo.get(id(p)) for p in photos]
         return findings
@@ -293,10 +292,7 @@ class Pipeline:
         if self.best_shots is None or self.duplicates is None:
             return ShotFindings()
         ranked = [p for p in photos if p.enriched is not None]
-        found = self.best_shots.rank(
-            [(p.upload["user_id"], p.upload["photo_id"], p.enriched) for p in ranked],  # type: ignore[index,misc]
-            findings,
-        )
+        found = self.best_shots.rank([_searched(p) for p in ranked], findings)
         for photo, record in zip(ranked, found.best_shot, strict=True):
             photo.best_shot = record
         return found
@@ -399,3 +395,10 @@ class Pipeline:
             photo.record = fit_dead_letter(photo.record, len(value), budget)
             value = self.codec.encode(EventType.PHOTO_FAILED, photo.record)
         return value
+
+
+def _searched(photo: Photo) -> Searched:
+    """An enriched photo as the duplicate search and the best-shot ranking take it."""
+    assert photo.upload is not None and photo.enriched is not None
+    upload = photo.upload
+    return upload["user_id"], upload["photo_id"], iso_utc(upload["uploaded_at"]), photo.enriched

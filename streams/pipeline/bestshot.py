@@ -21,8 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from streams.engine.results import Enriched
-from streams.pipeline.dedup import Findings
+from streams.pipeline.dedup import Findings, Searched
 from streams.pipeline.keys import photo_key
 
 # A face is in focus when its sharpness (streams.imaging.quality.face_sharpness) reaches this.
@@ -230,15 +229,15 @@ class BestShots:
     def __init__(self, store: GroupStore) -> None:
         self.store = store
 
-    def rank(self, photos: Sequence[tuple[str, str, Enriched]], searched: Findings) -> ShotFindings:
-        """``photos``: (user id, photo id, Enriched), each in the groups ``searched`` found."""
+    def rank(self, photos: Sequence[Searched], searched: Findings) -> ShotFindings:
+        """``photos``: as the search took them, each in the groups ``searched`` found."""
         found = ShotFindings()
         shots: dict[str, Shot] = {}  # this batch's, by photo id
 
         def group(key: str) -> Group | None:
             return found.groups[key] if key in found.groups else self.store.group(key)
 
-        for user, photo, result in photos:
+        for user, photo, _uploaded_at, result in photos:
             group_id, before = searched.groups[photo], searched.groups_before[photo]
             shot = Shot.of(result.fields)
             if shot is None:

@@ -1,9 +1,12 @@
 """Near-duplicate search within one user's photos: perceptual hash to find, DCT block to decide.
 
-Each user's index (a worker table value) lists their most recent photos as [photo_id, hash
-hex]. A new photo is compared through its 8 dihedral hashes (rotations and mirror images,
-computed from one DCT), so a rotated or mirrored copy finds its original; the hash's distance
-only picks candidates. What decides is the correlation of the two photos' 8x8 DCT blocks, the
+Each user's index lists their newest photos as [photo_id, hash hex, upload time] (the worker
+keeps one table key per photo, so indexing a photo writes one small record, however many photos
+the user has; past ``max_photos`` the oldest upload goes, so the index is what a clean run of
+the same uploads would hold, whatever was processed when). A new photo is compared through its
+8 dihedral hashes (rotations and mirror images, computed from one DCT; against every entry at
+once), so a rotated or mirrored copy finds its original; the hash's distance only picks
+candidates. What decides is the correlation of the two photos' 8x8 DCT blocks, the
 new one turned the way its hash matched (``phash.block_correlation``): pixels compared in the
 same orientation. The embedding was the wrong depth for this: MobileNetV2 sees a photo turned
 90 degrees as another photo (cosine 0.5-0.7), so turned copies were refused; and it is the
@@ -37,7 +40,9 @@ from streams.imaging.phash import (
 )
 from streams.pipeline.keys import photo_key
 
-Index = list[list[str]]  # [[photo_id, phash_hex], ...], oldest first
+Index = list[list[Any]]  # [[photo_id, phash_hex, uploaded_at ISO-8601], ...], oldest first
+# what the search takes of each photo: user id, photo id, upload time (ISO-8601), Enriched
+Searched = tuple[str, str, str, Enriched]
 
 
 @dataclass(frozen=True)
@@ -109,14 +114,17 @@ def find_duplicate(
     """The earlier photo that this one nearly duplicates, as a DuplicateOf record: the first
     photo of a group before any copy, then the closest hash. ``me``: this photo's id."""
     candidates = []
-    for photo_id, hex_hash in index:
-        hashed = int(hex_hash, 16)
-        distances = [(variant ^ hashed).bit_count() for variant in variants]
-        turn = int(np.argmin(distances))
-        if distances[turn] <= policy.max_distance:
+    if index:
+        # every entry against every orientation at once: a user indexes up to 5,000 photos
+        hashes = np.array([int(entry[1], 16) for entry in index], dtype=np.uint64)
+        turned = np.array(variants, dtype=np.uint64)[:, None] ^ hashes[None, :]
+        distances = np.bitwise_count(turned)  # (orientation, entry)
+        turns, nearest = distances.argmin(axis=0), distances.min(axis=0)
+        for i in np.flatnonzero(nearest <= policy.max_distance):
+            photo_id = index[i][0]
             group = stored.group_of(photo_id)
             if group != me:  # not one of this photo's own copies
-                candidates.append((group != photo_id, distances[turn], turn, photo_id))
+                candidates.append((group != photo_id, int(nearest[i]), int(turns[i]), photo_id))
     mine = np.asarray(block, dtype=np.float64).reshape(8, 8) if block else None
     for _copy, distance, turn, photo_id in sorted(candidates):
         similarity = None
@@ -143,11 +151,17 @@ def find_duplicate(
     return None
 
 
-def add_to_index(index: Index | None, photo_id: str, phash_hex: str, max_photos: int) -> Index:
-    """The index with this photo added (once), trimmed to the most recent ``max_photos``."""
+def add_to_index(
+    index: Index | None, photo_id: str, phash_hex: str, uploaded_at: str, max_photos: int
+) -> tuple[Index, list[str]]:
+    """The index with this photo added (once), trimmed to the ``max_photos`` newest uploads
+    (ties: by photo id); and the photo ids the trim dropped (this one, if it is older than all
+    of them)."""
     entries = [entry for entry in (index or []) if entry[0] != photo_id]
-    entries.append([photo_id, phash_hex])
-    return entries[-max_photos:]
+    entries.append([photo_id, phash_hex, uploaded_at])
+    entries.sort(key=lambda entry: (entry[2], entry[0]))
+    cut = max(0, len(entries) - max_photos)
+    return entries[cut:], [entry[0] for entry in entries[:cut]]
 
 
 class DuplicateStore(Protocol):
@@ -155,7 +169,7 @@ class DuplicateStore(Protocol):
     tables)."""
 
     def index_of(self, user_id: str) -> Index | None:
-        """The user's index, or None."""
+        """The user's index (oldest first), or None."""
         ...
 
     def embedding_of(self, key: str) -> str | None:
@@ -178,6 +192,8 @@ class Findings:
 
     duplicate_of: list[dict[str, Any] | None] = field(default_factory=list)  # per photo
     indexes: dict[str, Index] = field(default_factory=dict)  # user -> index after the batch
+    # photo_key -> its index entry [hash, upload time] to write, or None: to delete (trimmed)
+    index_changes: dict[str, list[Any] | None] = field(default_factory=dict)
     embeddings: dict[str, str] = field(default_factory=dict)  # photo_key -> packed embedding
     blocks: dict[str, str] = field(default_factory=dict)  # photo_key -> packed DCT block
     groups: dict[str, str] = field(default_factory=dict)  # photo -> its group's first photo
@@ -220,10 +236,10 @@ class DuplicateSearch:
     def __init__(self, store: DuplicateStore, policy: DuplicatePolicy) -> None:
         self.store, self.policy = store, policy
 
-    def search(self, photos: Sequence[tuple[str, str, Enriched]]) -> Findings:
-        """``photos`` are (user id, photo id, Enriched); one finding each, in order."""
+    def search(self, photos: Sequence[Searched]) -> Findings:
+        """One finding per photo, in order."""
         found = Findings()
-        for user, photo, result in photos:
+        for user, photo, uploaded_at, result in photos:
             stored = _Layered(found, self.store, user)
             if user not in found.indexes:
                 found.indexes[user] = list(self.store.index_of(user) or [])
@@ -241,9 +257,13 @@ class DuplicateSearch:
             found.duplicate_of.append(duplicate)
             found.groups_before[photo] = stored.group_of(photo)
             found.groups[photo] = stored.group_of(duplicate["photo_id"]) if duplicate else photo
-            found.indexes[user] = add_to_index(
-                found.indexes[user], photo, result.fields["phash"], self.policy.max_photos
+            phash = result.fields["phash"]
+            found.indexes[user], dropped = add_to_index(
+                found.indexes[user], photo, phash, uploaded_at, self.policy.max_photos
             )
+            found.index_changes[photo_key(user, photo)] = [phash, uploaded_at]
+            for old in dropped:  # this photo last: an upload older than all kept is not kept
+                found.index_changes[photo_key(user, old)] = None
             if embedding is not None:
                 found.embeddings[photo_key(user, photo)] = pack_embedding(embedding)
             if result.dct_block:

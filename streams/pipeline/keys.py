@@ -1,5 +1,7 @@
 """Table keys of one user's photos: the user id quoted ("/" included), then "/", then the photo
-id, so the first "/" splits a key back and one user's keys are one prefix (a range scan)."""
+id, so the first "/" splits a key back and one user's keys are one prefix (a range scan). A
+list of photos (a tag's, a person's) is one key per photo under the user's prefix and the
+list's quoted name: no table value grows with the size of a user's library."""
 
 from __future__ import annotations
 
@@ -20,3 +22,22 @@ def split_key(key: str) -> tuple[str, str]:
     """(user id, photo id) of a ``photo_key``."""
     user, _, photo = key.partition("/")
     return unquote(user), photo
+
+
+def entry_prefix(user_id: str, name: str) -> str:
+    """What every key of the list ``name`` of ``user_id`` starts with (a tag's photos, a
+    person's): the user's prefix, then the name quoted, then "/"."""
+    return f"{user_prefix(user_id)}{quote(name, safe='')}/"
+
+
+def entry_key(user_id: str, name: str, photo_id: str) -> str:
+    """One photo's key in the list ``name`` of ``user_id``: a list is one key per photo, read
+    as a range, so adding a photo writes one small record whatever the list's length."""
+    return f"{entry_prefix(user_id, name)}{photo_id}"
+
+
+def split_entry(key: str) -> tuple[str, str, str]:
+    """(user id, list name, photo id) of an ``entry_key``."""
+    user, rest = split_key(key)
+    name, _, photo = rest.partition("/")
+    return user, unquote(name), photo

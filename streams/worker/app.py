@@ -23,10 +23,7 @@ from streams.kafka.profiles import get_profile
 from streams.kafka.security import KafkaSecurity
 from streams.kafka.topics import TopicSpec
 from streams.logs import get_logger
-from streams.pipeline import DuplicatePolicy, DuplicateSearch, Pipeline
-from streams.pipeline.bestshot import BestShots
 from streams.pipeline.keys import photo_key
-from streams.pipeline.people import PeoplePolicy, PeopleSearch
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker.access import ApiAccess
 from streams.worker.agent import InFlight, consume, describe, exit_now, stop_self
@@ -36,7 +33,7 @@ from streams.worker.lag import Progress
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import BatchProcessor
 from streams.worker.queries import QueryGate
-from streams.worker.readers import AlreadyDone, TableDuplicates, TablePeople
+from streams.worker.readers import table_pipeline
 from streams.worker.tables import Tables, user_rows
 from streams.worker.transport import batch_gate, drain
 from streams.worker.views import Readiness, register_views
@@ -88,28 +85,13 @@ class StreamApp:
         """Load every model (seconds) and wire the batch processor."""
         settings, worker = self.settings, self.settings.worker
         enricher = self.enricher = Enricher.from_settings(settings)
-        policy = DuplicatePolicy.from_settings(worker)
         stage_seconds = self.metrics.stage_seconds
-        duplicates = TableDuplicates(self.tables)
-        done = AlreadyDone(self.tables, enricher.model_versions_for)
         forgetting = Forgetting(self.tables, self.similar, worker.forget_remember_days * 86400)
-        pipeline = Pipeline.from_settings(
+        pipeline = table_pipeline(
             settings,
             enricher,
-            skip=done,
-            attempts=done.attempt,
+            self.tables,
             refuse=forgetting,
-            duplicates=DuplicateSearch(duplicates, policy),
-            best_shots=BestShots(duplicates),
-            people=PeopleSearch(
-                TablePeople(self.tables),
-                PeoplePolicy(
-                    join_distance=worker.people_join_distance,
-                    merge_distance=worker.people_merge_distance,
-                    min_faces=worker.people_min_faces,
-                    max_clusters=worker.people_max_clusters,
-                ),
-            ),
             on_stage=lambda stage, seconds: stage_seconds.labels(stage).observe(seconds),
         )
         self.processor = BatchProcessor(

@@ -12,8 +12,9 @@ prefix) and deletes the user's remaining keys: stats, index, people, person and 
 What is remembered is only that it happened, in ``forgotten``: the ids, the time and the
 request, for ``worker.forget_remember_days``, so that an upload that comes later (a retry, a
 replay) is refused instead of bringing the photo or the user back. ``sweep`` deletes the
-markers that are older (the processor runs it on a partition's markers now and then, under an
-event of that partition: a tombstone must go to the partition that holds the key). Everything
+markers that are older (streams/worker/recording.py runs it on a partition's markers now and
+then, under an event of that partition: a tombstone must go to the partition that holds the
+key). Everything
 here runs on the event loop under the request's event, so its writes go to the request's
 partition and commit with its offset (exactly_once: in its transaction).
 """
@@ -25,21 +26,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.contracts.events import iso_utc
 from streams.errors import PhotoDeletedError, PhotoError, UserErasedError
 from streams.logs import get_logger
 from streams.pipeline import Photo
 from streams.pipeline import people as people_
 from streams.pipeline.bestshot import without_member
-from streams.pipeline.keys import photo_key, user_prefix
+from streams.pipeline.keys import entry_key, entry_prefix, photo_key, user_prefix
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker import state
-from streams.worker.tables import Tables, user_rows
+from streams.worker.tables import Tables, newest, put, rows, user_rows
 
 log = get_logger("darkroom.worker")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -62,7 +60,7 @@ class Forgetting:
                 f"user {user!r} was erased at {erased['at']} (request {erased['request']})"
             )
         deleted = self.tables.forgotten.get(photo_key(user, photo_id))
-        if deleted is not None and _iso(upload["uploaded_at"]) <= deleted["requested_at"]:
+        if deleted is not None and iso_utc(upload["uploaded_at"]) <= deleted["requested_at"]:
             return PhotoDeletedError(
                 f"photo {photo_id!r} was deleted at {deleted['at']} (request "
                 f"{deleted['request']}), after this upload"
@@ -88,21 +86,16 @@ class Forgetting:
         t = self.tables
         old = t.photo_state.get(key)
         if old is not None:
-            self._set(t.user_stats, user, state.without(t.user_stats.get(user), old))
+            put(t.user_stats, user, state.without(t.user_stats.get(user), old))
             for tag in state.tags_of(old):
-                tag_key = state.tag_key(user, tag)
-                left = state.with_photo(t.tag_photos.get(tag_key), photo_id, present=False)
-                self._set(t.tag_photos, tag_key, left or None)
+                put(t.tag_photos, entry_key(user, tag, photo_id), None)
             summary = old.get("summary") or {}
             if old["status"] == "enriched":
                 self._leave_group(user, photo_id, summary)
                 self._leave_people(user, photo_id, summary)
             del t.photo_state[key]
-        self._delete(t.embeddings, key)
-        self._delete(t.dct_blocks, key)
-        index = t.dup_index.get(user)
-        if index is not None and any(entry[0] == photo_id for entry in index):
-            self._set(t.dup_index, user, [e for e in index if e[0] != photo_id] or None)
+        for table in (t.embeddings, t.dct_blocks, t.dup_index):
+            put(table, key, None)
 
     def erase_user(self, user: str) -> int:
         """Forget every photo of ``user``, then every key of theirs left; returns how many
@@ -111,36 +104,31 @@ class Forgetting:
         photos = [photo for photo, _ in user_rows(t.photo_state, user)]
         for photo in photos:
             self.forget_photo(user, photo)
-        for photo, _ in list(user_rows(t.embeddings, user)):  # none left unless stray
-            self._delete(t.embeddings, photo_key(user, photo))
-        for group, _ in list(user_rows(t.dup_groups, user)):
-            self._delete(t.dup_groups, photo_key(user, group))
-        stats = t.user_stats.get(user) or {}
-        for tag in stats.get("tags") or {}:
-            self._delete(t.tag_photos, state.tag_key(user, tag))
-        found = t.people.get(user) or {}
-        for person in found.get("clusters") or {}:
-            self._delete(t.person_photos, state.person_key(user, person))
-        for table in (t.user_stats, t.dup_index, t.people):
-            self._delete(table, user)
-        for photo, _ in list(user_rows(t.forgotten, user)):  # the user's marker covers them
-            if photo:
-                self._delete(t.forgotten, photo_key(user, photo))
+        # what no photo's state led to (strays, persons' lists, groups), by the user's prefix
+        lists = (t.embeddings, t.dct_blocks, t.dup_index, t.dup_groups, t.tag_photos)
+        for table in (*lists, t.person_photos):
+            for key, _ in list(rows(table, user_prefix(user))):
+                del table[key]
+        for table in (t.user_stats, t.people):
+            put(table, user, None)
+        for key, _ in list(rows(t.forgotten, user_prefix(user))):
+            if key != user_prefix(user):  # the user's marker covers their photos' markers
+                del t.forgotten[key]
         return len(photos)
 
     def sweep(self, markers: Iterable[tuple[str, dict[str, Any]]], now: datetime) -> int:
         """Delete those of ``markers`` (one partition's, under an event of that partition)
         older than ``remember_s``; returns how many."""
-        cutoff = _iso(datetime.fromtimestamp(now.timestamp() - self.remember_s, UTC))
+        cutoff = iso_utc(datetime.fromtimestamp(now.timestamp() - self.remember_s, UTC))
         old = [key for key, marker in markers if marker["at"] < cutoff]
         for key in old:
-            self._delete(self.tables.forgotten, key)
+            put(self.tables.forgotten, key, None)
         return len(old)
 
     def _remember(self, key: str, request: dict[str, Any]) -> None:
         self.tables.forgotten[key] = {
-            "at": _iso(datetime.now(UTC)),
-            "requested_at": _iso(request["requested_at"]),
+            "at": iso_utc(datetime.now(UTC)),
+            "requested_at": iso_utc(request["requested_at"]),
             "request": request["event_id"],
             "reason": request["reason"],
         }
@@ -155,7 +143,7 @@ class Forgetting:
         if group is None:
             return
         if first != photo_id:  # a copy leaves; with one photo left there is no group
-            self._set(t.dup_groups, key, without_member(group, photo_id))
+            put(t.dup_groups, key, without_member(group, photo_id))
             for member, _shot in group["members"]:  # a copy may have pointed at this one
                 member_key = photo_key(user, member)
                 before = t.photo_state.get(member_key)
@@ -192,7 +180,7 @@ class Forgetting:
                 summary_after["duplicate_of"] = heir
             after = {**before, "summary": summary_after}
             t.photo_state[copy_key] = after
-            self._set(t.user_stats, user, state.update_stats(t.user_stats.get(user), before, after))
+            put(t.user_stats, user, state.update_stats(t.user_stats.get(user), before, after))
 
     def _leave_people(self, user: str, photo_id: str, summary: dict[str, Any]) -> None:
         """The photo's faces out of their persons (streams.pipeline.people.without_photo); a
@@ -204,13 +192,13 @@ class Forgetting:
         touched, gone = people_.without_photo(found, photo_id, given)
         photos = self.tables.person_photos
         for person in gone:
-            self._delete(photos, state.person_key(user, person))
+            for key, _ in list(rows(photos, entry_prefix(user, person))):
+                del photos[key]
         for person in touched:
-            key = state.person_key(user, person)
-            left = state.with_photo(photos.get(key), photo_id, present=False)
-            self._set(photos, key, left or None)
+            put(photos, entry_key(user, person, photo_id), None)
             cluster = found["clusters"][person]
             if (cluster.get("cover") or {}).get("photo_id") == photo_id:
+                left, _ = newest(photos, entry_prefix(user, person), state.PHOTOS_LISTED)
                 cluster["cover"], cluster["area"] = self._cover(user, person, found, left)
         self.tables.people[user] = found
 
@@ -232,19 +220,6 @@ class Forgetting:
                     if area > best[1]:
                         best = (cover, area)
         return best[0], max(best[1], 0.0)
-
-    @staticmethod
-    def _set(table: Any, key: str, value: Any) -> None:
-        """``table[key] = value``; None deletes the key (a tombstone)."""
-        if value is None:
-            Forgetting._delete(table, key)
-        else:
-            table[key] = value
-
-    @staticmethod
-    def _delete(table: Any, key: str) -> None:
-        if table.get(key) is not None:
-            del table[key]
 
 
 def _group_of(found: dict[str, Any]) -> str | None:

@@ -13,37 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from faust import streams as faust_streams
 from faust.types import EventT
 
 from streams.contracts.codec import MalformedEventError
 from streams.contracts.schemas import FORGET_REQUESTS
 from streams.logs import get_logger
-from streams.pipeline import Batch, Photo, Pipeline, RawMessage, Started, poison
-from streams.pipeline.keys import photo_key, split_key
-from streams.pipeline.outputs import FORGOTTEN
-from streams.pipeline.people import Change
+from streams.pipeline import Batch, Pipeline, RawMessage, Started, poison
 from streams.pipeline.poison import is_transient
 from streams.pipeline.similar import SimilarPhotos
 from streams.pipeline.stages import name_stage, stage_of
-from streams.worker import state
 from streams.worker.agent import Delivery, whole
 from streams.worker.forgetting import Forgetting
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.readers import VersionsOf
-from streams.worker.tables import Tables, partition_rows
+from streams.worker.recording import Recorder, as_current, events_by_photo
+from streams.worker.tables import Tables
 
 log = get_logger("darkroom.worker")
-SWEEP_EVERY_S = 600.0  # how often a partition's expired forgotten markers are deleted
 
 
 @dataclass
@@ -51,17 +43,6 @@ class Poisoned:
     """A batch the pipeline raised on for a reason that is not transient."""
 
     error: Exception
-
-
-@contextmanager
-def as_current(event: EventT[Any]) -> Iterator[None]:
-    """Make ``event`` Faust's current event: table writes take their changelog partition from
-    it, and inside a batch Faust leaves none set (it raises AssertionError otherwise)."""
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 def raw_message(event: EventT[Any]) -> RawMessage:
@@ -77,11 +58,6 @@ def raw_message(event: EventT[Any]) -> RawMessage:
     return RawMessage(
         message.topic, message.partition, message.offset, message.key, message.value or b"", headers
     )
-
-
-def events_by_photo(batch: Batch, events: Sequence[EventT[Any]]) -> dict[int, EventT[Any]]:
-    """id(photo) -> the event it came from (the pipeline keeps the batch's order)."""
-    return {id(photo): event for photo, event in zip(batch.photos, events, strict=True)}
 
 
 @dataclass
@@ -115,12 +91,10 @@ class BatchProcessor:
         they must be in Kafka before the batch's offsets move). ``similar``: the similar-photo
         matrices in memory, told of each embedding recorded. ``forgetting``: what a request to
         forget does to the tables (by default, with the markers kept 30 days)."""
-        self.pipeline, self.tables, self.metrics = pipeline, tables, metrics
-        self.similar = similar
+        self.pipeline, self.metrics = pipeline, metrics
         self.forgetting = forgetting or Forgetting(tables, similar)
-        self._swept: dict[int, float] = {}  # partition -> when its old markers were deleted
+        self.recorder = Recorder(tables, metrics, versions, similar, self.forgetting)
         self.flush = flush
-        self.versions = versions
         self.topics = dict(topics)
         # threads: blob I/O and the engine never block the event loop (heartbeats); one for
         # starting a batch and one for computing one, so the two overlap
@@ -208,7 +182,7 @@ class BatchProcessor:
         try:
             await self._send(batch, work.events)
             try:
-                self._record(batch, work.events)
+                self.recorder.record(batch, work.events)
             except Exception as error:
                 if is_transient(error):
                     raise
@@ -230,14 +204,14 @@ class BatchProcessor:
         letter, sent and recorded instead), its table writes flushed."""
         await self._send(batch, [event])
         try:
-            self._record(batch, [event])
+            self.recorder.record(batch, [event])
         except Exception as error:
             if is_transient(error):
                 raise
             name_stage(error, "record")
             dead = poison.quarantined(self.pipeline, message, error)
             await self._send(dead, [event])
-            self._record(dead, [event])
+            self.recorder.record(dead, [event])
         await self.flush()
 
     def abandon(self, work: Work) -> None:
@@ -274,128 +248,6 @@ class BatchProcessor:
             if photo.shadows and photo.enriched is not None:
                 self.metrics.observe_variants(photo.enriched.variants)
         self.metrics.stage_seconds.labels("send").observe(time.perf_counter() - started)
-
-    def _record(self, batch: Batch, events: Sequence[EventT[Any]]) -> None:
-        """Tables and metrics, each write under its own event (its changelog partition)."""
-        now = time.time()
-        event_of = events_by_photo(batch, events)
-        by_user: dict[str, EventT[Any]] = {}
-        by_photo: dict[str, EventT[Any]] = {}
-        for photo in batch.photos:
-            if photo.skipped:
-                self.metrics.photos.labels("skipped").inc()
-                continue
-            event = event_of[id(photo)]
-            if photo.request is not None:
-                with as_current(event):
-                    self.forgetting.apply(photo.request)
-                self.metrics.photos.labels("forgotten").inc()
-                continue
-            with as_current(event):
-                outcome = self._record_one(photo)
-            self.metrics.photos.labels(outcome).inc()
-            if photo.upload is not None:
-                user_id, photo_id = photo.upload["user_id"], photo.upload["photo_id"]
-                by_user[user_id] = by_photo[photo_key(user_id, photo_id)] = event
-                uploaded = photo.upload["uploaded_at"].timestamp()
-                self.metrics.end_to_end_seconds.observe(max(0.0, now - uploaded))
-        for user, index in batch.findings.indexes.items():
-            with as_current(by_user[user]):
-                self.tables.dup_index[user] = index
-        for key, packed in batch.findings.embeddings.items():
-            user, photo_id = split_key(key)
-            with as_current(by_photo[key]):
-                self.tables.embeddings[key] = packed
-            if self.similar is not None:
-                self.similar.added(user, photo_id, packed)
-        for key, packed in batch.findings.blocks.items():
-            with as_current(by_photo[key]):
-                self.tables.dct_blocks[key] = packed
-        for key, group in batch.shots.groups.items():
-            with as_current(by_user[split_key(key)[0]]):
-                if group is not None:
-                    self.tables.dup_groups[key] = group
-                elif self.tables.dup_groups.get(key) is not None:
-                    del self.tables.dup_groups[key]
-        for user, people in batch.people.states.items():
-            with as_current(by_user[user]):
-                self.tables.people[user] = people
-        for change in batch.people.changes:
-            with as_current(by_user[change[1]]):
-                self._person_photos(change)
-        self._sweep(events)
-
-    def _sweep(self, events: Sequence[EventT[Any]]) -> None:
-        """Now and then, a partition's forgotten markers past their time, deleted under an event
-        of the partition (their tombstones go to it)."""
-        now = time.time()
-        for event in events:
-            partition = event.message.partition
-            if now - self._swept.get(partition, 0.0) < SWEEP_EVERY_S:
-                continue
-            self._swept[partition] = now
-            with as_current(event):
-                markers = partition_rows(self.tables.forgotten, partition)
-                swept = self.forgetting.sweep(markers, datetime.now(UTC))
-            if swept:
-                log.info("forgotten markers expired", partition=partition, deleted=swept)
-
-    def _person_photos(self, change: Change) -> None:
-        """One change of the per-person photo lists (streams.pipeline.people.Change)."""
-        photos = self.tables.person_photos
-        kind, user, person = change[:3]
-        key = state.person_key(user, person)
-        if kind == "add":
-            photos[key] = state.with_photo(photos.get(key), change[3], present=True)
-        elif kind == "merge":
-            into = state.person_key(user, change[3])
-            photos[into] = state.merged(photos.get(into), photos.get(key))
-        if kind != "add" and photos.get(key) is not None:  # merged, or dropped (too many)
-            del photos[key]
-
-    def _record_one(self, photo: Photo) -> str:
-        failed = photo.failed
-        if failed is not None:
-            self.metrics.dead_letters.labels(failed.reason).inc()
-            if photo.upload is None:
-                return "failed"  # nothing to key state by
-            if failed.reason in FORGOTTEN:
-                return "refused"  # an upload of what was forgotten: nothing of it is kept
-            new = state.failed_state(
-                photo.upload["event_id"],
-                failed.reason,
-                failed.stage,
-                failed.detail,
-                user_id=photo.upload["user_id"],
-                attempt=photo.attempt,
-            )
-        else:
-            assert photo.upload is not None and photo.record is not None
-            summary = state.summarise(photo.record, photo.fetched_bytes or 0)
-            if photo.people is not None:  # what a re-drive keeps (streams.pipeline.people)
-                summary["people"] = photo.people.to_json()
-            versions = self.versions(photo.upload["user_id"])
-            new = state.enriched_state(
-                photo.upload["event_id"],
-                versions,
-                summary,
-                user_id=photo.upload["user_id"],
-                attempt=photo.attempt,
-            )
-        user, photo_id = photo.upload["user_id"], photo.upload["photo_id"]
-        key = photo_key(user, photo_id)
-        old = self.tables.photo_state.get(key)
-        self.tables.photo_state[key] = new
-        self.tables.user_stats[user] = state.update_stats(
-            self.tables.user_stats.get(user), old, new
-        )
-        lost, gained = state.tag_changes(old, new)
-        for tag, present in [(t, False) for t in lost] + [(t, True) for t in gained]:
-            key = state.tag_key(user, tag)
-            self.tables.tag_photos[key] = state.with_photo(
-                self.tables.tag_photos.get(key), photo_id, present
-            )
-        return str(new["status"])
 
     def close(self) -> None:
         """Stop the pipeline threads."""

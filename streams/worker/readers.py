@@ -1,20 +1,25 @@
 """The pipeline's read-only views of the worker's tables: the near-duplicate search's, the
-people clustering's, and the skip rule that reads what a photo's state says is done."""
+people clustering's, and the skip rule that reads what a photo's state says is done; and the
+pipeline a worker runs over them (``table_pipeline``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from streams.config import Settings
 from streams.contracts import headers as headers_
-from streams.pipeline import Photo
-from streams.pipeline.bestshot import Group, Shot
+from streams.engine import Enricher
+from streams.pipeline import DuplicatePolicy, DuplicateSearch, Photo, Pipeline
+from streams.pipeline.batch import StageTimer
+from streams.pipeline.bestshot import BestShots, Group, Shot
 from streams.pipeline.dedup import Index
 from streams.pipeline.keys import photo_key
 from streams.pipeline.outputs import Attempt
-from streams.pipeline.people import Given
+from streams.pipeline.people import Given, PeoplePolicy, PeopleSearch
+from streams.pipeline.photo import RefusalRule
 from streams.worker import state
-from streams.worker.tables import Tables
+from streams.worker.tables import Tables, user_rows
 
 
 class TableDuplicates:
@@ -25,8 +30,8 @@ class TableDuplicates:
         self.tables = tables
 
     def index_of(self, user_id: str) -> Index | None:
-        found: Index | None = self.tables.dup_index.get(user_id)
-        return found
+        found = [[photo, *entry] for photo, entry in user_rows(self.tables.dup_index, user_id)]
+        return sorted(found, key=lambda entry: (entry[2], entry[0])) or None
 
     def embedding_of(self, key: str) -> str | None:
         found: str | None = self.tables.embeddings.get(key)
@@ -105,3 +110,37 @@ class AlreadyDone:
             Attempt.of(photo.message).key,
             self.versions(photo.upload["user_id"]),
         )
+
+
+def table_pipeline(
+    settings: Settings,
+    enricher: Enricher,
+    tables: Tables,
+    *,
+    refuse: RefusalRule,
+    on_stage: StageTimer = lambda _stage, _seconds: None,
+) -> Pipeline:
+    """The pipeline a worker runs: its skip and attempt rules, duplicate search, best-shot
+    ranking and people read ``tables``; ``refuse`` is the forgetting's refusal rule."""
+    worker = settings.worker
+    duplicates = TableDuplicates(tables)
+    done = AlreadyDone(tables, enricher.model_versions_for)
+    return Pipeline.from_settings(
+        settings,
+        enricher,
+        skip=done,
+        attempts=done.attempt,
+        refuse=refuse,
+        duplicates=DuplicateSearch(duplicates, DuplicatePolicy.from_settings(worker)),
+        best_shots=BestShots(duplicates),
+        people=PeopleSearch(
+            TablePeople(tables),
+            PeoplePolicy(
+                join_distance=worker.people_join_distance,
+                merge_distance=worker.people_merge_distance,
+                min_faces=worker.people_min_faces,
+                max_clusters=worker.people_max_clusters,
+            ),
+        ),
+        on_stage=on_stage,
+    )

@@ -4,9 +4,10 @@ topics hold them: `darkroom forget --verify`.
 Each table's changelog is read to its end and folded to its last value per key (a tombstone
 deletes the key), which is what a worker that recovers the table would hold, and what the log
 cleaner leaves once it has compacted the topic. A user's keys are those named after them (their
-id, or their id then "/"); a photo's, its own key and every value of the user's that still
-names it. The ``forgotten`` table's marker is reported apart: it holds only the ids and the
-time, is what refuses a late upload, and goes after ``worker.forget_remember_days``.
+id, or their quoted id then "/"); a photo's, its own key, its entries in the user's lists (a
+tag's photos, a person's) and every value of the user's that still names it. The
+``forgotten`` table's marker is reported apart: it holds only the ids and the time, is what
+refuses a late upload, and goes after ``worker.forget_remember_days``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, fields
 
 from streams.config import Settings
 from streams.contracts.codec import Codec
-from streams.pipeline.keys import photo_key, user_prefix
+from streams.pipeline.keys import photo_key, split_entry, user_prefix
 from streams.tail import scan_many
 from streams.worker.local_state import changelog_topic
 from streams.worker.tables import Tables
@@ -53,10 +54,20 @@ def folded(settings: Settings, codec: Codec, topics: list[str]) -> dict[str, dic
     return found
 
 
+LISTS = ("tag_photos", "person_photos")  # keyed keys.entry_key(user, name, photo)
+
+
 def theirs(key: str, user: str) -> bool:
-    """Whether a table key belongs to ``user``: their id, their quoted prefix (photo keys), or
-    their id then "/" (tag and person lists)."""
-    return key == user or key.startswith(user_prefix(user)) or key.startswith(f"{user}/")
+    """Whether a table key belongs to ``user``: their id, or their quoted prefix (photo keys,
+    list entries)."""
+    return key == user or key.startswith(user_prefix(user))
+
+
+def names_photo(table: str, key: str, user: str, photo: str) -> bool:
+    """Whether ``key`` of ``table`` is the photo's own: its key, or its entry in a list."""
+    if table in LISTS:
+        return split_entry(key)[2] == photo
+    return key == photo_key(user, photo)
 
 
 def left_of(settings: Settings, codec: Codec, user: str, photo: str | None = None) -> list[Left]:
@@ -70,7 +81,7 @@ def left_of(settings: Settings, codec: Codec, user: str, photo: str | None = Non
         for key, value in sorted(values.items()):
             if not theirs(key, user):
                 continue
-            if photo is None or key == photo_key(user, photo):
+            if photo is None or names_photo(table, key, user, photo):
                 left.append(Left(table, key, "key"))
             elif named is not None and named in value and table != MARKERS:
                 left.append(Left(table, key, "value"))

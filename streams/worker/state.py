@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.contracts.events import iso_utc
 from streams.pipeline.bestshot import Shot
 from streams.pipeline.outputs import Attempt
 
@@ -23,7 +24,7 @@ UserStats = dict[str, Any]
 
 def now_iso() -> str:
     """The current UTC time, ISO-8601."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return iso_utc(datetime.now(UTC))
 
 
 def already_done(
@@ -177,10 +178,9 @@ def _apply(stats: UserStats, state: PhotoState, sign: int) -> None:
     stats["tags"] = {name: count for name, count in tags.items() if count > 0}
 
 
-# How many photo ids ``tag_photos`` keeps per user and tag, and ``person_photos`` per person: the
-# newest. The counts stay exact; 1000 ids of 40 bytes keep one table value (one changelog
-# message) near 40 kB.
-PHOTOS_KEPT = 1000
+# How many photo ids GET /users/{u}/tags/{t}/photos and .../people/{p}/photos list: the newest.
+# The lists themselves are whole (one table key per photo: streams.pipeline.keys.entry_key).
+PHOTOS_LISTED = 1000
 
 
 def tags_of(state: PhotoState | None) -> list[str]:
@@ -190,30 +190,7 @@ def tags_of(state: PhotoState | None) -> list[str]:
     return list(state["summary"].get("tags") or [])
 
 
-def tag_key(user_id: str, tag: str) -> str:
-    """``tag_photos``'s key; tags never hold "/" (streams.models.tags), so it splits back."""
-    return f"{user_id}/{tag}"
-
-
 def tag_changes(old: PhotoState | None, new: PhotoState) -> tuple[list[str], list[str]]:
     """(tags the photo lost, tags it gained) from ``old`` to ``new``."""
     before, after = tags_of(old), tags_of(new)
     return [t for t in before if t not in after], [t for t in after if t not in before]
-
-
-def person_key(user_id: str, person_id: str) -> str:
-    """``person_photos``'s key."""
-    return f"{user_id}/{person_id}"
-
-
-def merged(older: list[str] | None, younger: list[str] | None) -> list[str]:
-    """Two persons' photo lists as one (newest first, as far as each list knows)."""
-    photos = list(dict.fromkeys([*(younger or []), *(older or [])]))
-    return photos[:PHOTOS_KEPT]
-
-
-def with_photo(photos: list[str] | None, photo_id: str, present: bool) -> list[str]:
-    """A ``tag_photos`` or ``person_photos`` value with ``photo_id`` added in front (newest
-    first) or removed."""
-    kept = [p for p in photos or [] if p != photo_id]
-    return ([photo_id, *kept] if present else kept)[:PHOTOS_KEPT]

@@ -156,13 +156,13 @@ class Tables:
 
     photo_state: Any  # keys.photo_key(user_id, photo_id) -> state.PhotoState
     user_stats: Any  # user_id -> state.UserStats
-    dup_index: Any  # user_id -> dedup.Index
+    dup_index: Any  # keys.photo_key(user_id, photo_id) -> [perceptual hash, sequence number]
     embeddings: Any  # keys.photo_key(user_id, photo_id) -> dedup.pack_embedding(...)
     dct_blocks: Any  # keys.photo_key(user_id, photo_id) -> dedup.pack_block(...)
     dup_groups: Any  # keys.photo_key(user_id, first photo id) -> bestshot.Group
-    tag_photos: Any  # state.tag_key(user_id, tag) -> the newest photo ids with the tag
+    tag_photos: Any  # keys.entry_key(user_id, tag, photo_id) -> the photo's upload time
     people: Any  # user_id -> people.State (persons, candidates, aliases)
-    person_photos: Any  # state.person_key(user_id, person_id) -> the newest photo ids
+    person_photos: Any  # keys.entry_key(user_id, person_id, photo_id) -> its upload time
     # keys.photo_key(user_id, photo_id) of a deleted photo, keys.user_prefix(user_id) of an
     # erased user -> when, and by which request (streams/worker/forgetting.py); nothing else
     forgotten: Any
@@ -188,37 +188,61 @@ class Tables:
                 "photo_state", "user id/photo id -> status, event id, model versions"
             ),
             user_stats=table("user_stats", "user id -> photo count, labels, faces, flagged"),
-            dup_index=table("dup_index", "user id -> recent [photo id, perceptual hash]"),
+            dup_index=table("dup_index", "user id/photo id -> [perceptual hash, sequence]"),
             embeddings=table(
                 "embeddings", "user id/photo id -> float16 embedding (duplicates, similar)"
             ),
             dct_blocks=table("dct_blocks", "user id/photo id -> 8x8 DCT block (duplicate check)"),
             dup_groups=table("dup_groups", "user id/first photo id -> a group's copies, ranked"),
-            tag_photos=table("tag_photos", "user id/tag -> the user's newest photo ids with it"),
+            tag_photos=table("tag_photos", "user id/tag/photo id -> the photo's upload time"),
             people=table("people", "user id -> persons: centroid, face count, cover face"),
-            person_photos=table("person_photos", "user id/person id -> the newest photo ids"),
+            person_photos=table("person_photos", "user id/person id/photo id -> upload time"),
             forgotten=table("forgotten", "user id/[photo id] -> when it was forgotten"),
         )
 
 
-def user_rows(table: Any, user_id: str) -> Iterator[tuple[str, Any]]:
-    """(photo id, value) of every key ``keys.photo_key(user_id, ...)`` of ``table``, read as a
-    range of its RocksDB partitions from the user's prefix on (a user lives in one partition;
-    the stores of partitions not assigned here are closed). A plain mapping (tests) is filtered.
-    """
-    prefix = user_prefix(user_id)
+def rows(table: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(key, value) of every key of ``table`` that starts with ``prefix``, read as a range of
+    its RocksDB partitions from the prefix on (a user lives in one partition; the stores of
+    partitions not assigned here are closed). A mapping with ``scan(prefix)`` (the capacity
+    benchmark's) scans itself; a plain mapping (tests) is filtered."""
     store = getattr(table, "data", None)
     databases = getattr(store, "_dbs", None)  # faust.stores.rocksdb.Store: one DB a partition
     if store is None or databases is None:
-        yield from ((split_key(k)[1], v) for k, v in table.items() if k.startswith(prefix))
+        scan = getattr(table, "scan", None)
+        if scan is not None:
+            yield from scan(prefix)
+        else:
+            yield from ((k, v) for k, v in list(table.items()) if k.startswith(prefix))
         return
     start = store._encode_key(prefix)[:-1]  # the JSON string's opening quote, no closing one
     for database in list(databases.values()):
         for raw_key, raw_value in database.items(from_key=start):
             if not raw_key.startswith(start):
                 break
-            key = store._decode_key(raw_key)
-            yield split_key(key)[1], store._decode_value(raw_value)
+            yield store._decode_key(raw_key), store._decode_value(raw_value)
+
+
+def user_rows(table: Any, user_id: str) -> Iterator[tuple[str, Any]]:
+    """(photo id, value) of every key ``keys.photo_key(user_id, ...)`` of ``table`` (for the
+    lists keyed ``keys.entry_key``: "name/photo id")."""
+    for key, value in rows(table, user_prefix(user_id)):
+        yield split_key(key)[1], value
+
+
+def newest(table: Any, prefix: str, limit: int) -> tuple[list[str], int]:
+    """The newest ``limit`` photo ids of a list (``keys.entry_prefix``; each value is the
+    photo's upload time), newest first, and how many the list holds."""
+    found = sorted(((str(v), key[len(prefix) :]) for key, v in rows(table, prefix)), reverse=True)
+    return [photo for _, photo in found[:limit]], len(found)
+
+
+def put(table: Any, key: str, value: Any) -> None:
+    """``table[key] = value``; None deletes the key (a changelog tombstone) if it is there."""
+    if value is not None:
+        table[key] = value
+    elif table.get(key) is not None:
+        del table[key]
 
 
 def partition_rows(table: Any, partition: int) -> Iterator[tuple[str, Any]]:

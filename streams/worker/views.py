@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 import faust
@@ -26,13 +26,13 @@ from faust.web.drivers import aiohttp as aiohttp_driver
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.pipeline import bestshot, people
-from streams.pipeline.keys import photo_key
+from streams.pipeline.keys import entry_prefix, photo_key
 from streams.pipeline.similar import SimilarPhotos
-from streams.worker import state
 from streams.worker.access import ApiAccess, guard
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.queries import QueryGate
-from streams.worker.tables import Tables, user_rows
+from streams.worker.state import PHOTOS_LISTED
+from streams.worker.tables import Tables, newest, user_rows
 from streams.worker.transport import group_coordinator_known, track_topic
 
 View = Callable[..., Awaitable[Any]]
@@ -209,14 +209,15 @@ def register_views(
         name = next((n for n in counts if n.lower() == tag.lower()), None)  # "cat" finds Cat
         if name is None:
             return web.json({"error": f"user {user_id!r} has no photo tagged {tag!r}"}, status=404)
-        photos = tables.tag_photos.get(state.tag_key(user_id, name)) or []
+        prefix = entry_prefix(user_id, name)
+        photos, held = await gate.run(partial(newest, tables.tag_photos, prefix, PHOTOS_LISTED))
         return web.json(
             {
                 "user_id": user_id,
                 "tag": name,
                 "count": counts[name],
                 "photos": photos,  # newest first
-                "truncated": counts[name] > len(photos),  # only the newest PHOTOS_KEPT
+                "truncated": held > len(photos),  # only the newest PHOTOS_LISTED
             }
         )
 
@@ -235,14 +236,16 @@ def register_views(
         cluster = (found or {}).get("clusters", {}).get(resolved)
         if cluster is None or cluster["count"] < min_faces:
             return web.json({"error": f"user {user_id!r} has no person {person_id!r}"}, status=404)
-        photos = tables.person_photos.get(state.person_key(user_id, resolved)) or []
+        prefix = entry_prefix(user_id, resolved)
+        found_photos = partial(newest, tables.person_photos, prefix, PHOTOS_LISTED)
+        photos, held = await gate.run(found_photos)
         return web.json(
             {
                 "user_id": user_id,
                 "person_id": resolved,  # another id when the one asked for was merged into it
                 "faces": cluster["count"],
                 "photos": photos,  # newest first
-                "truncated": len(photos) >= state.PHOTOS_KEPT,
+                "truncated": held > len(photos),  # only the newest PHOTOS_LISTED
             }
         )
 

@@ -3,6 +3,7 @@ models (the photos' model-free measures are real)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import cv2
@@ -19,6 +20,7 @@ from streams.pipeline.keys import photo_key
 from streams.pipeline.memory import MemoryStore
 from streams.samples import encode_jpeg, load_photo
 
+UPLOADED = itertools.count()  # each photo's upload time, as the index orders them
 POLICY = DuplicatePolicy(max_distance=20, min_similarity=0.75, max_photos=100)
 CHELSEA = load_photo("chelsea")
 
@@ -88,7 +90,7 @@ def test_the_reason_names_what_differs_most() -> None:
 def run(store: MemoryStore, *photos: Enriched, user: str = "u") -> list[dict[str, Any] | None]:
     """One batch through the worker's two steps, recorded as the worker records it; each
     photo's BestShot record, with its duplicate_of's photo id under "duplicate_of"."""
-    batch = [(user, p.photo_id, p) for p in photos]
+    batch = [(user, p.photo_id, f"{next(UPLOADED):08d}", p) for p in photos]  # in order
     found = DuplicateSearch(store, POLICY).search(batch)
     ranked = BestShots(store).rank(batch, found)
     store.record([(p.photo_id, p) for p in photos], found, ranked)

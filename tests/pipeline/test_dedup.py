@@ -37,7 +37,7 @@ def one_user(store: MemoryStore) -> dedup.Earlier:
 def indexed(*entries: tuple[str, int]) -> dedup.Index:
     index = None
     for photo_id, hashed in entries:
-        index = dedup.add_to_index(index, photo_id, f"{hashed:016x}", POLICY.max_photos)
+        index, _ = dedup.add_to_index(index, photo_id, f"{hashed:016x}", "t", POLICY.max_photos)
     assert index is not None
     return index
 
@@ -102,7 +102,7 @@ def test_photos_indexed_before_blocks_keep_the_old_rule() -> None:
 
 def test_a_hash_at_exactly_the_limit_still_matches() -> None:
     policy = dedup.DuplicatePolicy(max_distance=2, min_similarity=0.8, max_photos=3)
-    index = dedup.add_to_index(None, "original", f"{0b1111:016x}", policy.max_photos)
+    index, _ = dedup.add_to_index(None, "original", f"{0b1111:016x}", "t", policy.max_photos)
     store = MemoryStore(blocks={"original": dedup.pack_block(BLOCK.ravel())})
     mine = BLOCK.ravel().tolist()
     found = dedup.find_duplicate(
@@ -112,20 +112,27 @@ def test_a_hash_at_exactly_the_limit_still_matches() -> None:
     assert dedup.find_duplicate("new", index, [0b1000], mine, None, one_user(store), policy) is None
 
 
-def test_the_index_keeps_each_photo_once_and_the_most_recent() -> None:
-    index = None
-    for name in ("a", "b", "a", "c", "d"):
-        index = dedup.add_to_index(index, name, "0", max_photos=3)
-    assert [entry[0] for entry in index] == ["a", "c", "d"]
-    roomy = dedup.add_to_index(dedup.add_to_index(None, "a", "1", 10), "a", "2", 10)
-    assert roomy == [["a", "2"]]  # a photo indexed again replaces its entry
+def test_the_index_keeps_each_photo_once_and_the_newest_uploads() -> None:
+    index: dedup.Index | None = None
+    dropped: list[list[str]] = []
+    uploads = [("b", "2026-01-02"), ("a", "2026-01-01"), ("c", "2026-01-03"), ("d", "2026-01-04")]
+    for name, uploaded in uploads:
+        index, gone = dedup.add_to_index(index, name, "0", uploaded, max_photos=3)
+        dropped.append(gone)
+    assert [entry[0] for entry in index] == ["b", "c", "d"]  # by upload, not processing
+    assert dropped == [[], [], [], ["a"]]  # what the worker deletes: one key, the oldest
+    old, gone = dedup.add_to_index(index, "e", "0", "2025-12-31", max_photos=3)
+    assert old == index and gone == ["e"]  # older than all kept: not kept
+    first, _ = dedup.add_to_index(None, "a", "1", "t", 10)
+    roomy, _ = dedup.add_to_index(first, "a", "2", "t", 10)
+    assert roomy == [["a", "2", "t"]]  # a photo indexed again replaces its entry
 
 
-def features_of(photo_id: str, image: np.ndarray) -> tuple[str, str, Enriched]:
+def features_of(photo_id: str, image: np.ndarray) -> dedup.Searched:
     """A photo as the engine would hand it to the search (model-free fields only)."""
     decoded = Decoder(max_pixels=10**8, min_side=512).decode(encode_jpeg(image, 92))
     fields, produced_by, hashes, block = extract_features(decoded, blur_threshold=50.0)
-    return "u", photo_id, Enriched(photo_id, fields, produced_by, {}, hashes, block)
+    return "u", photo_id, photo_id, Enriched(photo_id, fields, produced_by, {}, hashes, block)
 
 
 def test_a_portrait_turned_90_and_reencoded_is_a_copy_and_a_burst_is_not() -> None:

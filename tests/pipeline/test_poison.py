@@ -28,7 +28,7 @@ class Raising(DuplicateSearch):
         self.error = error
 
     def search(self, photos: Any) -> Any:
-        if any(photo_id == "poison" for _, photo_id, _ in photos):
+        if any(searched[1] == "poison" for searched in photos):
             raise self.error
         return super().search(photos)
 

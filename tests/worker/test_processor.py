@@ -355,7 +355,7 @@ def test_a_photo_whose_recording_raises_becomes_a_dead_letter_and_the_others_go_
     enricher: Enricher, tmp_path: Path
 ) -> None:
     proc, enriched, state = processor(enricher, tmp_path)
-    state = proc.tables = dataclasses.replace(state, photo_state=RefusesEnriched())
+    state = proc.recorder.tables = dataclasses.replace(state, photo_state=RefusesEnriched())
     failed: Topic = proc.topics["failed"]
     batch = events(upload_bytes(photo_id="p1"), upload_bytes(photo_id="poison"))
 

@@ -109,15 +109,3 @@ def test_stats_written_before_tags_existed_still_update() -> None:
         {**before, "labels": {"cat": 1}}, old_summary, enriched("cat", tags=["Cat"])
     )
     assert stats["tags"] == {"Cat": 1} and stats["photos"] == 1
-
-
-def test_the_tag_index_keeps_the_newest_photos_first_and_bounded() -> None:
-    photos = None
-    for i in range(state.PHOTOS_KEPT + 5):
-        photos = state.with_photo(photos, f"p{i}", present=True)
-    assert photos is not None and len(photos) == state.PHOTOS_KEPT
-    assert photos[0] == f"p{state.PHOTOS_KEPT + 4}" and "p0" not in photos
-    again = state.with_photo(photos, photos[10], present=True)  # re-enriched: to the front, once
-    assert again[0] == photos[10] and len(again) == len(photos) and again.count(photos[10]) == 1
-    assert photos[3] not in state.with_photo(photos, photos[3], present=False)
-    assert state.tag_key("a/b", "Cat").rsplit("/", 1) == ["a/b", "Cat"]
