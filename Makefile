@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover clean
+.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench-isolation: models
 bench-capacity: models
 	$(BIN)/python -m benchmarks.capacity
 	$(BIN)/python -m benchmarks.growth
+
+# 8-bit against float16 embeddings: recall@20 of similar photos, duplicate and people decisions
+bench-quantize: models
+	$(BIN)/python -m benchmarks.quantize
 
 bench-experiments: models
 	$(BIN)/python -m benchmarks.experiments

@@ -6,13 +6,14 @@ What runs is what ``GET /users/{u}/photos/{p}/similar?k=20`` runs: ``SimilarPhot
 over rows read by ``streams.worker.tables.user_rows`` from a RocksDB database (rocksdict, raw
 mode, keys and values JSON-encoded as Faust's table serializers write them), holding the user's
 photos beside 20,000 photos of other users. Per size: the first query (the prefix scan, the
-float16 rows unpacked into a matrix) and then ``QUERIES`` queries of random photos from memory
+rows unpacked into a matrix) and then ``QUERIES`` queries of random photos from memory
 (p50, p99), and the matrix's memory. Not included: the HTTP hop and Faust's routing (a local
 aiohttp round trip, about a millisecond).
 
-The embeddings are random unit vectors of MobileNetV2's 1280 dimensions stored as float16, as
-the worker stores them: exact search costs the same whatever the vectors hold, and its recall
-is 1 by construction (it is checked against a brute-force sort in tests/pipeline/test_similar).
+The embeddings are random unit vectors of MobileNetV2's 1280 dimensions packed as the worker packs
+them (8 bits a value): exact search costs the same whatever the vectors hold, and its recall
+against what is stored is 1 by construction (it is checked against a brute-force sort in
+tests/pipeline/test_similar).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# Similar photos: query latency, exact search, one user",
         "",
-        f"k = {result['k']}, {result['queries']} queries per size, {result['width']}-d float16 "
+        f"k = {result['k']}, {result['queries']} queries per size, {result['width']}-d 8-bit "
         f"embeddings; goal p99 <= {result['goal_p99_ms']:g} ms at 50k.",
         "",
         "| photos | first query (scan + matrix) ms | p50 ms | p99 ms | matrix MB | "

@@ -65,14 +65,29 @@ class DuplicatePolicy:
         )
 
 
+QUANTISED = "q8:"  # what a packed 8-bit embedding starts with (base64 never holds ":")
+
+
 def pack_embedding(vector: Sequence[float]) -> str:
-    """An embedding as base64 float16 (2.5 KB for 1280 dims instead of ~25 KB of JSON)."""
-    return base64.b64encode(np.asarray(vector, dtype=np.float16).tobytes()).decode("ascii")
+    """An embedding as 8 bits a value: its largest magnitude maps to 127, and that scale is kept
+    (a float32) before the values; base64, behind ``QUANTISED``. 1,284 bytes for 1280 dims
+    (float16 took 2,560): recall@20 of similar photos 0.998 against float16
+    (``make bench-quantize``)."""
+    values = np.asarray(vector, dtype=np.float32)
+    top = float(np.abs(values).max()) if values.size else 0.0
+    scale = np.float32(top / 127.0 if top > 0 else 1.0)
+    quantised = np.round(values / scale).astype(np.int8)
+    raw = scale.tobytes() + quantised.tobytes()
+    return QUANTISED + base64.b64encode(raw).decode("ascii")
 
 
 def unpack_embedding(packed: str) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """The inverse of pack_embedding."""
-    return np.frombuffer(base64.b64decode(packed), dtype=np.float16).astype(np.float32)
+    """The inverse of pack_embedding; a float16 embedding stored before it reads as it was."""
+    if not packed.startswith(QUANTISED):
+        return np.frombuffer(base64.b64decode(packed), dtype=np.float16).astype(np.float32)
+    raw = base64.b64decode(packed[len(QUANTISED) :])
+    scale = np.frombuffer(raw[:4], dtype=np.float32)
+    return np.frombuffer(raw[4:], dtype=np.int8).astype(np.float32) * scale
 
 
 def pack_block(block: Sequence[float]) -> str:

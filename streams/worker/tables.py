@@ -190,7 +190,7 @@ class Tables:
             user_stats=table("user_stats", "user id -> photo count, labels, faces, flagged"),
             dup_index=table("dup_index", "user id/photo id -> [perceptual hash, sequence]"),
             embeddings=table(
-                "embeddings", "user id/photo id -> float16 embedding (duplicates, similar)"
+                "embeddings", "user id/photo id -> 8-bit embedding (duplicates, similar)"
             ),
             dct_blocks=table("dct_blocks", "user id/photo id -> 8x8 DCT block (duplicate check)"),
             dup_groups=table("dup_groups", "user id/first photo id -> a group's copies, ranked"),

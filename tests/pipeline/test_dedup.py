@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import cv2
 import numpy as np
 
@@ -152,3 +154,18 @@ def test_a_portrait_turned_90_and_reencoded_is_a_copy_and_a_burst_is_not() -> No
     assert original is None and later is None  # the same scene a moment later is not a copy
     assert turned is not None and turned["photo_id"] == "original"
     assert turned["transform"] == "rot270" and turned["correlation"] > 0.9
+
+
+def test_an_embedding_is_kept_in_8_bits_and_one_kept_in_float16_still_reads() -> None:
+    rng = np.random.default_rng(3)
+    vector = rng.normal(0, 1, 1280).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    packed = dedup.pack_embedding(vector)
+    assert packed.startswith(dedup.QUANTISED) and len(packed) < 1800  # float16 took 3,416
+    back = dedup.unpack_embedding(packed)
+    step = np.abs(vector).max() / 127
+    assert np.abs(back - vector).max() <= step / 2 + 1e-7  # rounding, no more
+    assert float(back @ vector) > 0.9999
+    legacy = base64.b64encode(vector.astype(np.float16).tobytes()).decode("ascii")
+    assert np.allclose(dedup.unpack_embedding(legacy), vector, atol=1e-3)
+    assert not dedup.unpack_embedding(dedup.pack_embedding([0.0, 0.0])).any()

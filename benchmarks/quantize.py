@@ -1,0 +1,219 @@
+"""Would 8-bit embeddings cost quality? Recall@20 of similar photos, and the duplicate and people
+decisions, with int8 embeddings against the float16 ones the worker stores.
+
+    .venv/bin/python -m benchmarks.quantize     # ~2 min on 2 cores
+
+The photos: the 16 sample photos, each with 30 copies (crops of 60-95%, scaled, brighter or
+darker, mirrored, turned a few degrees, JPEG quality 40-90), embedded by the engine
+(MobileNetV2, 1280 dims): 496 embeddings in tight groups, which is the hard case for a top-20
+(most neighbours of a photo are its own copies, ranked by small differences). The faces: the
+six portraits of four people and their copies (benchmarks/portraits.py), embedded by the engine
+(128 dims).
+
+The 8-bit form: each vector scaled by its own largest magnitude to -127..127 and rounded
+(1280 bytes and a float32 scale: 1,284 bytes against float16's 2,560). Measured: recall@20 (the
+share of float16's 20 nearest, by cosine, that int8's 20 nearest hold, over every photo as the
+query); the embedding rule of the duplicate search (cosine >= ``duplicate_min_similarity``,
+0.75, for photos indexed without a DCT block) and the people rules (a face joins within 0.5,
+clusters merge within 0.4: Euclidean) as pairs that change side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from benchmarks.engine import machine
+from benchmarks.portraits import copies as portrait_copies
+from benchmarks.portraits import darkroom_embed, originals
+from streams.config import load_settings
+from streams.engine import Enriched, Enricher, PhotoInput
+from streams.logs import configure_logging
+from streams.samples import PHOTOS, encode_jpeg, load_photo
+
+RESULTS = Path(__file__).parent / "results"
+COPIES, K = 30, 20
+DUPLICATE_MIN_SIMILARITY, JOIN, MERGE = 0.75, 0.5, 0.4
+GOAL_RECALL = 0.99
+Vectors = np.ndarray[Any, np.dtype[np.float32]]
+
+
+def int8(vectors: Vectors) -> Vectors:
+    """Each row through the 8-bit form and back (symmetric, one scale per row)."""
+    scale = np.abs(vectors).max(axis=1, keepdims=True) / 127.0
+    scale[scale == 0] = 1.0
+    return np.asarray((np.round(vectors / scale).astype(np.int8) * scale), dtype=np.float32)
+
+
+def float16(vectors: Vectors) -> Vectors:
+    """Each row as the worker stores it."""
+    return vectors.astype(np.float16).astype(np.float32)
+
+
+def variants(image: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """``COPIES`` copies of a photo, each changed a little in a random way."""
+    height, width = image.shape[:2]
+    for _ in range(COPIES):
+        copy = image
+        share = rng.uniform(0.6, 0.95)
+        h, w = int(height * share), int(width * share)
+        y, x = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+        copy = copy[y : y + h, x : x + w]
+        copy = cv2.resize(copy, None, fx=rng.uniform(0.5, 1.5), fy=rng.uniform(0.5, 1.5))
+        copy = cv2.convertScaleAbs(copy, alpha=rng.uniform(0.7, 1.3), beta=rng.uniform(-30, 30))
+        if rng.random() < 0.5:
+            copy = copy[:, ::-1]
+        turn = cv2.getRotationMatrix2D(
+            (copy.shape[1] / 2, copy.shape[0] / 2), rng.uniform(-8, 8), 1.0
+        )
+        copy = cv2.warpAffine(copy, turn, (copy.shape[1], copy.shape[0]))
+        quality = int(rng.integers(40, 91))
+        decoded = cv2.imdecode(np.frombuffer(encode_jpeg(copy, quality), np.uint8), 1)
+        yield np.ascontiguousarray(decoded)
+
+
+def photo_embeddings(enricher: Enricher) -> Vectors:
+    rng = np.random.default_rng(11)
+    inputs = []
+    for name in PHOTOS:
+        image = load_photo(name)
+        inputs.append(PhotoInput(name, encode_jpeg(image)))
+        for i, copy in enumerate(variants(image, rng)):
+            inputs.append(PhotoInput(f"{name}-{i}", encode_jpeg(copy)))
+    found = []
+    for start in range(0, len(inputs), 32):
+        for result in enricher.enrich(inputs[start : start + 32]):
+            assert isinstance(result, Enriched), result
+            found.append(result.fields["embedding"])
+    vectors = np.asarray(found, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def face_embeddings(enricher: Enricher) -> Vectors:
+    found = []
+    for image in originals().values():
+        for _name, copy in portrait_copies(image):
+            vector = darkroom_embed(enricher, copy)
+            if vector is not None:
+                found.append(vector)
+    return np.asarray(found, dtype=np.float32)
+
+
+def recall_at_k(exact: Vectors, approx: Vectors, k: int) -> tuple[float, float]:
+    """Mean and lowest share of ``exact``'s k nearest (cosine, the query left out) among
+    ``approx``'s k nearest."""
+    shares = []
+    for matrix in (exact, approx):
+        scores = matrix @ matrix.T
+        np.fill_diagonal(scores, -np.inf)
+        shares.append(np.argsort(-scores, axis=1, kind="stable")[:, :k])
+    found = [len(set(a) & set(b)) / k for a, b in zip(shares[0], shares[1], strict=True)]
+    return float(np.mean(found)), float(np.min(found))
+
+
+def flips_cosine(exact: Vectors, approx: Vectors, threshold: float) -> tuple[int, int, int]:
+    """(pairs that change side of ``threshold``, pairs within 0.02 of it, pairs)."""
+    a, b = exact @ exact.T, approx @ approx.T
+    upper = np.triu_indices(len(exact), 1)
+    a, b = a[upper], b[upper]
+    changed = int(np.sum((a >= threshold) != (b >= threshold)))
+    return changed, int(np.sum(np.abs(a - threshold) < 0.02)), len(a)
+
+
+def flips_distance(exact: Vectors, approx: Vectors, threshold: float) -> tuple[int, int, int]:
+    """As ``flips_cosine`` for a Euclidean ``threshold``."""
+
+    def distances(m: Vectors) -> Vectors:
+        return np.asarray(np.linalg.norm(m[:, None, :] - m[None, :, :], axis=2))
+
+    upper = np.triu_indices(len(exact), 1)
+    a, b = distances(exact)[upper], distances(approx)[upper]
+    changed = int(np.sum((a <= threshold) != (b <= threshold)))
+    return changed, int(np.sum(np.abs(a - threshold) < 0.02)), len(a)
+
+
+def run() -> dict[str, Any]:
+    enricher = Enricher.from_settings(load_settings())
+    try:
+        photos, faces = photo_embeddings(enricher), face_embeddings(enricher)
+    finally:
+        enricher.close()
+    half, eight = float16(photos), int8(photos)
+    mean, lowest = recall_at_k(half, eight, K)
+    # the similar-photo search normalises rows after unpacking (streams/pipeline/similar.py)
+    normed = eight / np.linalg.norm(eight, axis=1, keepdims=True)
+    mean_normed, lowest_normed = recall_at_k(half, normed, K)
+    duplicate = flips_cosine(half, eight, DUPLICATE_MIN_SIMILARITY)
+    face_half, face_eight = float16(faces), int8(faces)
+    width = photos.shape[1]
+    return {
+        "machine": machine(),
+        "photos": len(photos),
+        "faces": len(faces),
+        "k": K,
+        "recall_at_k": {"mean": round(mean_normed, 4), "lowest": round(lowest_normed, 4)},
+        "recall_at_k_unnormalised": {"mean": round(mean, 4), "lowest": round(lowest, 4)},
+        "duplicate_rule_flips": _flips(duplicate),
+        "join_flips": _flips(flips_distance(face_half, face_eight, JOIN)),
+        "merge_flips": _flips(flips_distance(face_half, face_eight, MERGE)),
+        "bytes": {"float16": 2 * width, "int8": width + 4},
+        "adopt": mean_normed >= GOAL_RECALL,
+    }
+
+
+def _flips(counts: tuple[int, int, int]) -> dict[str, int]:
+    return dict(zip(("changed", "near", "pairs"), counts, strict=True))
+
+
+def report(result: dict[str, Any]) -> str:
+    r = result["recall_at_k"]
+    lines = [
+        "# 8-bit embeddings against float16",
+        "",
+        f"`python -m benchmarks.quantize` on {result['machine']['cpus']} CPUs, "
+        f"{result['machine']['date']}: {result['photos']} photo embeddings (16 photos and "
+        f"{COPIES} copies each), {result['faces']} face embeddings.",
+        "",
+        "| measure | result |",
+        "|---|---|",
+        f"| recall@{result['k']} of similar photos (mean, lowest query) | {r['mean']}, "
+        f"{r['lowest']} (goal >= {GOAL_RECALL}) |",
+    ]
+    for name, label in (
+        ("duplicate_rule_flips", f"duplicate rule (cosine >= {DUPLICATE_MIN_SIMILARITY})"),
+        ("join_flips", f"a face joins (distance <= {JOIN})"),
+        ("merge_flips", f"clusters merge (distance <= {MERGE})"),
+    ):
+        f = result[name]
+        lines.append(
+            f"| {label}: pairs that change side | {f['changed']} of {f['pairs']:,} "
+            f"({f['near']} within 0.02 of the threshold) |"
+        )
+    b = result["bytes"]
+    lines += [
+        f"| bytes per photo embedding | {b['float16']:,} (float16) -> {b['int8']:,} (int8) |",
+        "",
+        f"Adopt (recall@{result['k']} >= {GOAL_RECALL}): {'yes' if result['adopt'] else 'no'}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    configure_logging("WARNING")
+    result = run()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "quantize.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / "quantize.md").write_text(report(result), encoding="utf-8")
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()
