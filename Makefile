@@ -30,11 +30,13 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mkdocs build --strict --quiet  # docs/: a broken link or page fails the run
 
-# promtool and prometheus for tests/deploy (Debian's package; where apt-get cannot run, the
-# tests say so: skipped, or failed with CI=true)
+# promtool and prometheus for tests/deploy, docker-compose to validate docker-compose.yml
+# (Debian's packages; where apt-get cannot run, the tests say so: skipped, or failed with CI=true)
 tools:
 	@command -v promtool > /dev/null || apt-get install -y -q prometheus > /dev/null 2>&1 \
 		|| echo "note: install Debian's prometheus package (promtool) for tests/deploy"
+	@command -v docker-compose > /dev/null || apt-get install -y -q docker-compose > /dev/null 2>&1 \
+		|| echo "note: install Debian's docker-compose package for tests/test_compose.py"
 
 # two pytest-xdist workers, each with its own brokers (started when its first test needs one):
 # most tests wait on brokers and workers, so two at once take about 60% of the time of one

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from streams.broker.kafka_config import (
@@ -23,6 +21,7 @@ from streams.broker.kafka_config import (
     replication_properties,
 )
 from streams.config import ENV_PREFIX, BrokerSettings, Settings
+from tests.tools_required import require_tool
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 # Where the container differs from a local node on purpose: its network (listeners reachable by
@@ -79,9 +78,7 @@ def test_env_names_follow_the_image_rules() -> None:
 
 
 def test_docker_compose_accepts_the_file() -> None:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.skip("docker-compose is not on PATH (apt-get install docker-compose): not validated")
+    binary = require_tool("docker-compose", "docker-compose")
     result = subprocess.run(
         [binary, "-f", str(COMPOSE), "config", "-q"],
         capture_output=True,

@@ -6,9 +6,7 @@ installs it, and with CI=true a missing one fails instead of skipping."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -21,6 +19,7 @@ import pytest
 from streams.broker import free_port
 from streams.config import REPO_ROOT, Settings
 from tests.photos import write_photos
+from tests.tools_required import require_tool
 from tests.worker.harness import WorkerProcess, running, wait_for, wait_for_outcomes
 from tests.worker.publishing import publish_folder
 
@@ -30,13 +29,7 @@ DASHBOARD = DEPLOY / "grafana" / "darkroom.json"
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        message = f"{name} is not installed (apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return require_tool(name, "prometheus")
 
 
 def test_the_alert_rules_pass_their_own_tests() -> None:
