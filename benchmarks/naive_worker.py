@@ -94,7 +94,8 @@ def main() -> None:
             fmt = sniff(data[:32])
             assert fmt is not None
             photo = DecodedPhoto(image, fmt, image.shape[1], image.shape[0], 1, read_exif(data))
-            fields, produced_by, _ = extract_features(photo, settings.engine.blur_threshold)
+            # no duplicate search here: the hashes' turned variants and the DCT block go unused
+            fields, produced_by, _, _ = extract_features(photo, settings.engine.blur_threshold)
             work = Work(
                 photo,
                 fields={
