@@ -173,7 +173,7 @@ def groups(
             started = time.perf_counter()
             ranked = ranking.rank(batch, found)
             seconds.append((time.perf_counter() - started) / len(batch))
-            store.record([(pid, result) for _, pid, result in batch], found, ranked)
+            store.record([(pid, result) for _, pid, _, result in batch], found, ranked)
         for name in originals:
             mine = {pid for pid, (of, _, _) in enriched.items() if of == name}
             of_group = {g for pid in mine for g in [store.group_of("u", pid)]}
