@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from rocksdict import Rdict
 
+from benchmarks import write_results
 from benchmarks.engine import machine
 from streams.config import load_settings
 from streams.contracts.codec import codec_from_settings
@@ -53,7 +54,6 @@ from streams.worker.readers import table_pipeline
 from streams.worker.recording import Recorder
 from streams.worker.tables import Tables
 
-RESULTS = Path(__file__).parent / "results"
 SIZES = (10, 1_000, 10_000, 50_000)
 BATCH = 16  # the worker's default batch
 FILL_BATCH = 64  # filling a library: what it holds does not depend on the batches
@@ -278,10 +278,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging("WARNING")
     result = run(args.measured, [int(s) for s in args.sizes.split(",")])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "growth.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "growth.md").write_text(report(result), encoding="utf-8")
-    print(report(result))
+    write_results("growth", result, report(result))
 
 
 if __name__ == "__main__":

@@ -21,14 +21,13 @@ clusters merge within 0.4: Euclidean) as pairs that change side.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from benchmarks import write_results
 from benchmarks.engine import machine
 from benchmarks.portraits import copies as portrait_copies
 from benchmarks.portraits import darkroom_embed, originals
@@ -37,7 +36,6 @@ from streams.engine import Enriched, Enricher, PhotoInput
 from streams.logs import configure_logging
 from streams.samples import PHOTOS, encode_jpeg, load_photo
 
-RESULTS = Path(__file__).parent / "results"
 COPIES, K = 30, 20
 DUPLICATE_MIN_SIMILARITY, JOIN, MERGE = 0.75, 0.5, 0.4
 GOAL_RECALL = 0.99
@@ -209,10 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     configure_logging("WARNING")
     result = run()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quantize.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "quantize.md").write_text(report(result), encoding="utf-8")
-    print(report(result))
+    write_results("quantize", result, report(result))
 
 
 if __name__ == "__main__":
