@@ -13,12 +13,15 @@ is the bytes written per upload, per table, for each size, and the largest over 
 
 The engine is not run for each photo (60,000 inferences would take an hour here): the real
 engine enriches the sample photos once, and each upload gets the fields of one of them with a
-perceptual hash, DCT block and embedding of its own drawn at random (no two photos are
-near-duplicates, as in most of a library) and its faces' embeddings moved a little (the same
-few people again and again). What that leaves out: labels and tags come from 16 photos (a real
-user's histograms hold more names, up to the tag vocabulary), and a library's strangers'
-faces (the ``people`` value grows with distinct faces up to ``people_max_clusters``).
-The tables are RocksDB (rocksdict) as the worker's are, so lists are read as ranges.
+perceptual hash, DCT block and embedding of its own drawn at random (not a near-duplicate of
+any other photo, as most of a library is) and its faces' embeddings moved a little (the same
+few people again and again). Two shares make the state a large library holds: ``--copies``
+of the uploads are copies of the user's first photo (one near-duplicate group that grows with
+the library: a burst, a re-uploaded favourite), and ``--strangers`` of the faces are a new
+person each (the candidates that fill a user's people up to ``people_max_clusters``). What it
+leaves out: labels and tags come from 16 photos (a real user's histograms hold more names, up
+to the tag vocabulary). The tables are RocksDB (rocksdict) as the worker's are, so lists and
+rows are read as ranges.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from streams.engine import Enricher, PhotoInput
 from streams.engine.results import Enriched
 from streams.logs import configure_logging
 from streams.pipeline import RawMessage
+from streams.pipeline.keys import entry_prefix, user_prefix
 from streams.samples import PHOTOS, encode_jpeg, load_photo
 from streams.worker.forgetting import Forgetting
 from streams.worker.metrics import WorkerMetrics
@@ -107,9 +111,13 @@ class Library(Enricher):
     upload with a hash, block and embedding of its own. It loads no model, so it does not
     run Enricher's constructor; the pipeline calls only submit, complete and abandon."""
 
-    def __init__(self, bases: list[Enriched], versions: dict[str, str]) -> None:
+    def __init__(
+        self, bases: list[Enriched], versions: dict[str, str], copies: float, strangers: float
+    ) -> None:
         self.bases, self.versions = bases, versions
+        self.copies, self.strangers = copies, strangers
         self.rng = np.random.default_rng(7)
+        self.firsts: dict[str, Enriched] = {}  # user -> their first photo, which copies copy
 
     def model_versions_for(self, user_id: str) -> dict[str, str]:
         return self.versions
@@ -124,6 +132,14 @@ class Library(Enricher):
         return None
 
     def _one(self, item: PhotoInput) -> Enriched:
+        first = self.firsts.get(item.user_id)
+        if first is not None and self.rng.random() < self.copies:
+            return replace(first, photo_id=item.photo_id)
+        found = self._new(item)
+        self.firsts.setdefault(item.user_id, found)
+        return found
+
+    def _new(self, item: PhotoInput) -> Enriched:
         base = self.bases[int(self.rng.integers(len(self.bases)))]
         variants = [int(v) for v in self.rng.integers(0, 2**63, 8, dtype=np.int64)]
         found = dict(base.fields, phash=f"{variants[0]:016x}")
@@ -132,7 +148,11 @@ class Library(Enricher):
         faces = []
         for face in found.get("faces") or []:
             if face.get("embedding") is not None:
-                moved = np.asarray(face["embedding"]) + self.rng.normal(0, 0.01, 128)
+                vector = np.asarray(face["embedding"])
+                if self.rng.random() < self.strangers:  # someone never seen: as far as strangers
+                    moved = self._unit(128) * np.linalg.norm(vector)
+                else:
+                    moved = vector + self.rng.normal(0, 0.01, 128)
                 face = {**face, "embedding": moved.tolist()}
             faces.append(face)
         found["faces"] = faces or found.get("faces")
@@ -159,7 +179,7 @@ def sample_results() -> tuple[list[Enriched], dict[str, str]]:
     return [r for r in results if isinstance(r, Enriched)], versions
 
 
-def run(measured: int, sizes: Sequence[int]) -> dict[str, Any]:
+def run(measured: int, sizes: Sequence[int], copies: float, strangers: float) -> dict[str, Any]:
     settings = load_settings()
     bases, versions = sample_results()
     codec = codec_from_settings(settings, SchemaRepository(settings.paths.schemas))
@@ -168,7 +188,7 @@ def run(measured: int, sizes: Sequence[int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="darkroom-growth-") as folder:
         tables = Tables(**{f.name: Changelog(Path(folder) / f.name) for f in fields(Tables)})
         forgetting = Forgetting(tables)
-        library = Library(bases, versions)
+        library = Library(bases, versions, copies, strangers)
         pipeline = table_pipeline(settings, library, tables, refuse=forgetting)
         recorder = Recorder(tables, WorkerMetrics(), library.model_versions_for, None, forgetting)
         offset = 0
@@ -213,6 +233,8 @@ def run(measured: int, sizes: Sequence[int]) -> dict[str, Any]:
                     ),
                     "per_table": {n: round(b, 1) for n, b in per_table.items()},
                     "fill_seconds": round(filled, 1),
+                    "group_copies": _held(tables.dup_groups, user),
+                    "people_clusters": _held(tables.people, user, "c"),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -222,6 +244,8 @@ def run(measured: int, sizes: Sequence[int]) -> dict[str, Any]:
     return {
         "machine": machine(),
         "measured_uploads": measured,
+        "copies": copies,
+        "strangers": strangers,
         "batch": BATCH,
         "sample_photos": len(bases),
         "rows": rows,
@@ -230,6 +254,12 @@ def run(measured: int, sizes: Sequence[int]) -> dict[str, Any]:
 
 
 TABLE_NAMES = [f.name for f in fields(Tables)]
+
+
+def _held(table: Changelog, user: str, name: str = "") -> int:
+    """How many rows of ``user`` (under the list ``name``) ``table`` holds."""
+    prefix = entry_prefix(user, name) if name else user_prefix(user)
+    return sum(1 for _ in table.scan(prefix))
 
 
 def _counts(table: Changelog) -> tuple[int, int]:
@@ -252,17 +282,19 @@ def report(result: dict[str, Any]) -> str:
         "",
         f"`python -m benchmarks.growth` on {result['machine']['cpus']} CPUs, "
         f"{result['machine']['date']}: {result['measured_uploads']} uploads measured per size "
-        f"(batches of {result['batch']}), after the library was filled through the same path.",
+        f"(batches of {result['batch']}), after the library was filled through the same path; "
+        f"{result['copies']:.0%} of uploads copies of the user's first photo, "
+        f"{result['strangers']:.0%} of faces strangers'.",
         "",
-        "| photos in the library | bytes per upload | records per upload | "
-        + " | ".join(names)
-        + " |",
-        "|---|---|---|" + "---|" * len(names),
+        "| photos in the library | group's copies | people's clusters | bytes per upload | "
+        "records per upload | " + " | ".join(names) + " |",
+        "|---|---|---|---|---|" + "---|" * len(names),
     ]
     for r in rows:
         cells = " | ".join(f"{r['per_table'][n]:,.0f}" for n in names)
         lines.append(
-            f"| {r['library']:,} | {r['bytes_per_upload']:,.0f} | {r['records_per_upload']} | "
+            f"| {r['library']:,} | {r['group_copies']:,} | {r['people_clusters']:,} | "
+            f"{r['bytes_per_upload']:,.0f} | {r['records_per_upload']} | "
             f"{cells} |"
         )
     lines += ["", f"Largest over smallest: {result['largest_over_smallest']} (goal: <= 1.2).", ""]
@@ -275,9 +307,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--sizes", default=",".join(map(str, SIZES)), help="library sizes, comma-separated"
     )
+    parser.add_argument(
+        "--copies", type=float, default=0.02, help="share of uploads copying the first photo"
+    )
+    parser.add_argument(
+        "--strangers", type=float, default=0.3, help="share of faces that are a new person"
+    )
     args = parser.parse_args(argv)
     configure_logging("WARNING")
-    result = run(args.measured, [int(s) for s in args.sizes.split(",")])
+    sizes = [int(s) for s in args.sizes.split(",")]
+    result = run(args.measured, sizes, args.copies, args.strangers)
     write_results("growth", result, report(result))
 
 

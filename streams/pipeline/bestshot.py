@@ -10,19 +10,21 @@ The best copy is the highest score; a later copy must beat it by ``TIE`` to take
 choice does not flip between copies that differ by noise (a copy turned 90 degrees measures
 almost the same).
 
-Groups of two photos or more are kept in a table (a ``Group`` per group, keyed
-``keys.photo_key(user, group id)``); a photo in no group is the best of its group of one.
+Groups of two photos or more are kept in a table one row per copy (``rows_of``: keyed
+``keys.entry_key(user, group id, photo id)``, valued [join number, shot]), so a copy that joins
+writes one small row whatever the group's size; a photo in no group is the best of its group of
+one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from streams.pipeline.dedup import Findings, Searched
-from streams.pipeline.keys import photo_key
+from streams.pipeline.keys import entry_key, photo_key, row_changes, split_key
 
 # A face is in focus when its sharpness (streams.imaging.quality.face_sharpness) reaches this.
 # Measured on the six sample portraits (benchmarks/bestshot.py): their faces 0.13-0.62, the same
@@ -30,9 +32,11 @@ from streams.pipeline.keys import photo_key
 FACE_IN_FOCUS = 0.1
 WEIGHTS = {"sharpness": 0.35, "exposure": 0.25, "resolution": 0.2, "faces": 0.2}
 TIE = 0.01  # score a later copy must gain over the best to replace it
-MAX_MEMBERS = 100  # copies a group value lists (the first photo always); its count stays exact
 
-Group = dict[str, Any]  # {"count": int, "members": [[photo_id, Shot as JSON], ...], oldest first}
+# {"members": [[photo_id, Shot as JSON or None, upload time or None], ...]}: the first photo
+# first (its time None: its place is first), then its copies by upload time, then photo id;
+# a shot None: a first photo enriched before shots were kept, unranked
+Group = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -135,46 +139,84 @@ def reason(best: Shot, other: Shot) -> str:
 
 
 def members_of(group: Group) -> list[tuple[str, Shot]]:
-    """A group value's members, oldest first."""
-    return [(photo_id, Shot.from_json(shot)) for photo_id, shot in group["members"]]
+    """A group's ranked members, the first photo first, then the copies oldest first."""
+    return [(m[0], Shot.from_json(m[1])) for m in group["members"] if m[1] is not None]
+
+
+def size(group: Group) -> int:
+    """How many photos ``group`` holds (an unranked first photo too)."""
+    return len(group["members"])
+
+
+def _ordered(first: list[Any], copies: Iterable[list[Any]]) -> Group:
+    return {"members": [first, *sorted(copies, key=lambda m: (m[2], m[0]))]}
 
 
 def with_member(
-    group: Group | None, first: str, first_shot: Shot | None, photo: str, shot: Shot
+    group: Group | None,
+    first: str,
+    first_shot: Shot | None,
+    photo: str,
+    shot: Shot,
+    uploaded_at: str,
 ) -> Group:
-    """``group`` (None: a new one, of ``first`` and ``photo``) with ``photo`` in it (replaced in
-    place when it is there already, as a re-enriched photo is), at most MAX_MEMBERS kept. A
-    first photo without a shot (enriched before shots were kept) counts, unranked."""
+    """``group`` (None: a new one, of ``first`` and ``photo``) with ``photo``, uploaded at
+    ``uploaded_at`` (ISO), in it; a photo there already (re-enriched) is replaced."""
     if group is None:
-        members = [[first, first_shot.to_json()]] if first_shot is not None else []
-        group = {"count": 1, "members": members}
-    members = [list(m) for m in group["members"]]
-    count = group["count"]
-    for member in members:
-        if member[0] == photo:
-            member[1] = shot.to_json()
-            break
+        group = {"members": [[first, None if first_shot is None else first_shot.to_json(), None]]}
+    head, *copies = group["members"]
+    copies = [m for m in copies if m[0] != photo]
+    if head[0] == photo:
+        head = [photo, shot.to_json(), None]
     else:
-        members.append([photo, shot.to_json()])
-        count += 1
-    if len(members) > MAX_MEMBERS:  # drop the worst copy that is neither the first nor new
-        ranked = members_of({"members": members[1:-1]})
-        worst = min(range(len(ranked)), key=lambda i: ranked[i][1].score)
-        del members[1 + worst]
-    return {"count": count, "members": members}
+        copies.append([photo, shot.to_json(), uploaded_at])
+    return _ordered(head, copies)
 
 
 def without_member(group: Group, photo: str) -> Group | None:
-    """``group`` without ``photo`` (a copy re-enriched into another group); None once fewer
-    than two photos are left."""
+    """``group`` without ``photo``, a copy; None once fewer than two photos are left."""
     members = [m for m in group["members"] if m[0] != photo]
-    count = group["count"] - (len(members) < len(group["members"]))
-    return {"count": count, "members": members} if count >= 2 and members else None
+    return {"members": members} if len(members) >= 2 else None
 
 
-def describe(group_id: str, group: Group) -> dict[str, Any]:
+def reformed(group: Group) -> tuple[str | None, Group | None]:
+    """``group`` without its first photo: (its oldest copy, the first now, or None when there
+    is none; the group around it, or None when it is alone)."""
+    copies = group["members"][1:]
+    if not copies:
+        return None, None
+    heir = [copies[0][0], copies[0][1], None]
+    return heir[0], _ordered(heir, copies[1:]) if len(copies) >= 2 else None
+
+
+def rows_of(user: str, group_id: str, group: Group | None) -> dict[str, Any]:
+    """The table rows of ``group`` (none for None): entry key -> [upload time, shot]."""
+    if group is None:
+        return {}
+    return {entry_key(user, group_id, m[0]): [m[2], m[1]] for m in group["members"]}
+
+
+def changed_rows(
+    user: str, group_id: str, before: Group | None, after: Group | None
+) -> dict[str, Any]:
+    """The rows to write for ``group_id`` going from ``before`` to ``after`` (None: delete)."""
+    return row_changes(rows_of(user, group_id, before), rows_of(user, group_id, after))
+
+
+def from_rows(group_id: str, rows: Iterable[tuple[str, Any]]) -> Group | None:
+    """The group ``group_id`` of its rows, (photo id, [upload time, shot]); None for fewer than
+    two."""
+    members = [[photo, value[1], value[0]] for photo, value in rows]
+    if len(members) < 2:
+        return None
+    firsts = [m for m in members if m[0] == group_id] or [min(members, key=lambda m: m[0])]
+    return _ordered(firsts[0], (m for m in members if m is not firsts[0]))
+
+
+def describe(group_id: str, group: Group, limit: int = 100) -> dict[str, Any]:
     """A group as GET /users/{u}/duplicates lists it: the best copy first and why it beats the
-    next; then the others, best first, each with why the best is kept before it."""
+    next; then the others, best first, each with why the best is kept before it; at most
+    ``limit`` photos listed (``count`` says how many it holds)."""
     members = members_of(group)
     best = best_of(members)
     ranked = [
@@ -183,7 +225,7 @@ def describe(group_id: str, group: Group) -> dict[str, Any]:
     ]
     return {
         "group_id": group_id,
-        "count": group["count"],
+        "count": size(group),
         "best": ranked[0][0],
         "reason": reason(ranked[0][1], ranked[1][1]) if len(ranked) > 1 else None,
         "photos": [
@@ -193,7 +235,7 @@ def describe(group_id: str, group: Group) -> dict[str, Any]:
                 "behind_best": reason(ranked[0][1], shot) if i else None,
                 **shot.to_json(),
             }
-            for i, (photo, shot) in enumerate(ranked)
+            for i, (photo, shot) in enumerate(ranked[:limit])
         ],
     }
 
@@ -210,17 +252,25 @@ class GroupStore(Protocol):
         ...
 
     def group(self, key: str) -> Group | None:
-        """The group value at ``keys.photo_key(user, group id)``, or None."""
+        """The group at ``keys.photo_key(user, group id)`` (``from_rows``), or None."""
         ...
 
 
 @dataclass
 class ShotFindings:
-    """A batch's ranking: per photo its BestShot record (None: not ranked), and every group
-    value that changed (None: to delete)."""
+    """A batch's ranking: per photo its BestShot record (None: not ranked); every group that
+    changed, as it is after the batch (None: gone), and the rows that changed (``rows_of``;
+    None: to delete), which are all a worker writes."""
 
     best_shot: list[dict[str, Any] | None] = field(default_factory=list)
     groups: dict[str, Group | None] = field(default_factory=dict)
+    rows: dict[str, Any] = field(default_factory=dict)
+
+    def change(self, key: str, before: Group | None, after: Group | None) -> None:
+        """The group at ``key`` (``keys.photo_key(user, group id)``) goes from ``before`` to
+        ``after``."""
+        self.groups[key] = after
+        self.rows.update(changed_rows(*split_key(key), before, after))
 
 
 class BestShots:
@@ -237,7 +287,7 @@ class BestShots:
         def group(key: str) -> Group | None:
             return found.groups[key] if key in found.groups else self.store.group(key)
 
-        for user, photo, _uploaded_at, result in photos:
+        for user, photo, uploaded_at, result in photos:
             group_id, before = searched.groups[photo], searched.groups_before[photo]
             shot = Shot.of(result.fields)
             if shot is None:
@@ -248,12 +298,14 @@ class BestShots:
                 old_key = photo_key(user, before)
                 old = group(old_key)
                 if old is not None:
-                    found.groups[old_key] = without_member(old, photo)
+                    found.change(old_key, old, without_member(old, photo))
             key = photo_key(user, group_id)
             value = group(key)
             if value is not None or group_id != photo:
                 first_shot = shots.get(group_id) or self.store.shot_of(user, group_id)
-                value = found.groups[key] = with_member(value, group_id, first_shot, photo, shot)
+                joined = with_member(value, group_id, first_shot, photo, shot, uploaded_at)
+                found.change(key, value, joined)
+                value = joined
             members = members_of(value) if value is not None else [(photo, shot)]
             best = best_of(members)
             found.best_shot.append(
@@ -262,7 +314,7 @@ class BestShots:
                     "best": members[best][0] == photo,
                     "best_photo_id": members[best][0],
                     "score": shot.score,
-                    "group_size": value["count"] if value is not None else 1,
+                    "group_size": size(value) if value is not None else 1,
                 }
             )
         return found

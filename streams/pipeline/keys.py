@@ -5,6 +5,8 @@ list's quoted name: no table value grows with the size of a user's library."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, unquote
 
 
@@ -41,3 +43,11 @@ def split_entry(key: str) -> tuple[str, str, str]:
     user, rest = split_key(key)
     name, _, photo = rest.partition("/")
     return user, unquote(name), photo
+
+
+def row_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The writes that take a table's rows from ``before`` to ``after`` (key -> value; None:
+    delete): only what differs, so a value of many rows costs what changed of it."""
+    changed: dict[str, Any] = {key: None for key in before if key not in after}
+    changed.update({key: value for key, value in after.items() if before.get(key) != value})
+    return changed

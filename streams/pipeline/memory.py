@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.engine.results import Enriched
-from streams.pipeline.bestshot import Group, Shot, ShotFindings
+from streams.pipeline.bestshot import Group, Shot, ShotFindings, from_rows
 from streams.pipeline.dedup import Findings, Index
+from streams.pipeline.keys import entry_prefix, photo_key, split_entry, split_key
 
 
 @dataclass
@@ -21,7 +23,17 @@ class MemoryStore:
     blocks: dict[str, str] = field(default_factory=dict)
     groups_of: dict[str, str] = field(default_factory=dict)  # photo -> its group's first photo
     shots: dict[str, Shot] = field(default_factory=dict)
-    groups: dict[str, Group] = field(default_factory=dict)
+    group_rows: dict[str, object] = field(default_factory=dict)  # as a worker's dup_groups
+
+    @property
+    def groups(self) -> dict[str, Group]:
+        """Every group, by ``keys.photo_key(user, group id)``, assembled from its rows."""
+        members: dict[str, list[tuple[str, Any]]] = {}
+        for key, row in self.group_rows.items():
+            user, group_id, photo = split_entry(key)
+            members.setdefault(photo_key(user, group_id), []).append((photo, row))
+        found = {key: from_rows(split_key(key)[1], listed) for key, listed in members.items()}
+        return {key: group for key, group in found.items() if group is not None}
 
     def index_of(self, user_id: str) -> Index | None:
         return self.indexes.get(user_id)
@@ -39,7 +51,12 @@ class MemoryStore:
         return self.shots.get(photo_id)
 
     def group(self, key: str) -> Group | None:
-        return self.groups.get(key)
+        user, group_id = split_key(key)
+        prefix = entry_prefix(user, group_id)
+        return from_rows(
+            group_id,
+            ((k[len(prefix) :], row) for k, row in self.group_rows.items() if k.startswith(prefix)),
+        )
 
     def record(
         self, photos: Sequence[tuple[str, Enriched]], found: Findings, ranked: ShotFindings
@@ -53,8 +70,8 @@ class MemoryStore:
             shot = Shot.of(result.fields)
             if shot is not None:
                 self.shots[photo_id] = shot
-        for key, group in ranked.groups.items():
-            if group is None:
-                self.groups.pop(key, None)
+        for key, row in ranked.rows.items():
+            if row is None:
+                self.group_rows.pop(key, None)
             else:
-                self.groups[key] = group
+                self.group_rows[key] = row

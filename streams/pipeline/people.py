@@ -13,23 +13,35 @@ or a replay of the same uploads gives the same ids and the same state. Centroids
 the precision they are stored in (float16) after every step, so where batches begin and end
 (and so when the state went through the table) changes nothing. A photo processed again (a
 forced re-drive) keeps the clusters it was given (its photo_state lists them) and counts
-nothing twice. The state is per face model: embeddings of two models are not comparable, so a
-new model starts the user's people afresh, and a replay of the user's photos rebuilds them.
+nothing twice. A user's state is kept as rows (streams/pipeline/people_state.py): a small
+header, one row per cluster and one per alias, so a batch writes the clusters its faces moved,
+not every cluster of the user (``PeopleFindings.rows``). The state is per face model:
+embeddings of two models are not comparable, so a new model starts the user's people afresh,
+and a replay of the user's photos rebuilds them.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-State = dict[str, Any]  # one user's people, JSON-able (a table value)
-Vector = np.ndarray[Any, np.dtype[np.float32]]
-STATE_VERSION = 1
+from streams.pipeline.people_state import (
+    STATE_VERSION,
+    State,
+    Vector,
+    changed_rows,
+    cluster_id,
+    cover_of,
+    empty_state,
+    pack_mean,
+    resolve,
+    snapshot,
+    stored,
+    unpack_mean,
+)
 
 
 @dataclass(frozen=True)
@@ -41,48 +53,6 @@ class PeoplePolicy:
     min_faces: int = 3  # faces that make a candidate a person
     max_clusters: int = 800  # per user (~500 bytes each); least recently seen candidates go
     max_aliases: int = 1000
-
-
-def pack_mean(vector: Vector) -> str:
-    """A centroid as base64 float16."""
-    return base64.b64encode(np.asarray(vector, dtype=np.float16).tobytes()).decode("ascii")
-
-
-def unpack_mean(packed: str) -> Vector:
-    """The inverse of pack_mean."""
-    return np.frombuffer(base64.b64decode(packed), dtype=np.float16).astype(np.float32)
-
-
-def stored(vector: Vector) -> Vector:
-    """``vector`` at the precision it is stored in."""
-    return np.asarray(vector, dtype=np.float16).astype(np.float32)
-
-
-def cluster_id(user_id: str, photo_id: str, face: int) -> str:
-    """The id of a cluster started by face number ``face`` of a photo."""
-    digest = hashlib.sha256(f"{user_id}/{photo_id}/{face}".encode()).hexdigest()
-    return f"p{digest[:15]}"
-
-
-def empty_state(model: str) -> State:
-    """A user with no faces yet, for the face model ``model`` (name@version)."""
-    return {"v": STATE_VERSION, "model": model, "faces": 0, "seq": 0, "clusters": {}, "aliases": {}}
-
-
-def resolve(state: State, person: str) -> str:
-    """The id ``person`` goes by now (itself, or the cluster it was merged into)."""
-    aliases: dict[str, str] = state["aliases"]
-    return aliases.get(person, person)
-
-
-def persons(state: State, min_faces: int) -> list[dict[str, Any]]:
-    """The user's persons (not candidates), most faces first: id, faces, cover."""
-    found = [
-        {"person_id": pid, "faces": c["count"], "cover": c["cover"]}
-        for pid, c in state["clusters"].items()
-        if c["count"] >= min_faces
-    ]
-    return sorted(found, key=lambda p: (-p["faces"], p["person_id"]))
 
 
 @dataclass(frozen=True)
@@ -159,11 +129,13 @@ class PeopleStore(Protocol):
 @dataclass
 class PeopleFindings:
     """A batch's clustering: per photo what its faces became, the state after the batch of
-    every user whose people it changed (only those are written), and the changes to the
-    per-person photo lists, in order."""
+    every user whose people it changed, the rows of those states that changed (``rows_of``;
+    None: delete), which are all a worker writes, and the changes to the per-person photo
+    lists, in order."""
 
     assigned: list[Assigned | None] = field(default_factory=list)  # per photo searched
     states: dict[str, State] = field(default_factory=dict)
+    rows: dict[str, Any] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
 
 
@@ -254,8 +226,8 @@ class _Clusters:
                 aliases[alias] = older
         aliases.pop(older, None)
         aliases[younger] = older
-        while len(aliases) > self.policy.max_aliases:
-            del aliases[next(iter(aliases))]
+        while len(aliases) > self.policy.max_aliases:  # the least id: the same after a restart
+            del aliases[min(aliases)]
 
     def _evict(self, changes: list[Change]) -> None:
         clusters = self.state["clusters"]
@@ -293,11 +265,14 @@ class PeopleSearch:
         found = PeopleFindings()
         users: dict[str, _Clusters] = {}
         changed: set[str] = set()  # users whose state the batch changed (only those are written)
+        held: dict[str, State | None] = {}  # as the store held it
         earlier = _Layered(self.store)
         for user, photo, model, faces in photos:
             clusters = users.get(user)
             if clusters is None or clusters.state["model"] != model:
                 state = self.store.people_of(user) if clusters is None else None
+                if clusters is None:
+                    held[user] = snapshot(state)
                 if state is None or state.get("model") != model or state.get("v") != STATE_VERSION:
                     state = empty_state(model)
                 clusters = users[user] = _Clusters(user, state, self.policy)
@@ -311,6 +286,8 @@ class PeopleSearch:
             earlier.seen[photo] = Given(model, assigned.clusters)
             found.assigned.append(assigned)
         found.states = {user: state for user, state in found.states.items() if user in changed}
+        for user, state in found.states.items():
+            found.rows.update(changed_rows(user, held[user], state))
         return found
 
     def _assign(
@@ -352,8 +329,8 @@ def without_photo(state: State, photo_id: str, given: Given) -> tuple[list[str],
     touched: list[str] = []
     gone: list[str] = []
     clusters: dict[str, Any] = state["clusters"]
-    for index, cluster_id in enumerate(given.clusters):
-        pid = None if cluster_id is None else resolve(state, cluster_id)
+    for index, given_id in enumerate(given.clusters):
+        pid = None if given_id is None else resolve(state, given_id)
         cluster = clusters.get(pid) if pid is not None else None
         if pid is None or cluster is None:
             continue  # no embedding, or its cluster was dropped (too many) since
@@ -373,12 +350,6 @@ def without_photo(state: State, photo_id: str, given: Given) -> tuple[list[str],
         if pid not in touched:
             touched.append(pid)
     return touched, gone
-
-
-def cover_of(photo_id: str, box: Sequence[float]) -> tuple[dict[str, Any], float]:
-    """A cluster's cover and its area, from a face of ``photo_id`` with ``box``."""
-    area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
-    return {"photo_id": photo_id, "box": [round(float(v), 1) for v in box]}, area
 
 
 def face_model(produced_by: Mapping[str, Mapping[str, str]]) -> str | None:

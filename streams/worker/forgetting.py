@@ -29,12 +29,13 @@ from typing import Any
 from streams.contracts.events import iso_utc
 from streams.errors import PhotoDeletedError, PhotoError, UserErasedError
 from streams.logs import get_logger
-from streams.pipeline import Photo
+from streams.pipeline import Photo, bestshot, people_state
 from streams.pipeline import people as people_
 from streams.pipeline.bestshot import without_member
 from streams.pipeline.keys import entry_key, entry_prefix, photo_key, user_prefix
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker import state
+from streams.worker.layouts import group_at, people_at, write
 from streams.worker.tables import Tables, newest, put, rows, user_rows
 
 log = get_logger("darkroom.worker")
@@ -105,11 +106,11 @@ class Forgetting:
         for photo in photos:
             self.forget_photo(user, photo)
         # what no photo's state led to (strays, persons' lists, groups), by the user's prefix
-        lists = (t.embeddings, t.dct_blocks, t.dup_index, t.dup_groups, t.tag_photos)
+        lists = (t.embeddings, t.dct_blocks, t.dup_index, t.dup_groups, t.tag_photos, t.people)
         for table in (*lists, t.person_photos):
             for key, _ in list(rows(table, user_prefix(user))):
                 del table[key]
-        for table in (t.user_stats, t.people):
+        for table in (t.user_stats, t.people):  # the people's, as kept before rows (a value)
             put(table, user, None)
         for key, _ in list(rows(t.forgotten, user_prefix(user))):
             if key != user_prefix(user):  # the user's marker covers their photos' markers
@@ -138,37 +139,30 @@ class Forgetting:
         re-formed around its oldest copy, which its copies then point at."""
         t = self.tables
         first = summary.get("group") or summary.get("duplicate_of") or photo_id
-        key = photo_key(user, first)
-        group = t.dup_groups.get(key)
+        group = group_at(t, user, first)
         if group is None:
             return
+        members = [m for m in group["members"] if m[0] != photo_id]
         if first != photo_id:  # a copy leaves; with one photo left there is no group
-            put(t.dup_groups, key, without_member(group, photo_id))
-            for member, _shot in group["members"]:  # a copy may have pointed at this one
+            write(
+                t.dup_groups,
+                bestshot.changed_rows(user, first, group, without_member(group, photo_id)),
+            )
+            for member, *_ in members:  # a copy may have pointed at this one
                 member_key = photo_key(user, member)
                 before = t.photo_state.get(member_key)
                 summary_before = (before or {}).get("summary") or {}
-                if member != photo_id and summary_before.get("duplicate_of") == photo_id:
+                if summary_before.get("duplicate_of") == photo_id:
                     assert before is not None
                     summary_after = {**summary_before, "duplicate_of": first}
                     t.photo_state[member_key] = {**before, "summary": summary_after}
             return
-        del t.dup_groups[key]
-        members = [m for m in group["members"] if m[0] != photo_id]
-        count = group["count"] - 1
-        heirs = [m[0] for m in members]
-        if count > len(heirs):  # copies the value no longer lists (past MAX_MEMBERS)
-            heirs += [
-                p
-                for p, s in user_rows(t.photo_state, user)
-                if p not in heirs and p != photo_id and _group_of(s) == photo_id
-            ]
-        if not heirs:
+        write(t.dup_groups, bestshot.changed_rows(user, first, group, None))
+        heir, regrouped = bestshot.reformed(group)
+        if heir is None:
             return
-        heir = heirs[0]
-        if count >= 2:
-            t.dup_groups[photo_key(user, heir)] = {"count": count, "members": members}
-        for copy in heirs:
+        write(t.dup_groups, bestshot.changed_rows(user, heir, None, regrouped))
+        for copy, *_ in members:
             copy_key = photo_key(user, copy)
             before = t.photo_state.get(copy_key)
             if before is None or before["status"] != "enriched":
@@ -186,9 +180,10 @@ class Forgetting:
         """The photo's faces out of their persons (streams.pipeline.people.without_photo); a
         person whose cover was on this photo takes the largest face left among its photos."""
         given = people_.Given.from_json(summary.get("people"))
-        found = self.tables.people.get(user)
+        found = people_at(self.tables, user)
         if given is None or found is None:
             return
+        before = people_state.snapshot(found)
         touched, gone = people_.without_photo(found, photo_id, given)
         photos = self.tables.person_photos
         for person in gone:
@@ -200,7 +195,7 @@ class Forgetting:
             if (cluster.get("cover") or {}).get("photo_id") == photo_id:
                 left, _ = newest(photos, entry_prefix(user, person), state.PHOTOS_LISTED)
                 cluster["cover"], cluster["area"] = self._cover(user, person, found, left)
-        self.tables.people[user] = found
+        write(self.tables.people, people_state.changed_rows(user, before, found))
 
     def _cover(
         self, user: str, person: str, found: dict[str, Any], photos: list[str]
@@ -215,13 +210,8 @@ class Forgetting:
             for cluster, face in zip(given.clusters, given.faces, strict=False):
                 if cluster is None or face is None:
                     continue
-                if people_.resolve(found, cluster) == person:
-                    cover, area = people_.cover_of(photo, face[1])
+                if people_state.resolve(found, cluster) == person:
+                    cover, area = people_state.cover_of(photo, face[1])
                     if area > best[1]:
                         best = (cover, area)
         return best[0], max(best[1], 0.0)
-
-
-def _group_of(found: dict[str, Any]) -> str | None:
-    summary = found.get("summary") or {}
-    return summary.get("group") or summary.get("duplicate_of")

@@ -14,11 +14,12 @@ from streams.pipeline import DuplicatePolicy, DuplicateSearch, Photo, Pipeline
 from streams.pipeline.batch import StageTimer
 from streams.pipeline.bestshot import BestShots, Group, Shot
 from streams.pipeline.dedup import Index
-from streams.pipeline.keys import photo_key
+from streams.pipeline.keys import photo_key, split_key
 from streams.pipeline.outputs import Attempt
 from streams.pipeline.people import Given, PeoplePolicy, PeopleSearch
 from streams.pipeline.photo import RefusalRule
 from streams.worker import state
+from streams.worker.layouts import group_at, people_at
 from streams.worker.tables import Tables, user_rows
 
 
@@ -55,8 +56,7 @@ class TableDuplicates:
         return Shot.from_json(shot) if shot else None
 
     def group(self, key: str) -> Group | None:
-        found: Group | None = self.tables.dup_groups.get(key)
-        return found
+        return group_at(self.tables, *split_key(key))
 
 
 class TablePeople:
@@ -66,8 +66,7 @@ class TablePeople:
         self.tables = tables
 
     def people_of(self, user_id: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self.tables.people.get(user_id)
-        return found
+        return people_at(self.tables, user_id)
 
     def clusters_of(self, user_id: str, photo_id: str) -> Given | None:
         found = self.tables.photo_state.get(photo_key(user_id, photo_id))

@@ -5,8 +5,9 @@ lists; requests to forget applied; now and then, old forgotten markers swept.
 Every write is made under the event of the upload it comes from (``as_current``): Faust takes
 a write's changelog partition from the current event, and, exactly once, the transaction that
 commits that upload's offset. The lists (the index, a tag's photos, a person's photos) are one
-key per photo, so a batch writes bytes in proportion to its photos, not to its users' libraries
-(``make bench-capacity`` measures it).
+key per photo, groups one per copy and people one per person (streams/worker/layouts.py), and
+only the rows that changed are written: a batch writes bytes in proportion to its photos, not to
+its users' libraries (``make bench-capacity`` measures it).
 """
 
 from __future__ import annotations
@@ -110,12 +111,12 @@ class Recorder:
         for key, packed in batch.findings.blocks.items():
             with as_current(by_photo[key]):
                 t.dct_blocks[key] = packed
-        for key, group in batch.shots.groups.items():
+        for key, row in batch.shots.rows.items():
             with as_current(by_user[split_key(key)[0]]):
-                put(t.dup_groups, key, group)
-        for user, people in batch.people.states.items():
-            with as_current(by_user[user]):
-                t.people[user] = people
+                put(t.dup_groups, key, row)
+        for key, row in batch.people.rows.items():
+            with as_current(by_user[split_key(key)[0]]):
+                put(t.people, key, row)
         for change in batch.people.changes:
             with as_current(by_user[change[1]]):
                 self._person_photos(change, uploaded)

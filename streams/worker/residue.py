@@ -54,7 +54,8 @@ def folded(settings: Settings, codec: Codec, topics: list[str]) -> dict[str, dic
     return found
 
 
-LISTS = ("tag_photos", "person_photos")  # keyed keys.entry_key(user, name, photo)
+# keyed keys.entry_key(user, name, photo); a group's name is a photo too (its first)
+LISTS = ("tag_photos", "person_photos", "dup_groups")
 
 
 def theirs(key: str, user: str) -> bool:
@@ -66,7 +67,8 @@ def theirs(key: str, user: str) -> bool:
 def names_photo(table: str, key: str, user: str, photo: str) -> bool:
     """Whether ``key`` of ``table`` is the photo's own: its key, or its entry in a list."""
     if table in LISTS:
-        return split_entry(key)[2] == photo
+        _, name, listed = split_entry(key)
+        return photo in (listed, name) if table == "dup_groups" else listed == photo
     return key == photo_key(user, photo)
 
 

@@ -159,9 +159,9 @@ class Tables:
     dup_index: Any  # keys.photo_key(user_id, photo_id) -> [perceptual hash, sequence number]
     embeddings: Any  # keys.photo_key(user_id, photo_id) -> dedup.pack_embedding(...)
     dct_blocks: Any  # keys.photo_key(user_id, photo_id) -> dedup.pack_block(...)
-    dup_groups: Any  # keys.photo_key(user_id, first photo id) -> bestshot.Group
+    dup_groups: Any  # keys.entry_key(user_id, first photo id, photo id) -> bestshot.rows_of
     tag_photos: Any  # keys.entry_key(user_id, tag, photo_id) -> the photo's upload time
-    people: Any  # user_id -> people.State (persons, candidates, aliases)
+    people: Any  # keys.user_prefix(user_id) and the rows under it: people_state.rows_of
     person_photos: Any  # keys.entry_key(user_id, person_id, photo_id) -> its upload time
     # keys.photo_key(user_id, photo_id) of a deleted photo, keys.user_prefix(user_id) of an
     # erased user -> when, and by which request (streams/worker/forgetting.py); nothing else
@@ -193,9 +193,9 @@ class Tables:
                 "embeddings", "user id/photo id -> 8-bit embedding (duplicates, similar)"
             ),
             dct_blocks=table("dct_blocks", "user id/photo id -> 8x8 DCT block (duplicate check)"),
-            dup_groups=table("dup_groups", "user id/first photo id -> a group's copies, ranked"),
+            dup_groups=table("dup_groups", "user id/first photo id/photo id -> a copy's shot"),
             tag_photos=table("tag_photos", "user id/tag/photo id -> the photo's upload time"),
-            people=table("people", "user id -> persons: centroid, face count, cover face"),
+            people=table("people", "user id/[c or a/id] -> people, a person or an alias"),
             person_photos=table("person_photos", "user id/person id/photo id -> upload time"),
             forgotten=table("forgotten", "user id/[photo id] -> when it was forgotten"),
         )

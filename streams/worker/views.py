@@ -25,14 +25,15 @@ import faust
 from faust.web.drivers import aiohttp as aiohttp_driver
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.pipeline import bestshot, people
-from streams.pipeline.keys import entry_prefix, photo_key
+from streams.pipeline import bestshot, people_state
+from streams.pipeline.keys import entry_prefix, photo_key, split_entry, user_prefix
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker.access import ApiAccess, guard
+from streams.worker.layouts import people_at
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.queries import QueryGate
 from streams.worker.state import PHOTOS_LISTED
-from streams.worker.tables import Tables, newest, user_rows
+from streams.worker.tables import Tables, newest, rows
 from streams.worker.transport import group_coordinator_known, track_topic
 
 View = Callable[..., Awaitable[Any]]
@@ -178,9 +179,15 @@ def register_views(
             error = f"limit must be a whole number from 1 to {MAX_GROUPS}"
             return web.json({"error": error}, status=400)
 
-        def groups() -> list[dict[str, Any]]:  # a range scan of the user's groups
+        def groups() -> list[dict[str, Any]]:  # a range scan of the user's groups' rows
+            members: dict[str, list[tuple[str, Any]]] = {}
+            for key, row in rows(tables.dup_groups, user_prefix(user_id)):
+                _, group_id, photo = split_entry(key)
+                members.setdefault(group_id, []).append((photo, row))
             found = [
-                bestshot.describe(g, value) for g, value in user_rows(tables.dup_groups, user_id)
+                bestshot.describe(g, group, PHOTOS_LISTED)
+                for g, listed in members.items()
+                if (group := bestshot.from_rows(g, listed)) is not None
             ]
             return sorted(found, key=lambda g: (-g["count"], g["group_id"]))
 
@@ -224,15 +231,15 @@ def register_views(
     @app.page("/users/{user_id}/people")
     @routed_by_user
     async def user_people(web: Any, request: Any, user_id: str) -> Any:
-        found = tables.people.get(user_id)
-        listed = people.persons(found, min_faces) if found is not None else []
+        found = await gate.run(partial(people_at, tables, user_id))
+        listed = people_state.persons(found, min_faces) if found is not None else []
         return web.json({"user_id": user_id, "people": listed})
 
     @app.page("/users/{user_id}/people/{person_id}/photos")
     @routed_by_user
     async def person_photos(web: Any, request: Any, user_id: str, person_id: str) -> Any:
-        found = tables.people.get(user_id)
-        resolved = people.resolve(found, person_id) if found is not None else person_id
+        found = await gate.run(partial(people_at, tables, user_id))
+        resolved = people_state.resolve(found, person_id) if found is not None else person_id
         cluster = (found or {}).get("clusters", {}).get(resolved)
         if cluster is None or cluster["count"] < min_faces:
             return web.json({"error": f"user {user_id!r} has no person {person_id!r}"}, status=404)

@@ -16,7 +16,7 @@ from streams.imaging.features import extract_features
 from streams.pipeline import bestshot
 from streams.pipeline.bestshot import BestShots, Shot
 from streams.pipeline.dedup import DuplicatePolicy, DuplicateSearch
-from streams.pipeline.keys import photo_key
+from streams.pipeline.keys import entry_key, photo_key, split_entry
 from streams.pipeline.memory import MemoryStore
 from streams.samples import encode_jpeg, load_photo
 
@@ -148,16 +148,29 @@ def test_a_photo_that_no_longer_matches_leaves_its_group() -> None:
     assert store.group(photo_key("u", "first")) is None  # one photo left: no group
 
 
-def test_a_group_keeps_its_first_photo_and_an_exact_count_past_its_limit() -> None:
+def test_a_copy_joining_or_leaving_a_large_group_writes_its_own_row_alone() -> None:
     base = shot(CHELSEA)
     group = None
-    for i in range(bestshot.MAX_MEMBERS + 5):
+    for i in range(300):
         better = Shot(**{**base.to_json(), "megapixels": base.megapixels * (1 + i / 100)})
-        group = bestshot.with_member(group, "first", base, f"p{i}", better)
-    assert group is not None and group["count"] == bestshot.MAX_MEMBERS + 6
-    assert len(group["members"]) == bestshot.MAX_MEMBERS
-    assert group["members"][0][0] == "first" and group["members"][-1][0] == "p104"
-    assert "p0" not in {m[0] for m in group["members"]}  # the worst copy went
-    pair = {"count": 2, "members": group["members"][:2]}
+        group = bestshot.with_member(group, "first", base, f"p{i}", better, f"t{i:04d}")
+    assert group is not None and bestshot.size(group) == 301
+    rows = bestshot.rows_of("u", "first", group)
+    assert len(rows) == 301
+    stored = [(split_entry(k)[2], v) for k, v in reversed(rows.items())]
+    assert bestshot.from_rows("first", stored) == group  # in the order the ranking reads
+    joined = bestshot.with_member(group, "first", base, "late", base, "t9999")
+    assert list(bestshot.changed_rows("u", "first", group, joined)) == [
+        entry_key("u", "first", "late")
+    ]
+    left = bestshot.without_member(joined, "p7")
+    assert bestshot.changed_rows("u", "first", joined, left) == {
+        entry_key("u", "first", "p7"): None
+    }
+    assert left is not None and left["members"][0][0] == "first"  # the first stays first
+    heir, reformed = bestshot.reformed(left)
+    assert heir == "p0" and reformed is not None and bestshot.size(reformed) == 300
+    assert reformed["members"][0] == ["p0", group["members"][1][1], None]
+    pair = {"members": group["members"][:2]}
     assert bestshot.without_member(pair, "nobody") == pair
     assert bestshot.without_member(pair, pair["members"][1][0]) is None

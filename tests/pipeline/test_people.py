@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streams.pipeline import people
+from streams.pipeline import people, people_state
+from streams.pipeline.keys import entry_key, user_prefix
 from streams.pipeline.people import Face, Given, PeoplePolicy, PeopleSearch
 
 POLICY = PeoplePolicy(join_distance=0.5, merge_distance=0.4, min_faces=3)
@@ -30,21 +31,26 @@ def photo_of(seed: int, jitter: int, scale: float = 0.1) -> np.ndarray:
 
 @dataclass
 class Store:
-    """The tables as the search reads them: states round-tripped through JSON, as Faust does."""
+    """The table as the search reads it: the rows a worker writes (people.PeopleFindings.rows),
+    each round-tripped through JSON, as Faust does."""
 
-    states: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, str] = field(default_factory=dict)
     given: dict[str, Given] = field(default_factory=dict)
 
-    def people_of(self, user_id: str) -> people.State | None:
-        found = self.states.get(user_id)
-        return None if found is None else json.loads(found)
+    def people_of(self, user_id: str) -> people_state.State | None:
+        prefix = user_prefix(user_id)
+        found = ((k, json.loads(v)) for k, v in self.rows.items() if k.startswith(prefix))
+        return people_state.from_rows(user_id, found)
 
     def clusters_of(self, user_id: str, photo_id: str) -> Given | None:
         return self.given.get(photo_id)
 
     def record(self, found: people.PeopleFindings, photos: list[str]) -> None:
-        for user, state in found.states.items():
-            self.states[user] = json.dumps(state)
+        for key, row in found.rows.items():
+            if row is None:
+                del self.rows[key]
+            else:
+                self.rows[key] = json.dumps(row)
         for photo, assigned in zip(photos, found.assigned, strict=True):
             assert assigned is not None
             self.given[photo] = Given(MODEL, assigned.clusters)
@@ -69,15 +75,15 @@ def test_a_cluster_becomes_a_person_at_min_faces_and_strangers_stay_apart() -> N
     assert {a.clusters[0] for a in found.assigned[:3] if a} == {first.clusters[0]}
     assert [a.persons[0] for a in found.assigned if a] == [None, None, first.clusters[0], None]
     state = found.states["u"]
-    assert [p["person_id"] for p in people.persons(state, 3)] == [first.clusters[0]]
-    assert people.persons(state, 3)[0]["faces"] == 3
+    assert [p["person_id"] for p in people_state.persons(state, 3)] == [first.clusters[0]]
+    assert people_state.persons(state, 3)[0]["faces"] == 3
     assert len(state["clusters"]) == 2  # the stranger is a candidate
 
 
 def test_ids_are_named_after_the_face_that_started_them() -> None:
-    assert people.cluster_id("u", "a0", 0) == people.cluster_id("u", "a0", 0)
-    assert people.cluster_id("u", "a0", 0) != people.cluster_id("u", "a0", 1)
-    assert people.cluster_id("u", "a0", 0) == "p2a83be98691d60e"  # pinned: ids outlive code
+    assert people_state.cluster_id("u", "a0", 0) == people_state.cluster_id("u", "a0", 0)
+    assert people_state.cluster_id("u", "a0", 0) != people_state.cluster_id("u", "a0", 1)
+    assert people_state.cluster_id("u", "a0", 0) == "p2a83be98691d60e"  # pinned: ids outlive code
 
 
 def test_batch_boundaries_change_neither_ids_nor_state() -> None:
@@ -91,17 +97,17 @@ def test_batch_boundaries_change_neither_ids_nor_state() -> None:
         start += size
     assert start == len(faces)
     assert [a.clusters for a in together.assigned if a] == [a.clusters for a in apart if a]
-    assert whole.states == split.states
+    assert whole.rows == split.rows
 
 
 def test_a_photo_processed_again_keeps_its_clusters_and_counts_nothing_twice() -> None:
     store = Store()
     run(store, [(f"a{i}", photo_of(1, i)) for i in range(4)])
-    before = copy.deepcopy(store.states)
+    before = copy.deepcopy(store.rows)
     again = run(store, [("a2", photo_of(1, 2))])
     assert again.assigned[0] is not None
     assert again.assigned[0].clusters == store.given["a2"].clusters
-    assert store.states == before
+    assert store.rows == before
     assert again.changes == []
 
 
@@ -114,11 +120,11 @@ def test_near_clusters_merge_into_the_older_and_the_younger_id_still_resolves() 
     found = run(
         store, [("l", left), ("r", right)] + [(f"m{i}", (left + right) / 2) for i in range(3)]
     )
-    older, younger = people.cluster_id("u", "l", 0), people.cluster_id("u", "r", 0)
+    older, younger = people_state.cluster_id("u", "l", 0), people_state.cluster_id("u", "r", 0)
     state = found.states["u"]
     assert list(state["clusters"]) == [older]
     assert state["clusters"][older]["count"] == 5
-    assert people.resolve(state, younger) == older
+    assert people_state.resolve(state, younger) == older
     assert ("merge", "u", younger, older) in found.changes
     assert found.assigned[1] is not None and found.assigned[1].clusters == [younger]  # then
     assert found.assigned[-1] is not None and found.assigned[-1].clusters == [older]
@@ -133,7 +139,7 @@ def test_a_new_face_model_starts_the_users_people_afresh() -> None:
     )
     state = found.states["u"]
     assert state["model"] == "other@2" and len(state["clusters"]) == 1
-    assert state["clusters"][people.cluster_id("u", "a9", 0)]["count"] == 1
+    assert state["clusters"][people_state.cluster_id("u", "a9", 0)]["count"] == 1
 
 
 def test_the_least_recently_seen_candidates_go_first_when_a_user_has_too_many() -> None:
@@ -143,9 +149,9 @@ def test_the_least_recently_seen_candidates_go_first_when_a_user_has_too_many() 
     batch += [(f"s{i}", person(10 + i)) for i in range(4)]  # four strangers
     found = search.search([("u", p, MODEL, [Face(0, list(map(float, v)), BOX)]) for p, v in batch])
     kept = set(found.states["u"]["clusters"])
-    assert kept == {people.cluster_id("u", p, 0) for p in ["a0", "s2", "s3"]}
+    assert kept == {people_state.cluster_id("u", p, 0) for p in ["a0", "s2", "s3"]}
     dropped = [c[2] for c in found.changes if c[0] == "drop"]
-    assert dropped == [people.cluster_id("u", "s0", 0), people.cluster_id("u", "s1", 0)]
+    assert dropped == [people_state.cluster_id("u", "s0", 0), people_state.cluster_id("u", "s1", 0)]
 
 
 def test_faces_without_embedding_keep_their_place() -> None:
@@ -160,9 +166,27 @@ def test_faces_without_embedding_keep_their_place() -> None:
     assert faces[1].index == 1 and list(faces[1].box) == [2, 3, 4, 5]
     found = PeopleSearch(Store(), POLICY).search([("u", "p", MODEL, faces)])
     assert found.assigned[0] is not None and found.assigned[0].clusters[0] is None
-    assert found.assigned[0].clusters[1] == people.cluster_id("u", "p", 1)
+    assert found.assigned[0].clusters[1] == people_state.cluster_id("u", "p", 1)
 
 
 def test_a_centroid_survives_packing_exactly() -> None:
-    mean = people.stored(photo_of(3, 1))
-    assert np.array_equal(people.unpack_mean(people.pack_mean(mean)), mean)
+    mean = people_state.stored(photo_of(3, 1))
+    assert np.array_equal(people_state.unpack_mean(people_state.pack_mean(mean)), mean)
+
+
+def test_a_face_writes_its_cluster_and_the_header_whatever_the_users_people() -> None:
+    store = Store()
+    search = PeopleSearch(store, PeoplePolicy(min_faces=2, max_clusters=1000))
+    strangers = [(f"s{i}", person(100 + i)) for i in range(300)]
+    run(store, [("a0", photo_of(1, 0)), *strangers])
+    assert len(store.rows) == 302  # the header, 301 clusters
+    found = search.search([("u", "a1", MODEL, [Face(0, list(map(float, photo_of(1, 1))), BOX)])])
+    assert set(found.rows) == {
+        user_prefix("u"),
+        entry_key("u", "c", people_state.cluster_id("u", "a0", 0)),
+    }
+    state = store.people_of("u")
+    assert state is not None and list(state["clusters"])[:2] == [
+        people_state.cluster_id("u", "a0", 0),
+        people_state.cluster_id("u", "s0", 0),
+    ]  # in the order they started, as the batch that made them held them

@@ -24,3 +24,7 @@ def test_a_photos_keys_are_its_own_and_its_entries_in_the_lists() -> None:
     assert names_photo("person_photos", entry_key("ann", "p9f", "p1"), "ann", "p1")
     assert not names_photo("tag_photos", entry_key("ann", "Cat", "p10"), "ann", "p1")
     assert not names_photo("embeddings", photo_key("ann", "p10"), "ann", "p1")
+    # a group's rows name its copy, and its first photo in the group's id
+    assert names_photo("dup_groups", entry_key("ann", "p1", "p2"), "ann", "p1")
+    assert names_photo("dup_groups", entry_key("ann", "p2", "p1"), "ann", "p1")
+    assert not names_photo("dup_groups", entry_key("ann", "p2", "p3"), "ann", "p1")
