@@ -1,5 +1,11 @@
-"""Darkroom's benchmarks: each module is one `python -m benchmarks.<name>` run (see the README)."""
+"""Darkroom's benchmarks: each module is one `python -m benchmarks.<name>` run (see the README).
 
+Every one takes ``--smoke``: a handful of photos through the same code in seconds, its report
+printed and nothing written, so that CI (tests/benchmarks/test_smoke.py) fails when a benchmark
+breaks, and its committed results are never overwritten by a run too small to mean anything.
+"""
+
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -9,11 +15,30 @@ from streams.config import Settings, load_settings
 RESULTS = Path(__file__).parent / "results"
 
 
-def write_results(name: str, result: dict[str, Any], markdown: str) -> None:
-    """``results/<name>.json`` and ``results/<name>.md``, and the markdown printed."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / f"{name}.md").write_text(markdown, encoding="utf-8")
+def output_args(parser: argparse.ArgumentParser, smoke: str) -> None:
+    """``--smoke`` (``smoke`` says what it runs) and ``--out`` on a benchmark's parser; read
+    them back with ``out_of``."""
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"{smoke}: that it runs; writes no results"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+
+
+def out_of(args: argparse.Namespace) -> Path | None:
+    """Where a run's results go: None under ``--smoke`` (printed only)."""
+    return None if args.smoke else Path(args.out)
+
+
+def write_results(
+    name: str, result: dict[str, Any], markdown: str, out: Path | None = RESULTS
+) -> None:
+    """``<out>/<name>.json`` and ``<out>/<name>.md`` (none when ``out`` is None: a smoke
+    run), and the markdown printed."""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(result, indent=2, default=str) + "\n"
+        (out / f"{name}.json").write_text(text, encoding="utf-8")
+        (out / f"{name}.md").write_text(markdown, encoding="utf-8")
     print(markdown)
 
 
