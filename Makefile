@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover clean
+.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover bench-smoke clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ test: lint package unit
 image: install
 	deploy/container/build.sh
 	$(BIN)/python deploy/container/check.py
+
+# every benchmark in its smoke mode (seconds each, nothing written): what `make test` runs too
+bench-smoke: models
+	$(BIN)/python -m pytest -q -n 2 tests/benchmarks
 
 bench-engine: models
 	$(BIN)/python -m benchmarks.engine

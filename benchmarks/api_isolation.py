@@ -16,7 +16,8 @@ in a process of their own (asyncio, aiohttp), on the same 2 cores as the worker:
 time is reported beside the result. ``--unlimited`` runs the worker without the API's limits
 (what it had before: every request in hand at once, query work at 100% of its thread).
 
-Writes benchmarks/results/api_isolation.json and api_isolation.md (not in --smoke).
+Writes benchmarks/results/api_isolation.json and api_isolation.md (``--unlimited``:
+api_isolation_unlimited.*; nothing in --smoke, which exits 0 whatever the ratio).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import os
 import random
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import photoset, production_settings
+from benchmarks import out_of, output_args, photoset, production_settings, write_results
 from benchmarks.e2e import publish, publisher_for, run_stats, scenario_settings, wait_outcomes
 from benchmarks.engine import machine
 from benchmarks.stats import percentile
@@ -51,7 +51,6 @@ from streams.logs import configure_logging
 from streams.publish import collect
 from streams.worker.supervisor import WorkerProcess
 
-RESULTS = Path(__file__).parent / "results"
 GOAL = 0.8
 LIBRARY_USERS = 4
 
@@ -310,7 +309,6 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="8 photos, 20 readers, 2 phases")
     parser.add_argument("--photos", type=int, default=64, help="photos a phase (default 64)")
     parser.add_argument("--library", type=int, default=32, help="photos the readers query")
     parser.add_argument("--readers", type=int, default=200, help="concurrent readers")
@@ -321,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--share", type=float, help="DARKROOM_WORKER_API_QUERY_SHARE")
     parser.add_argument("--unlimited", action="store_true", help="the worker without API limits")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    output_args(parser, smoke="8 photos, 20 readers, 2 phases")
     args = parser.parse_args(argv)
     if args.smoke:
         args.photos, args.library, args.readers, args.max_seconds = 8, 8, 20, 60
@@ -329,13 +327,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging("WARNING", "console")
     with tempfile.TemporaryDirectory(prefix="darkroom-api-") as tmp:
         report = run(args, Path(tmp))
-    text = markdown(report)
-    print(text)
-    if not args.smoke:
-        name = "api_isolation_unlimited" if args.unlimited else "api_isolation"
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-        (args.out / f"{name}.md").write_text(text)
+    name = "api_isolation_unlimited" if args.unlimited else "api_isolation"
+    write_results(name, report, markdown(report), out_of(args))
     raise SystemExit(0 if args.smoke or report["ratio"] >= GOAL else 1)
 
 

@@ -1,6 +1,7 @@
 """Best shot: does the worker keep the copy a person would keep?
 
     .venv/bin/python -m benchmarks.bestshot        (make bench-bestshot)
+    .venv/bin/python -m benchmarks.bestshot --smoke    # ~20 s: 2 originals and copies, 1 order
 
 Originals: 13 real photos, 6 of them portraits (benchmarks/portraits.py) and 7 of scikit-image's
 (no face, or a cat's). Each gets worse copies a library really holds: blurred (Gaussian sigma 2
@@ -14,26 +15,27 @@ no worse: turned 90 degrees, mirrored. Every photo is then uploaded as a JPEG of
    duplicate search and ranking (``DuplicateSearch`` and ``BestShots`` over an in-memory store,
    batches of 8). Per order: whether each original's copies form one group, and whether its
    best copy (GET /users/{u}/duplicates's first) is the original.
+
+Writes benchmarks/results/bestshot.json and bestshot.md (not in --smoke), and prints them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
+from benchmarks import out_of, output_args, write_results
 from benchmarks.duplicates import SAMPLES, jpeg
 from benchmarks.portraits import originals as portraits
-from streams.config import load_settings
+from streams.config import Settings, load_settings
 from streams.engine import Enriched, Enricher, PhotoInput
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
@@ -43,9 +45,11 @@ from streams.pipeline.keys import photo_key
 from streams.pipeline.memory import MemoryStore
 from streams.samples import encode_jpeg, load_photo
 
-RESULTS = Path(__file__).parent / "results"
 Image = np.ndarray[Any, Any]
 ORDERS, BATCH = 5, 8
+# a smoke run's originals: a cat, and a portrait for the copy with the face alone blurred
+SMOKE = ("chelsea", "obama")
+Enrichments = dict[str, tuple[str, str, Enriched]]  # photo id -> (original, kind, result)
 
 
 def shaken(image: Image) -> Image:
@@ -83,19 +87,20 @@ def face_blurred(image: Image, face: dict[str, float]) -> Image:
     return out
 
 
-def photos() -> dict[str, Image]:
-    """The 13 originals, BGR."""
-    found = {name: load_photo(name) for name in SAMPLES}
-    found.update(portraits())
+def blurring_face(face: dict[str, float]) -> Callable[[Image], Image]:
+    """The copy maker that blurs this ``face`` (a photo's own box)."""
+    return lambda image: face_blurred(image, face)
+
+
+def photos(names: Collection[str] | None = None) -> dict[str, Image]:
+    """The 13 originals (those of ``names``, when given), BGR."""
+    found = {name: load_photo(name) for name in SAMPLES if names is None or name in names}
+    found.update(portraits(names))
     return found
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Enrich every original and copy once, then rank pairs and groups; write results/bestshot.*."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-    settings = load_settings()
+def enrich_all(settings: Settings, originals: dict[str, Image]) -> Enrichments:
+    """Every original and each of its copies enriched once, by the whole engine."""
     engine = settings.engine.model_copy(update={"variants": "none"})
     enricher = Enricher(engine, ModelRepository.from_settings(settings))
 
@@ -104,26 +109,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         assert isinstance(outcome, Enriched), outcome
         return outcome
 
-    enriched: dict[str, tuple[str, str, Enriched]] = {}  # photo id -> (original, kind, result)
-    for name, image in photos().items():
-        first = enriched[name] = (name, "original", enrich(name, image))
-        faces = first[2].fields["faces"] or []
-        kinds = {**WORSE, **NO_WORSE}
-        if faces:
-            box = max(faces, key=lambda f: f["box"]["x2"] - f["box"]["x1"])["box"]
-            kinds[FACE_BLURRED] = lambda i, box=box: face_blurred(i, box)
-        for kind, make in kinds.items():
-            enriched[f"{name}/{kind}"] = (name, kind, enrich(f"{name}/{kind}", make(image)))
-    enricher.close()
+    enriched: Enrichments = {}
+    try:
+        for name, image in originals.items():
+            first = enriched[name] = (name, "original", enrich(name, image))
+            faces = first[2].fields["faces"] or []
+            kinds = {**WORSE, **NO_WORSE}
+            if faces:
+                box = max(faces, key=lambda f: f["box"]["x2"] - f["box"]["x1"])["box"]
+                kinds[FACE_BLURRED] = blurring_face(box)
+            for kind, make in kinds.items():
+                enriched[f"{name}/{kind}"] = (name, kind, enrich(f"{name}/{kind}", make(image)))
+    finally:
+        enricher.close()
+    return enriched
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Enrich every original and copy once, then rank pairs and groups; write results/bestshot.*."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=ORDERS, help="shuffled orders of groups")
+    output_args(parser, smoke=f"{len(SMOKE)} originals and their copies, 1 order")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.orders = 1
+    configure_logging("WARNING", "console")
+    settings = load_settings()
+    enriched = enrich_all(settings, photos(SMOKE if args.smoke else None))
     policy = DuplicatePolicy.from_settings(settings.worker)
-    summary = {"pairs": pairs(enriched), "groups": groups(enriched, policy)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bestshot.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "bestshot.md").write_text(report(summary), encoding="utf-8")
-    print(report(summary))
+    summary = {"pairs": pairs(enriched), "groups": groups(enriched, policy, args.orders)}
+    write_results("bestshot", summary, report(summary), out_of(args))
 
 
-def pairs(enriched: dict[str, tuple[str, str, Enriched]]) -> dict[str, Any]:
+def pairs(enriched: Enrichments) -> dict[str, Any]:
     """Per kind of copy: how often the original scores higher (a worse copy) or the copy does
     not score more than TIE higher (a copy no worse), and the scores' mean difference."""
     shots = {pid: Shot.of(result.fields) for pid, (_, _, result) in enriched.items()}
@@ -152,14 +170,12 @@ def pairs(enriched: dict[str, tuple[str, str, Enriched]]) -> dict[str, Any]:
     return {"per_kind": per_kind, "face_sharpness_seen": seen}
 
 
-def groups(
-    enriched: dict[str, tuple[str, str, Enriched]], policy: DuplicatePolicy
-) -> dict[str, Any]:
-    """Every photo through DuplicateSearch and BestShots, in ORDERS shuffled orders."""
+def groups(enriched: Enrichments, policy: DuplicatePolicy, orders: int = ORDERS) -> dict[str, Any]:
+    """Every photo through DuplicateSearch and BestShots, in ``orders`` shuffled orders."""
     originals = sorted({name for name, _, _ in enriched.values()})
     whole, best, seconds = Counter[str](), Counter[str](), []
     wrong: list[str] = []
-    for order in range(ORDERS):
+    for order in range(orders):
         ids = list(enriched)
         random.Random(order).shuffle(ids)
         store = MemoryStore()
@@ -189,12 +205,12 @@ def groups(
                         why = describe(group_id, members)["reason"]
                         wrong.append(f"order {order}: {name}: {why}, kept {chosen}")
     return {
-        "orders": ORDERS,
+        "orders": orders,
         "originals": len(originals),
         "whole_groups": sum(whole.values()),
         "best_is_original": sum(best.values()),
-        "of": ORDERS * len(originals),
-        "not_whole": sorted(n for n in originals if whole[n] < ORDERS),
+        "of": orders * len(originals),
+        "not_whole": sorted(n for n in originals if whole[n] < orders),
         "wrong_best": wrong,
         "rank_ms_per_photo": round(1000 * statistics.fmean(seconds), 3),
     }

@@ -1,6 +1,7 @@
 """Blob fetch benchmark: a worker's batch of 16 photos from s3:// against file://.
 
     make bench-blobs    # = .venv/bin/python -m benchmarks.blob_fetch, ~2 min on 2 cores
+    .venv/bin/python -m benchmarks.blob_fetch --smoke    # seconds: 16 objects a size, 1 batch
 
 The worker fetches each batch's photos with ``BlobStore.fetch_many`` on ``fetch_concurrency``
 threads before decoding them; this measures that call itself, at concurrency 1, 4 and 16, for
@@ -25,14 +26,14 @@ the client, so s3:// wall times say little about a real store's; the client CPU 
 the number that carries over. file:// reads come from the page cache (the files were just
 written), not from a cold disk.
 
-Writes benchmarks/results/blob_fetch.json and blob_fetch.md, and prints the table.
+Writes benchmarks/results/blob_fetch.json and blob_fetch.md (not in --smoke), and prints the
+table.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import random
@@ -43,16 +44,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from benchmarks import out_of, output_args, write_results
 from benchmarks.stats import percentile
 from streams.blobs.store import Blob, BlobStore
 from streams.config import Settings, load_settings
 from tests.blobs.proxy import FreezingProxy
 from tests.blobs.s3server import LocalS3
 
-RESULTS = Path(__file__).parent / "results"
 BUCKET = "photos"
 BATCH = 16
 OBJECTS = 64  # per size: 4 distinct batches, cycled
+WARM = 2  # batches per cell before the measured ones
 SIZES = {"256 KiB": 256 * 1024, "2 MiB": 2 * 1024 * 1024}
 CONCURRENCY = (1, 4, 16)
 # assumed, not measured: about the first-byte latency of a GET from a store in the same region
@@ -81,15 +83,15 @@ def settings_for(root: Path, endpoint: str, concurrency: int) -> Settings:
     return base.model_copy(update={"blobs": blobs})
 
 
-def seed(s3: LocalS3, files: BlobStore) -> dict[tuple[str, str], Wanted]:
-    """(store, size label) -> every object of that size as fetch_many wants it."""
+def seed(s3: LocalS3, files: BlobStore, count: int) -> dict[tuple[str, str], Wanted]:
+    """(store, size label) -> the ``count`` objects of that size as fetch_many wants them."""
     client = s3.client()
     s3.create_bucket(BUCKET)
     rng = random.Random(42)
     objects: dict[tuple[str, str], Wanted] = {}
     for label, size in SIZES.items():
         objects["file://", label], objects["s3://", label] = [], []
-        for i in range(OBJECTS):
+        for i in range(count):
             data, name = rng.randbytes(size), f"{size}-{i:03d}"
             sha = hashlib.sha256(data).hexdigest()
             key = f"bench/{name}.jpg"
@@ -124,7 +126,9 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 50)
 
 
-def run(batches: int, repeats: int) -> dict[str, Any]:
+def run(batches: int, repeats: int, count: int = OBJECTS, warm: int = WARM) -> dict[str, Any]:
+    """Every cell's ``batches`` x ``repeats`` over ``count`` objects a size, after ``warm``
+    batches each."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")  # moto takes any
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -142,12 +146,12 @@ def run(batches: int, repeats: int) -> dict[str, Any]:
                     settings = settings_for(Path(tmp) / "blobs", endpoint, n)
                     stores[store, n] = BlobStore.from_settings(settings)
                 stores["file://", n] = stores["s3://", n]
-            objects = seed(s3, stores["file://", 1])
+            objects = seed(s3, stores["file://", 1], count)
             for label in SIZES:
                 objects[DISTANT, label] = objects["s3://", label]
             cells = [(where, n) for where in objects for n in CONCURRENCY]
             for (store, size), n in cells:  # warm: threads, connections, code paths
-                one_repeat(stores[store, n], objects[store, size], 2, pid)
+                one_repeat(stores[store, n], objects[store, size], warm, pid)
             measured: dict[Any, list[tuple[list[float], float, float]]] = {c: [] for c in cells}
             for _ in range(repeats):
                 for (store, size), n in cells:
@@ -241,14 +245,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20, help="batches of 16 per repeat")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    output_args(parser, smoke=f"{BATCH} objects a size, 1 batch x 1 repeat per cell, no warm-up")
     args = parser.parse_args(argv)
-    report = run(args.batches, args.repeats)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "blob_fetch.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = markdown(report)
-    (args.out / "blob_fetch.md").write_text(text)
-    print(text, end="")
+    if args.smoke:  # every store, size and concurrency once; the numbers mean nothing
+        report = run(batches=1, repeats=1, count=BATCH, warm=0)
+    else:
+        report = run(args.batches, args.repeats)
+    write_results("blob_fetch", report, markdown(report), out_of(args))
 
 
 if __name__ == "__main__":

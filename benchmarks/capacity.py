@@ -1,6 +1,7 @@
 """Capacity inputs: measured bytes per photo on every topic, changelog, RocksDB and blob store.
 
-    .venv/bin/python -m benchmarks.capacity       # ~2 min on 2 cores; --photos/--users to vary
+    .venv/bin/python -m benchmarks.capacity           # ~2 min on 2 cores; --photos/--users to vary
+    .venv/bin/python -m benchmarks.capacity --smoke   # ~30 s: 8 photos of 2 users, printed only
 
 The README's capacity model (1 billion uploads/day) multiplies these per-photo sizes by the rate.
 One private embedded broker and one worker (batch 16, wait 0.2 s, as benchmarks/e2e.py); the e2e
@@ -37,9 +38,8 @@ from typing import Any
 
 import cramjam
 
-from benchmarks import photoset, production_settings
+from benchmarks import out_of, output_args, photoset, production_settings, write_results
 from benchmarks.e2e import (
-    RESULTS,
     Photos,
     _interrupt,
     publisher_for,
@@ -61,6 +61,7 @@ from streams.tail import scan
 from streams.worker.supervisor import WorkerProcess
 
 Record = tuple[bytes, bytes | None, str | None]  # key, value (None: tombstone), owning user
+SMOKE = (8, 2)  # photos, users of a smoke run: one batch of the worker (16)
 
 
 def publish_interleaved(settings: Settings, photos: Photos, folder: Path, users: int) -> int:
@@ -245,8 +246,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=128)
     parser.add_argument("--users", type=int, default=16)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    output_args(parser, smoke=f"{SMOKE[0]} photos of {SMOKE[1]} users")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.photos, args.users = SMOKE
     configure_logging("WARNING", "console")
     signal.signal(signal.SIGTERM, _interrupt)  # so `finally` stops the broker and worker
     started = time.monotonic()
@@ -254,11 +257,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="darkroom-capacity-") as tmp:
         report = {"machine": machine(), **measure(photos, args.users, Path(tmp))}
     report["wall_s"] = time.monotonic() - started
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "capacity.json").write_text(json.dumps(report, indent=2, default=str))
-    (args.out / "capacity.md").write_text(markdown(report))
-    print(markdown(report))
-    print(f"wrote {args.out}/capacity.json, capacity.md ({report['wall_s']:.0f} s)")
+    out = out_of(args)
+    write_results("capacity", report, markdown(report), out)
+    where = f"wrote {out}/capacity.json, capacity.md" if out else "wrote nothing (--smoke)"
+    print(f"{where} ({report['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -1,31 +1,28 @@
 """The decode-bound ceiling: how many photos/s the CPU side alone can prepare for inference.
 
     .venv/bin/python -m benchmarks.decode_ceiling [--threads 1,2,16] [--photos 48]
+    .venv/bin/python -m benchmarks.decode_ceiling --smoke    # ~5 s: that it runs
 
 With a GPU, inference stops being the bottleneck and decoding (plus EXIF, quality, colours,
 hashes and fitting each photo to every model's input) becomes it. This runs exactly that part
 of the engine, its decode pool at each ``--threads`` size, on the benchmark's mixed set (12 MP,
-phone and small JPEGs), and writes benchmarks/results/decode_ceiling.{json,md}: the most
-photos/s any inference provider could be fed on this machine.
+phone and small JPEGs), and writes benchmarks/results/decode_ceiling.{json,md} (not in
+--smoke): the most photos/s any inference provider could be fed on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from benchmarks import photoset, production_settings
+from benchmarks import out_of, output_args, photoset, production_settings, write_results
 from benchmarks.engine import machine
 from benchmarks.stats import measure
 from streams.engine import Enricher, PhotoInput
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def prepare_rate(threads: int, photos: list[tuple[str, bytes]], runs: int) -> dict[str, Any]:
@@ -48,8 +45,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", default=f"1,2,{os.cpu_count() or 1}")
     parser.add_argument("--photos", type=int, default=48)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    output_args(parser, smoke="4 mixed photos (every size class), 2 threads, 1 run")
     args = parser.parse_args(argv)
+    if args.smoke:  # the decode pool once, with more than one thread; the numbers mean nothing
+        args.threads, args.photos, args.runs = "2", 4, 1
     configure_logging("WARNING", "console")
     photos = photoset.mixed_set(args.photos)
     counts = sorted({int(t) for t in args.threads.split(",") if t.strip()})
@@ -66,10 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for r in rows
         ),
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "decode_ceiling.json").write_text(json.dumps(report, indent=2))
-    (args.out / "decode_ceiling.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("decode_ceiling", report, "\n".join(lines) + "\n", out_of(args))
 
 
 if __name__ == "__main__":

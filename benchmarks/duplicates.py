@@ -1,6 +1,7 @@
 """Near-duplicates: precision and recall of the worker's duplicate search on a generated set.
 
     .venv/bin/python -m benchmarks.duplicates        (make bench-duplicates)
+    .venv/bin/python -m benchmarks.duplicates --smoke    # seconds: 3 originals, every kind of copy
 
 Originals: 17 real photos (scikit-image's and the portraits of streams/samples.py). Positives:
 each original's copies a photo library really holds: turned 90/180/270 degrees, mirrored, cropped
@@ -13,21 +14,22 @@ is searched alone against them (the worker's own search, streams.pipeline.dedup.
 with the worker's default policy, over an in-memory store). A copy is found when
 ``duplicate_of`` names its own original; naming another photo is a false match, and so is any
 match for a near-miss.
+
+Writes benchmarks/results/duplicates.json and duplicates.md (not in --smoke), and prints them.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
-from streams.config import load_settings
+from benchmarks import out_of, output_args, write_results
+from streams.config import Settings, load_settings
 from streams.engine import Enriched, Enricher, PhotoInput
 from streams.imaging.phash import block_correlation, dihedral_block
 from streams.logs import configure_logging
@@ -36,18 +38,21 @@ from streams.pipeline.dedup import DuplicatePolicy, DuplicateSearch
 from streams.pipeline.memory import MemoryStore
 from streams.samples import PORTRAITS, encode_jpeg, load_photo
 
-RESULTS = Path(__file__).parent / "results"
 SKIMAGE = ("immunohistochemistry", "brick", "grass", "colorwheel", "clock", "retina")
 SAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "camera", "page")
+SMOKE = ("chelsea", "coffee", "brick")  # a smoke run's originals: two in colour, one grey
 Image = np.ndarray[Any, Any]
 
 
-def originals() -> dict[str, Image]:
-    """The 17 originals, BGR."""
+def originals(names: Collection[str] | None = None) -> dict[str, Image]:
+    """The 17 originals (those of ``names``, when given), BGR."""
     import skimage.data
 
-    found = {name: load_photo(name) for name in (*SAMPLES, *PORTRAITS)}
-    for name in SKIMAGE:
+    def wanted(group: Sequence[str]) -> list[str]:
+        return [name for name in group if names is None or name in names]
+
+    found = {name: load_photo(name) for name in wanted((*SAMPLES, *PORTRAITS))}
+    for name in wanted(SKIMAGE):
         image = getattr(skimage.data, name)()
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
         found[name] = np.ascontiguousarray(image)
@@ -64,7 +69,8 @@ def jpeg(image: Image, quality: int) -> Image:
 def shifted_colour(image: Image) -> Image:
     """Warmer and brighter, as an edit or another white balance would make it."""
     out = image.astype(np.float32) * np.array([0.9, 1.0, 1.12]) + 12
-    return np.clip(out, 0, 255).astype(np.uint8)
+    shifted: Image = np.clip(out, 0, 255).astype(np.uint8)
+    return shifted
 
 
 def cropped(image: Image, keep: float) -> Image:
@@ -161,30 +167,41 @@ def measure(
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Enrich every original, copy and near-miss once; search them under both rules; write
-    results/duplicates.*."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-    settings = load_settings()
+def enrich_all(
+    settings: Settings, photos: dict[str, Image]
+) -> tuple[dict[str, Enriched], list[tuple[str, str, Enriched]]]:
+    """Every original, and every copy and near-miss of each, enriched once: (name -> original,
+    [(original's name, kind, copy)])."""
     engine = settings.engine.model_copy(update={"models": "mobilenet_v2", "variants": "none"})
     enricher = Enricher(engine, ModelRepository.from_settings(settings))
-    policy = DuplicatePolicy.from_settings(settings.worker)
 
     def enrich(photo_id: str, image: Image) -> Enriched:
         (outcome,) = enricher.enrich([PhotoInput(photo_id, encode_jpeg(image, 95))])
         assert isinstance(outcome, Enriched), outcome
         return outcome
 
-    photos = originals()
-    firsts = {name: enrich(name, image) for name, image in photos.items()}
-    copies = [
-        (name, kind, enrich(f"{name}/{kind}", make(image)))
-        for name, image in photos.items()
-        for kind, make in {**COPIES, **NEAR_MISSES}.items()
-    ]
-    enricher.close()
+    try:
+        firsts = {name: enrich(name, image) for name, image in photos.items()}
+        copies = [
+            (name, kind, enrich(f"{name}/{kind}", make(image)))
+            for name, image in photos.items()
+            for kind, make in {**COPIES, **NEAR_MISSES}.items()
+        ]
+    finally:
+        enricher.close()
+    return firsts, copies
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Enrich every original, copy and near-miss once; search them under both rules; write
+    results/duplicates.*."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    output_args(parser, smoke=f"{len(SMOKE)} originals and their copies and near-misses")
+    args = parser.parse_args(argv)
+    configure_logging("WARNING", "console")
+    settings = load_settings()
+    policy = DuplicatePolicy.from_settings(settings.worker)
+    firsts, copies = enrich_all(settings, originals(SMOKE if args.smoke else None))
     summary = {
         rule: summarise(measure(firsts, copies, policy, keep), policy, keep)
         for rule, keep in RULES.items()
@@ -197,10 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             default=None,
         )
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "duplicates.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "duplicates.md").write_text(report(summary), encoding="utf-8")
-    print(report(summary))
+    write_results("duplicates", summary, report(summary), out_of(args))
 
 
 def summarise(rows: list[dict[str, Any]], policy: DuplicatePolicy, blocks: bool) -> dict[str, Any]:

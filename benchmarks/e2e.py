@@ -1,6 +1,9 @@
 """End-to-end benchmark: Darkroom vs the naive worker vs the engine alone, one run, one machine.
 
-    .venv/bin/python -m benchmarks.e2e            # ~20 min on 2 cores; --quick for a smoke run
+    .venv/bin/python -m benchmarks.e2e            # ~20 min on 2 cores; --quick: 16 photos, 1 run
+    .venv/bin/python -m benchmarks.e2e --smoke    # ~1 min: 8 photos through the ceiling, the
+                                                  # naive worker and Darkroom's default point on
+                                                  # tansu (no fp32, steady or Kafka rows), printed
 
 Every worker runs as its own process against a private embedded broker; the default point runs
 again on a private Apache Kafka (1 KRaft node), at least once and exactly once. The model set is
@@ -8,7 +11,7 @@ the one models/ serves (the promoted experiments); the "fp32" row serves open_ns
 INT8 build (a scratch copy of models/ with the promotion rolled back). Throughput is photos
 divided by the span from the first upload's time to the last enriched event's time; latency is
 each photo's upload time -> enriched time (both stamped on this machine). Writes
-benchmarks/results/e2e.json, e2e.md and e2e.png.
+benchmarks/results/e2e.json, e2e.md and e2e.png (not in --smoke).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import photoset, production_settings
+from benchmarks import RESULTS as RESULTS  # re-exported: older callers import it from here
+from benchmarks import out_of, output_args, photoset, production_settings, write_results
 from benchmarks.ceiling import engine_ceiling
 from benchmarks.e2e_report import markdown, plot
 from benchmarks.engine import machine
@@ -48,7 +52,7 @@ from streams.publish import PhotoFile, Publisher, collect
 from streams.tail import tail
 from streams.worker.supervisor import WorkerProcess
 
-RESULTS = Path(__file__).parent / "results"
+SMOKE_PHOTOS = 8
 DEFAULT_POINT = (16, 0.2)  # batch size, max wait (s): the worker's defaults
 Photos = list[tuple[str, bytes]]
 
@@ -192,9 +196,11 @@ def measure_worker(
     repeats: int,
     module: str | None = None,
     steady_rate: float | None = None,
+    timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Start one worker configuration; publish the set ``repeats`` times as fast as possible
-    (and once at ``steady_rate`` photos/s if given); collect throughput, latency, metrics."""
+    (and once at ``steady_rate`` photos/s if given); collect throughput, latency, metrics.
+    ``timeout_s``: the longest wait for one publish's outcomes."""
     settings = scenario_settings(base, batch, wait)
     ensure_topics(settings, project_topics(settings))
     worker = WorkerProcess(settings, folder, f"worker-{settings.worker.app_id}", module=module)
@@ -203,12 +209,12 @@ def measure_worker(
         worker.start().wait_ready(180)
         for r in range(repeats):
             total += publish(settings, photos, folder, f"r{r}")
-            wait_outcomes(settings, total)
+            _outcomes_of(worker, total, timeout_s)
             runs.append(run_stats(settings, f"r{r}-"))
         steady = None
         if steady_rate:
             sent = publish(settings, photos, folder, "steady", pace_s=1.0 / steady_rate)
-            wait_outcomes(settings, total + sent)
+            _outcomes_of(worker, total + sent, timeout_s)
             steady = run_stats(settings, "steady-")
             steady["offered_photos_per_s"] = steady_rate
         metrics = worker_metrics(worker) if module is None else {}
@@ -232,6 +238,15 @@ def measure_worker(
         "steady": steady,
         "metrics": metrics,
     }
+
+
+def _outcomes_of(worker: WorkerProcess, total: int, timeout_s: float) -> None:
+    """``wait_outcomes`` for the worker's topics; when they do not come, the worker's log says
+    why (an agent that raised on its first event stays up and consumes nothing)."""
+    try:
+        wait_outcomes(worker.settings, total, timeout_s)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; the end of {worker.log}:\n{worker.tail_log()}") from exc
 
 
 def measure_on_kafka(photos: Photos, folder: Path, repeats: int) -> dict[str, Any]:
@@ -279,65 +294,53 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run everything against one private broker; write JSON, markdown and PNG."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="16 photos, one run per point")
-    parser.add_argument("--photos", type=int, default=240, help="photos per run (default 240)")
-    parser.add_argument("--runs", type=int, default=3, help="runs of the default point")
-    parser.add_argument(
-        "--sweep", action="store_true", help="also batch 1 and 4, waits 0.05 and 0.5 s (1 run)"
+def measure_all(
+    photos: Photos,
+    folder: Path,
+    repeats: int,
+    sweep: Sequence[tuple[int, float]],
+    full: bool,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """The ceiling, the naive worker and Darkroom's points on one private embedded broker; when
+    ``full``, also the fp32 row, the steady half rate and the default point on Apache Kafka."""
+    base = private_broker_settings(production_settings(), folder / "broker")
+    base = base.model_copy(
+        update={"blobs": base.blobs.model_copy(update={"root": folder / "blobs"})}
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--render-only",
-        action="store_true",
-        help="re-render e2e.md and e2e.png from an existing e2e.json",
-    )
-    args = parser.parse_args(argv)
-    if args.render_only:
-        report = json.loads((args.out / "e2e.json").read_text())
-        (args.out / "e2e.md").write_text(markdown(report))
-        plot(report, args.out / "e2e.png")
-        print(markdown(report))
-        return
-    configure_logging("WARNING", "console")
-    signal.signal(signal.SIGTERM, _interrupt)  # so `finally` stops the broker and workers
-    repeats = 1 if args.quick else args.runs
-    photos = photoset.mixed_set(16 if args.quick else args.photos)
-    sweep = [(1, 0.2), (4, 0.2), (16, 0.05), (16, 0.5)] if args.sweep else []
-    with tempfile.TemporaryDirectory(prefix="darkroom-e2e-") as tmp:
-        folder = Path(tmp)
-        base = private_broker_settings(production_settings(), folder / "broker")
-        base = base.model_copy(
-            update={"blobs": base.blobs.model_copy(update={"root": folder / "blobs"})}
-        )
-        broker = EmbeddedBroker(base)
-        broker.start()
+    broker = EmbeddedBroker(base)
+    broker.start()
+    try:
+        print(f"ceiling: the engine alone on the same {len(photos)} photos", flush=True)
+        repository = ModelRepository(base.paths.models, base.paths.model_cache)
+        enricher = Enricher(base.engine, repository)
         try:
-            print(f"ceiling: the engine alone on the same {len(photos)} photos", flush=True)
-            repository = ModelRepository(base.paths.models, base.paths.model_cache)
-            enricher = Enricher(base.engine, repository)
-            try:
-                ceiling = engine_ceiling(enricher, photos, DEFAULT_POINT[0], max(1, repeats - 1))
-            finally:
-                enricher.close()
-            print("naive worker", flush=True)
-            naive = measure_worker(
-                base, photos, folder / "naive", 1, 0.01, 1, module="benchmarks.naive_worker"
+            ceiling = engine_ceiling(enricher, photos, DEFAULT_POINT[0], max(1, repeats - 1))
+        finally:
+            enricher.close()
+        print("naive worker", flush=True)
+        naive = measure_worker(
+            base,
+            photos,
+            folder / "naive",
+            1,
+            0.01,
+            1,
+            module="benchmarks.naive_worker",
+            timeout_s=timeout_s,
+        )
+        print("Darkroom worker: batch 16, wait 0.2 s", flush=True)
+        default = measure_worker(
+            base, photos, folder / "default", *DEFAULT_POINT, repeats, timeout_s=timeout_s
+        )
+        fp32 = measure_fp32(base, photos, folder) if full else None
+        results = [default]
+        for batch, wait in sweep:
+            print(f"Darkroom worker: batch {batch}, wait {wait} s", flush=True)
+            results.append(
+                measure_worker(base, photos, folder / f"b{batch}w{wait}", batch, wait, 1)
             )
-            print("Darkroom worker: batch 16, wait 0.2 s", flush=True)
-            default = measure_worker(base, photos, folder / "default", *DEFAULT_POINT, repeats)
-            fp32_settings, rolled_back = before_promotions(base, folder)
-            print(f"Darkroom worker with {', '.join(rolled_back) or 'no'} rolled back", flush=True)
-            fp32 = measure_worker(fp32_settings, photos, folder / "fp32", *DEFAULT_POINT, 1)
-            fp32["models"] = rolled_back
-            results = [default]
-            for batch, wait in sweep:
-                print(f"Darkroom worker: batch {batch}, wait {wait} s", flush=True)
-                results.append(
-                    measure_worker(base, photos, folder / f"b{batch}w{wait}", batch, wait, 1)
-                )
+        if full:
             half = default["photos_per_s"]["median"] / 2
             print(f"Darkroom worker at a steady {half:.2f} photos/s", flush=True)
             steady = measure_worker(
@@ -345,10 +348,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             default["steady"] = steady["steady"]
             default["steady_metrics"] = steady["metrics"]
-        finally:
-            broker.stop()
-        kafka = measure_on_kafka(photos, folder, 1)
-    report = {
+    finally:
+        broker.stop()
+    kafka = measure_on_kafka(photos, folder, 1) if full else {"skipped": "not in a smoke run"}
+    return {
         "machine": machine(),
         "photos": len(photos),
         "repeats": repeats,
@@ -362,12 +365,65 @@ def main(argv: Sequence[str] | None = None) -> None:
         # inference and the one of the photo ahead of it
         "latency_bound_s": DEFAULT_POINT[1] + 2 * ceiling["one_photo_inference_s"][99],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "e2e.json").write_text(json.dumps(report, indent=2, default=str))
-    (args.out / "e2e.md").write_text(markdown(report))
-    plot(report, args.out / "e2e.png")
+
+
+def measure_fp32(base: Settings, photos: Photos, folder: Path) -> dict[str, Any]:
+    """The default point serving the models that promoted experiments replaced."""
+    fp32_settings, rolled_back = before_promotions(base, folder)
+    print(f"Darkroom worker with {', '.join(rolled_back) or 'no'} rolled back", flush=True)
+    fp32 = measure_worker(fp32_settings, photos, folder / "fp32", *DEFAULT_POINT, 1)
+    fp32["models"] = rolled_back
+    return fp32
+
+
+def render(out: Path) -> None:
+    """e2e.md and e2e.png again from ``out``/e2e.json."""
+    report = json.loads((out / "e2e.json").read_text())
+    (out / "e2e.md").write_text(markdown(report))
+    plot(report, out / "e2e.png")
     print(markdown(report))
-    print(f"wrote {args.out}/e2e.json, e2e.md, e2e.png")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run everything against one private broker; write JSON, markdown and PNG."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="16 photos, one run per point")
+    parser.add_argument("--photos", type=int, default=240, help="photos per run (default 240)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the default point")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also batch 1 and 4, waits 0.05 and 0.5 s (1 run)"
+    )
+    output_args(
+        parser,
+        smoke=f"{SMOKE_PHOTOS} photos, one run: the ceiling, the naive worker and the default "
+        "point on tansu",
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render e2e.md and e2e.png from an existing e2e.json in --out",
+    )
+    args = parser.parse_args(argv)
+    if args.render_only:
+        render(args.out)
+        return
+    configure_logging("WARNING", "console")
+    signal.signal(signal.SIGTERM, _interrupt)  # so `finally` stops the broker and workers
+    out = out_of(args)
+    repeats = 1 if args.quick or args.smoke else args.runs
+    count = SMOKE_PHOTOS if args.smoke else 16 if args.quick else args.photos
+    photos = photoset.mixed_set(count)
+    sweep = [(1, 0.2), (4, 0.2), (16, 0.05), (16, 0.5)] if args.sweep and not args.smoke else []
+    # a smoke run's few photos take seconds: a worker that consumes nothing fails it in 2 min
+    timeout_s = 120.0 if args.smoke else 600.0
+    with tempfile.TemporaryDirectory(prefix="darkroom-e2e-") as tmp:
+        folder = Path(tmp)
+        report = measure_all(photos, folder, repeats, sweep, not args.smoke, timeout_s)
+        write_results("e2e", report, markdown(report), out)
+        # a smoke run draws the plot too (into its scratch folder, dropped): it breaks there
+        plot(report, (out or folder) / "e2e.png")
+    if out is not None:
+        print(f"wrote {out}/e2e.json, e2e.md, e2e.png")
 
 
 if __name__ == "__main__":

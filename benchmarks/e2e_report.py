@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.stats import percentile
+
+if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn, not with the tables
+    from matplotlib.axes import Axes
 
 _GUARANTEES = ("at_least_once", "exactly_once")
 
@@ -17,7 +20,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Measured {report['machine']['date']} on {report['machine']['cpus']} CPU cores "
         f"(provider cpu), {report['photos']} photos per run (1/4 12 MP, 1/4 3 MP, 1/2 "
-        f"0.3 MP JPEGs), the model set models/ serves; {report['repeats']} runs of the "
+        f"0.3 MP JPEGs), the model set models/ serves; {_runs(report['repeats'])} of the "
         "default point, 1 of each other row; median (range).",
         "",
         "| variant | photos/s | p50 / p95 / p99 latency (s) |",
@@ -97,6 +100,10 @@ def _goals(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _runs(count: int) -> str:
+    return "1 run" if count == 1 else f"{count} runs"
+
+
 def _yes(met: bool) -> str:
     return "yes" if met else "**no**"
 
@@ -139,60 +146,170 @@ def _batch_sizes(cumulative: dict[str, float]) -> list[tuple[str, int]]:
     return out
 
 
+# one colour per contender, the same in every panel
+_NAIVE, _DARKROOM, _CEILING = "tab:red", "tab:blue", "tab:green"
+
+
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Throughput vs batch size and vs wait; latency CDFs."""
+    """The picture a reader needs at a glance: naive, Darkroom and the ceiling side by side; the
+    latency CDF of each scenario; throughput against max batch size and against max wait (or,
+    without a sweep, what the panel would show)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (by_batch, by_wait, cdf) = plt.subplots(1, 3, figsize=(15, 4.5))
-    default_wait = report["darkroom_default"]["wait_s"]
-    default_batch = report["darkroom_default"]["batch"]
-    for axis, key, fixed_key, fixed, label in (
-        (by_batch, "batch", "wait_s", default_wait, "max batch size"),
-        (by_wait, "wait_s", "batch", default_batch, "max wait (s)"),
-    ):
-        rows = sorted(
-            (p for p in report["darkroom"] if p[fixed_key] == fixed), key=lambda p: p[key]
-        )
-        med = [p["photos_per_s"]["median"] for p in rows]
-        axis.errorbar(
-            [p[key] for p in rows],
-            med,
-            marker="o",
-            capsize=3,
-            label="Darkroom",
-            yerr=[
-                [m - p["photos_per_s"]["low"] for m, p in zip(med, rows, strict=True)],
-                [p["photos_per_s"]["high"] - m for m, p in zip(med, rows, strict=True)],
-            ],
-        )
-        axis.axhline(
-            report["naive"]["photos_per_s"]["median"], color="red", ls="--", label="naive worker"
-        )
-        axis.axhline(
-            report["ceiling"]["engine_photos_per_s"]["median"],
-            color="green",
-            ls=":",
-            label="engine ceiling",
-        )
-        axis.set(xlabel=label, ylabel="photos/s", title=f"Throughput vs {label}")
-        axis.legend(fontsize=8)
-    for label, latencies in (
-        ("naive, max rate", report["naive"]["latencies_s"]),
-        ("Darkroom, max rate", report["darkroom_default"]["latencies_s"]),
-        (
-            "Darkroom, half rate",
-            (report["darkroom_default"].get("steady") or {}).get("latencies_s", []),
-        ),
-    ):
-        if latencies:
-            ordered = sorted(latencies)
-            cdf.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=label)
-    cdf.set(
-        xscale="log", xlabel="upload -> enriched (s)", ylabel="share of photos", title="Latency CDF"
+    fig, ((bars, cdf), (by_batch, by_wait)) = plt.subplots(2, 2, figsize=(13, 9))
+    _side_by_side(bars, report)
+    _latency_cdf(cdf, report)
+    default = report["darkroom_default"]
+    _against(by_batch, report, "batch", "wait_s", "max batch size", "--sweep adds batch 1 and 4")
+    _against(by_wait, report, "wait_s", "batch", "max wait (s)", "--sweep adds 0.05 and 0.5 s")
+    by_batch.set_title(f"Throughput vs max batch size (max wait {default['wait_s']:g} s)")
+    by_wait.set_title(f"Throughput vs max wait (max batch size {default['batch']})")
+    machine = report["machine"]
+    fig.suptitle(
+        f"Darkroom end to end: {report['photos']} photos a run, {machine['cpus']} CPU cores, "
+        f"{machine['date']}"
     )
-    cdf.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _side_by_side(axis: Axes, report: dict[str, Any]) -> None:
+    """Photos/s of the naive worker, Darkroom's default point (range of its runs) and the engine
+    alone, each bar labelled; Darkroom's against the two throughput goals."""
+    default = report["darkroom_default"]
+    naive = report["naive"]["photos_per_s"]["median"]
+    engine = report["ceiling"]["engine_photos_per_s"]["median"]
+    rate = default["photos_per_s"]
+    labels = [
+        "naive worker\n(1 at a time)",
+        f"Darkroom\n(batch {default['batch']}, wait {default['wait_s']:g} s)",
+        "engine alone\n(the ceiling)",
+    ]
+    values = [naive, rate["median"], engine]
+    axis.bar(
+        labels,
+        values,
+        color=[_NAIVE, _DARKROOM, _CEILING],
+        yerr=[[0.0, rate["median"] - rate["low"], 0.0], [0.0, rate["high"] - rate["median"], 0.0]],
+        capsize=4,
+    )
+    notes = [
+        "",
+        f"{rate['median'] / naive:.1f}x naive (goal 5x)\n{rate['median'] / engine:.0%} of the "
+        "ceiling (goal 90%)",
+        "",
+    ]
+    tops = [naive, rate["high"], engine]  # above Darkroom's range
+    for x, (value, top, note) in enumerate(zip(values, tops, notes, strict=True)):
+        axis.annotate(
+            f"{value:.2f}" + (f"\n{note}" if note else ""),
+            (x, top),
+            textcoords="offset points",
+            xytext=(0, 4),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+    axis.set_ylim(0, max(tops) * 1.35)
+    axis.set(
+        ylabel="photos/s",
+        title="Throughput side by side (Darkroom: "
+        + ("1 run)" if report["repeats"] == 1 else f"median, range of {_runs(report['repeats'])})"),
+    )
+
+
+def _latency_cdf(axis: Axes, report: dict[str, Any]) -> None:
+    """Upload -> enriched seconds of every photo, per scenario, with the half-rate p99 goal."""
+    default = report["darkroom_default"]
+    kafka = report.get("kafka") or {}
+    scenarios: list[tuple[str, list[float], str, str]] = [
+        ("naive worker, max rate", report["naive"]["latencies_s"], _NAIVE, "-"),
+        ("Darkroom, max rate", default["latencies_s"], _DARKROOM, "-"),
+        (
+            "Darkroom, half its max rate",
+            (default.get("steady") or {}).get("latencies_s", []),
+            "tab:cyan",
+            "-",
+        ),
+        *(
+            (f"Darkroom on Apache Kafka, {g.replace('_', ' ')}", kafka[g]["latencies_s"], c, "--")
+            for g, c in zip(_GUARANTEES, ("tab:purple", "tab:gray"), strict=True)
+            if g in kafka
+        ),
+    ]
+    for label, latencies, colour, style in scenarios:
+        if latencies:
+            ordered = sorted(latencies)
+            axis.plot(
+                ordered,
+                [(i + 1) / len(ordered) for i in range(len(ordered))],
+                color=colour,
+                ls=style,
+                label=f"{label} (p99 {percentile(ordered, 99):.1f} s)",
+            )
+    if default.get("steady"):
+        axis.axvline(
+            report["latency_bound_s"],
+            color="black",
+            ls=":",
+            lw=1,
+            label=f"half-rate p99 goal ({report['latency_bound_s']:.2f} s)",
+        )
+    axis.set(
+        xscale="log",
+        xlabel="upload -> enriched (s)",
+        ylabel="share of photos",
+        title="Latency CDF per scenario (max rate: all photos published at once)",
+    )
+    axis.grid(True, which="both", alpha=0.3)
+    # below the panel: inside, it hid a curve whichever corner it took
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+
+
+def _against(
+    axis: Axes, report: dict[str, Any], key: str, fixed_key: str, label: str, sweep: str
+) -> None:
+    """Darkroom's photos/s against ``key`` with ``fixed_key`` at the default point's value;
+    the naive worker and the ceiling as lines; a note when the run had no sweep."""
+    fixed = report["darkroom_default"][fixed_key]
+    rows = sorted((p for p in report["darkroom"] if p[fixed_key] == fixed), key=lambda p: p[key])
+    med = [p["photos_per_s"]["median"] for p in rows]
+    xs = [p[key] for p in rows]
+    axis.errorbar(
+        xs,
+        med,
+        yerr=[
+            [m - p["photos_per_s"]["low"] for m, p in zip(med, rows, strict=True)],
+            [p["photos_per_s"]["high"] - m for m, p in zip(med, rows, strict=True)],
+        ],
+        marker="o",
+        capsize=3,
+        color=_DARKROOM,
+        label="Darkroom",
+    )
+    naive = report["naive"]["photos_per_s"]["median"]
+    engine = report["ceiling"]["engine_photos_per_s"]["median"]
+    axis.axhline(naive, color=_NAIVE, ls="--", label="naive worker")
+    axis.axhline(engine, color=_CEILING, ls=":", label="engine ceiling")
+    axis.set_xscale("log")
+    axis.set_xticks(xs, [f"{x:g}" for x in xs])
+    axis.minorticks_off()
+    if len(rows) < 2:
+        axis.set_xlim(xs[0] / 5, xs[0] * 5)
+        axis.text(
+            0.5,
+            0.5,
+            f"no sweep in this run: the default point only\n(python -m benchmarks.e2e {sweep})",
+            transform=axis.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="dimgray",
+        )
+    axis.set_ylim(0, max([engine, naive, *(p["photos_per_s"]["high"] for p in rows)]) * 1.15)
+    axis.set(xlabel=label, ylabel="photos/s")
+    axis.legend(fontsize=8, loc="lower right")

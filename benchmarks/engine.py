@@ -1,27 +1,31 @@
 """Engine benchmark: decode full vs reduced, per-model images/s vs batch size, engine vs ceiling.
 
-    .venv/bin/python -m benchmarks.engine            # ~5 min on 2 cores; --quick for a smoke run
+    .venv/bin/python -m benchmarks.engine            # ~5 min on 2 cores
+    .venv/bin/python -m benchmarks.engine --quick    # ~1 min: 2 runs, fewer sizes (gpu.sh's)
+    .venv/bin/python -m benchmarks.engine --smoke    # ~10 s: that it runs, 1 run of each part
 
-Writes benchmarks/results/engine.json, engine.md and engine.png. Every number is the median of
-several runs with the spread beside it, and the ratios compare variants measured in this run.
+Writes benchmarks/results/engine.json, engine.md and engine.png (not in --smoke). Every number
+is the median of several runs with the spread beside it, and the ratios compare variants
+measured in this run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import io
 import os
 import platform
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
-from benchmarks import photoset, production_settings
+from benchmarks import out_of, output_args, photoset, production_settings, write_results
 from benchmarks.stats import measure
 from streams.engine import Enricher, PhotoInput
 from streams.imaging.decode import DecodedPhoto, Decoder
@@ -30,20 +34,24 @@ from streams.inference.tasks.base import Runner, Work
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
 
-RESULTS = Path(__file__).parent / "results"
+DECODE_PHOTOS = ("astronaut", "coffee", "rocket")
 
 
-def bench_decode(min_side: int, runs: int) -> list[dict[str, Any]]:
+def bench_decode(
+    min_side: int, runs: int, names: Sequence[str] = DECODE_PHOTOS
+) -> list[dict[str, Any]]:
     """12 MP JPEG: cv2.imdecode at full size vs the engine's Decoder (DCT-reduced)."""
     rows = []
-    for name in ("astronaut", "coffee", "rocket"):
+    for name in names:
         data = photoset.photo(name, "12mp")
         buffer = np.frombuffer(data, np.uint8)
-        full = measure(lambda b=buffer: cv2.imdecode(b, cv2.IMREAD_COLOR), runs)
+        full = measure(partial(cv2.imdecode, buffer, cv2.IMREAD_COLOR), runs)
         decoder = Decoder(max_pixels=10**9, min_side=min_side)
-        reduced = measure(lambda d=data, dec=decoder: dec.decode(d), runs)
+        reduced = measure(partial(decoder.decode, data), runs)
         shape = decoder.decode(data).image.shape
-        height, width = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_COLOR_8).shape[:2]
+        eighth = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_COLOR_8)
+        assert eighth is not None, name
+        height, width = eighth.shape[:2]
         rows.append(
             {
                 "photo": f"{name} {width * 8}x{height * 8}",
@@ -71,7 +79,7 @@ def bench_models(
         for size in batch_sizes:
             batch = [photos[i % len(photos)] for i in range(size)]
             works = _works(enricher, batch, runner)
-            timing = measure(lambda r=runner, w=works: r.run(w), runs)
+            timing = measure(partial(runner.run, works), runs)
             rows.append(
                 {
                     "model": runner.name,
@@ -189,7 +197,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict[str, Any], path: Path) -> None:
+def plot(report: dict[str, Any], path: Path | IO[bytes]) -> None:
     """images/s vs batch size per model, and decode full vs reduced."""
     import matplotlib
 
@@ -231,24 +239,29 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run every section and write JSON, markdown and PNG."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few runs, small sets (smoke test)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help="2 runs, fewer batch sizes and photos")
+    output_args(parser, smoke="1 run; 1 decode photo, batch sizes 1 and 4, 4 engine photos")
     args = parser.parse_args(argv)
-    runs = 2 if args.quick else 5
+    out = out_of(args)
+    # --smoke: every section once on the fewest photos that still hold each size class
+    runs = 1 if args.smoke else 2 if args.quick else 5
+    decode_photos = DECODE_PHOTOS[:1] if args.smoke else DECODE_PHOTOS
+    sizes = [1, 4] if args.smoke else [1, 4, 16] if args.quick else [1, 2, 4, 8, 16, 32, 64]
+    mixed_count = 4 if args.smoke else 8 if args.quick else 48
+    engine_runs = 1 if args.smoke else max(2, runs - 2)
     settings = production_settings()
     configure_logging("WARNING", "console")
     repository = ModelRepository.from_settings(settings)
     enricher = Enricher(settings.engine, repository)
     try:
         print("decode: 12 MP JPEG, full vs reduced", flush=True)
-        decode = bench_decode(enricher.decoder.min_side, runs)
+        decode = bench_decode(enricher.decoder.min_side, runs, decode_photos)
         photos = [enricher.decoder.decode(photoset.photo(n, "small")) for n in photoset.SOURCES]
         print("models: images/s vs batch size", flush=True)
-        sizes = [1, 4, 16] if args.quick else [1, 2, 4, 8, 16, 32, 64]
         models = bench_models(enricher, photos, sizes, runs)
         print("engine vs inference-only", flush=True)
-        mixed = photoset.mixed_set(8 if args.quick else 48)
-        engine = bench_engine(enricher, mixed, settings.engine.max_batch, max(2, runs - 2))
+        mixed = photoset.mixed_set(mixed_count)
+        engine = bench_engine(enricher, mixed, settings.engine.max_batch, engine_runs)
     finally:
         enricher.close()
     report = {
@@ -258,12 +271,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "models": models,
         "engine": engine,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "engine.json").write_text(json.dumps(report, indent=2))
-    (args.out / "engine.md").write_text(markdown(report))
-    plot(report, args.out / "engine.png")
-    print(markdown(report))
-    print(f"wrote {args.out}/engine.json, engine.md, engine.png")
+    write_results("engine", report, markdown(report), out)
+    if out is None:
+        plot(report, io.BytesIO())  # drawn all the same: a broken plot fails the smoke run
+    else:
+        plot(report, out / "engine.png")
+        print(f"wrote {out}/engine.json, engine.md, engine.png")
 
 
 if __name__ == "__main__":

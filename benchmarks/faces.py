@@ -1,6 +1,7 @@
 """Face embeddings: what aligning from the detector's landmarks costs, against dlib's own way.
 
     .venv/bin/python -m benchmarks.faces        (make bench-faces; needs dlib-bin, the build extra)
+    .venv/bin/python -m benchmarks.faces --smoke    # seconds: 3 portraits, each original + mirror
 
 dlib's pipeline finds 5 landmarks with its own shape predictor on its own detector's box and
 cuts its chip with ``get_face_chip``; Darkroom aligns BlazeFace's landmarks onto dlib's mean
@@ -8,31 +9,33 @@ face shape and runs the converted ResNet. Both embed the same real portraits and
 shrunk, enlarged and mirrored copies of them (benchmarks/portraits.py). The report: each face's
 distance between the two pipelines, and the same-person and different-people distances under
 each (dlib's line: 0.6). Also milliseconds per face chip of the ONNX model.
+
+Writes benchmarks/results/faces.json and faces.md (not in --smoke), and prints the tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import cv2
 import dlib  # type: ignore[import-untyped,import-not-found,unused-ignore]
 import numpy as np
 
-from benchmarks.portraits import PEOPLE, copies, darkroom_embed, originals
+from benchmarks import out_of, output_args, write_results
+from benchmarks.portraits import PEOPLE, SMOKE, copies, darkroom_embed, originals
 from streams.config import load_settings
 from streams.engine import Enricher
+from streams.inference.tasks.face_embed import FaceEmbedRunner
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
 from streams.models.sources import find_package_file
 
-RESULTS = Path(__file__).parent / "results"
 MODELS = "face_recognition_models/models/"
+SMOKE_COPIES = ("original", "mirror")  # "a copy to its original" needs one copy at least
 
 
 class DlibPipeline:
@@ -78,15 +81,16 @@ def pair_distances(vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]
     return {"same person": spread(same), "different people": spread(different)}
 
 
-def chip_ms(enricher: Enricher) -> dict[int, float]:
-    """Milliseconds per face chip of the ONNX ResNet at batch 1 and 8 (best of 5)."""
+def chip_ms(enricher: Enricher, tries: int = 5) -> dict[int, float]:
+    """Milliseconds per face chip of the ONNX ResNet at batch 1 and 8 (best of ``tries``)."""
     runner = next(r for r in enricher.runners if r.name == "dlib_face_resnet")
+    assert isinstance(runner, FaceEmbedRunner), runner
     chips = np.random.default_rng(1).integers(0, 256, (8, 150, 150, 3), dtype=np.uint8)
     timing = {}
     for batch in (1, 8):
-        tensor = runner.to_tensor(list(chips[:batch]))  # type: ignore[attr-defined]
+        tensor = runner.to_tensor(list(chips[:batch]))
         best = float("inf")
-        for _ in range(5):
+        for _ in range(tries):
             started = time.perf_counter()
             runner.session.run({"input": tensor}, ["embedding"])
             best = min(best, time.perf_counter() - started)
@@ -94,22 +98,18 @@ def chip_ms(enricher: Enricher) -> dict[int, float]:
     return timing
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Embed every copy both ways; write results/faces.{json,md}."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-    settings = load_settings()
-    engine = settings.engine.model_copy(
-        update={"models": "blazeface,dlib_face_resnet", "variants": "none"}
-    )
-    enricher = Enricher(engine, ModelRepository.from_settings(settings))
-    reference = DlibPipeline()
+def embed_both(
+    enricher: Enricher, reference: DlibPipeline, smoke: bool
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every copy of every portrait through both pipelines: (a row per copy, the originals'
+    vectors under Darkroom, under dlib)."""
     rows: list[dict[str, Any]] = []
     ours: dict[str, np.ndarray] = {}
     theirs: dict[str, np.ndarray] = {}
-    for name, image in originals().items():
+    for name, image in originals(SMOKE if smoke else None).items():
         for copy, pixels in copies(image):
+            if smoke and copy not in SMOKE_COPIES:
+                continue
             mine, dlibs = darkroom_embed(enricher, pixels), reference.embed(pixels)
             row: dict[str, Any] = {"photo": name, "copy": copy}
             if mine is not None and dlibs is not None:
@@ -126,6 +126,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ours[name], theirs[name] = mine, dlibs
             rows.append(row)
             print(row)
+    return rows, ours, theirs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Embed every copy both ways; write results/faces.{json,md}."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    output_args(parser, smoke=f"{len(SMOKE)} portraits, each original and mirrored, best of 1")
+    args = parser.parse_args(argv)
+    configure_logging("WARNING", "console")
+    settings = load_settings()
+    engine = settings.engine.model_copy(
+        update={"models": "blazeface,dlib_face_resnet", "variants": "none"}
+    )
+    enricher = Enricher(engine, ModelRepository.from_settings(settings))
+    rows, ours, theirs = embed_both(enricher, DlibPipeline(), args.smoke)
     result = {
         "photos": rows,
         "pairs": {"Darkroom": pair_distances(ours), "dlib": pair_distances(theirs)},
@@ -136,13 +151,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             who: spread([r[f"to original, {who}"] for r in rows if f"to original, {who}" in r])
             for who in ("Darkroom", "dlib")
         },
-        "chip_ms": chip_ms(enricher),
+        "chip_ms": chip_ms(enricher, tries=1 if args.smoke else 5),
     }
     enricher.close()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "faces.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "faces.md").write_text(report(result), encoding="utf-8")
-    print(report(result))
+    write_results("faces", result, report(result), out_of(args))
 
 
 def report(result: dict[str, Any]) -> str:

@@ -1,8 +1,10 @@
 """Changelog bytes written per upload, by the size of the uploading user's library.
 
     .venv/bin/python -m benchmarks.growth    # ~20 min on 2 cores (make bench-capacity runs it)
+    .venv/bin/python -m benchmarks.growth --smoke    # ~5 s: that it runs
 
 Most of the time is filling the 50,000-photo library; ``--sizes 10,1000`` takes seconds.
+Writes benchmarks/results/growth.json and growth.md (not in --smoke).
 
 A table write is a changelog record (its JSON key and value; a delete, the key's tombstone), so
 what a batch writes is what Kafka stores, replicates and compacts for it. One user per library
@@ -35,12 +37,12 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from rocksdict import Rdict
 
-from benchmarks import write_results
+from benchmarks import out_of, output_args, write_results
 from benchmarks.engine import machine
 from streams.config import load_settings
 from streams.contracts.codec import codec_from_settings
@@ -58,8 +60,12 @@ from streams.worker.readers import table_pipeline
 from streams.worker.recording import Recorder
 from streams.worker.tables import Tables
 
+if TYPE_CHECKING:
+    from faust.types import EventT
+
 SIZES = (10, 1_000, 10_000, 50_000)
 BATCH = 16  # the worker's default batch
+SMOKE_SIZES, SMOKE_MEASURED = (10, 100), 2 * BATCH  # --smoke: two sizes, two batches each
 FILL_BATCH = 64  # filling a library: what it holds does not depend on the batches
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -95,6 +101,7 @@ class Changelog:
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         for key, raw in self.db.items(from_key=prefix):
+            assert isinstance(key, str), key  # written by __setitem__: always a str
             if not key.startswith(prefix):
                 break
             yield key, json.loads(raw)
@@ -184,7 +191,7 @@ def run(measured: int, sizes: Sequence[int], copies: float, strangers: float) ->
     bases, versions = sample_results()
     codec = codec_from_settings(settings, SchemaRepository(settings.paths.schemas))
     tiny = encode_jpeg(np.full((8, 8, 3), 128, np.uint8))
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="darkroom-growth-") as folder:
         tables = Tables(**{f.name: Changelog(Path(folder) / f.name) for f in fields(Tables)})
         forgetting = Forgetting(tables)
@@ -211,7 +218,9 @@ def run(measured: int, sizes: Sequence[int], copies: float, strangers: float) ->
                     messages.append(RawMessage("photos.uploaded", 0, offset, user.encode(), value))
                     offset += 1
                 done = pipeline.run(messages)
-                recorder.record(done, [Consumed(m.partition) for m in messages])
+                # the recorder reads only what Consumed has of Faust's event (its docstring)
+                events = cast("list[EventT[Any]]", [Consumed(m.partition) for m in messages])
+                recorder.record(done, events)
 
         for size in sizes:
             user = f"user-{size}"
@@ -313,11 +322,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--strangers", type=float, default=0.3, help="share of faces that are a new person"
     )
+    output_args(
+        parser,
+        smoke=f"libraries of {' and '.join(map(str, SMOKE_SIZES))} photos, "
+        f"{SMOKE_MEASURED} uploads measured",
+    )
     args = parser.parse_args(argv)
     configure_logging("WARNING")
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.smoke:  # the whole path at two sizes; the ratio means nothing at this size
+        sizes, args.measured = list(SMOKE_SIZES), SMOKE_MEASURED
     result = run(args.measured, sizes, args.copies, args.strangers)
-    write_results("growth", result, report(result))
+    write_results("growth", result, report(result), out_of(args))
 
 
 if __name__ == "__main__":

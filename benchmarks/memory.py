@@ -1,6 +1,7 @@
 """Memory benchmark: the engine's resident memory on photos small as bytes and huge as pixels.
 
     .venv/bin/python -m benchmarks.memory            # ~2 min on 2 cores
+    .venv/bin/python -m benchmarks.memory --smoke    # ~10 s: that it runs (1 batch of 2)
 
 A flat 10000x10000 PNG is ~300 KB of bytes but 300 MB of BGR pixels; a 1x100000 PNG strip is
 ~60 KB and drove an unguarded resize to 18 GB. This measures the process's resident memory when
@@ -8,9 +9,10 @@ idle (the Enricher loaded and warmed up), its peak during ``enrich`` of a batch 
 (the kernel's high-water mark, reset before each batch through /proc/self/clear_refs, and a
 sampling thread as a fallback) and what stays resident afterwards. Goals: peak < idle + 2 GB,
 after < idle + 1 GB, and the strip refused as DEGENERATE_IMAGE without a spike. Exits 1 when a
-goal is missed; a watchdog ends the run (exit 3) before a regression can exhaust the machine.
+goal is missed (not in --smoke: 2 photos say nothing of them); a watchdog ends the run (exit 3)
+before a regression can exhaust the machine.
 
-Writes benchmarks/results/memory.json and memory.md.
+Writes benchmarks/results/memory.json and memory.md (not in --smoke).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import json
 import os
 import sys
 import tempfile
@@ -31,15 +32,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks import production_settings
+from benchmarks import out_of, output_args, production_settings, write_results
 from benchmarks.engine import machine
 from streams.engine import Enricher, Failed, PhotoInput
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
 
-RESULTS = Path(__file__).parent / "results"
 GB = 1_000_000_000
 MB = 1_000_000
+BATCH = 16  # flat photos in a batch: the engine's max_batch
 PEAK_GOAL = 2 * GB  # above idle, during a batch of 16 flat 100 MP PNGs
 AFTER_GOAL = 1 * GB  # above idle, once the batch is done
 STRIP_PEAK_GOAL = 256 * MB  # above the RSS before it: a refused photo costs next to nothing
@@ -185,8 +186,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(cases: Sequence[str], batches: int, abort_above: int) -> dict[str, Any]:
-    """Load the engine, then measure each case."""
+def run(cases: Sequence[str], batches: int, abort_above: int, batch: int = BATCH) -> dict[str, Any]:
+    """Load the engine, then measure each case (``batches`` of ``batch`` flat photos)."""
     settings = production_settings()
     repository = ModelRepository.from_settings(settings)
     enricher = Enricher(settings.engine, repository)
@@ -198,9 +199,9 @@ def run(cases: Sequence[str], batches: int, abort_above: int) -> dict[str, Any]:
         report["idle_rss"] = idle = rss()
         case = functools.partial(measure_case, enricher, idle=idle, abort_above=abort_above)
         if "flat" in cases:
-            flat = [PhotoInput(f"flat-{i}", photos["flat"]) for i in range(16)]
+            flat = [PhotoInput(f"flat-{i}", photos["flat"]) for i in range(batch)]
             for index in range(batches):
-                print(f"flat: batch {index + 1} of 16 x 10000x10000 PNG", flush=True)
+                print(f"flat: batch {index + 1} of {batch} x 10000x10000 PNG", flush=True)
                 report["flat"].append(case(flat))
         if "strip" in cases:
             print("strip: 1 x 1x100000 PNG", flush=True)
@@ -216,19 +217,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", choices=("flat", "strip"), default=["flat", "strip"])
     parser.add_argument("--batches", type=int, default=2, help="flat batches, one after another")
+    parser.add_argument("--batch", type=int, default=BATCH, help="flat photos in each batch")
     parser.add_argument(
         "--abort-above-gb", type=float, default=8.0, help="watchdog: RSS above idle that ends it"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    output_args(parser, smoke="1 batch of 2 flat photos, and the strip")
     args = parser.parse_args(argv)
+    if args.smoke:  # both cases through the engine once; the goals mean nothing at this size
+        args.batches, args.batch = 1, 2
+    out = out_of(args)
     configure_logging("WARNING", "console")
-    report = run(args.cases, args.batches, int(args.abort_above_gb * GB))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "memory.json").write_text(json.dumps(report, indent=2))
-    (args.out / "memory.md").write_text(markdown(report))
-    print(markdown(report))
-    print(f"wrote {args.out}/memory.json, memory.md")
-    sys.exit(0 if all(ok for _, ok in goals(report)) else 1)
+    report = run(args.cases, args.batches, int(args.abort_above_gb * GB), args.batch)
+    write_results("memory", report, markdown(report), out)
+    if out is not None:
+        print(f"wrote {out}/memory.json, memory.md")
+    sys.exit(0 if args.smoke or all(ok for _, ok in goals(report)) else 1)
 
 
 if __name__ == "__main__":

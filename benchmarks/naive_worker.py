@@ -11,6 +11,7 @@ models and outputs as Darkroom, so the comparison measures only how the work is 
 from __future__ import annotations
 
 import time
+import traceback
 from typing import Any
 
 import cv2
@@ -52,6 +53,8 @@ def main() -> None:
             runner.limit_side_len = REFERENCE_OCR["limit_side_len"]
             runner.limit_type = str(REFERENCE_OCR["limit_type"])
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
+    # the profile's Faust options (timeouts, batch sizes) by name, as the Darkroom worker's
+    tuning: dict[str, Any] = dict(profile.faust)
     app = faust.App(
         settings.worker.app_id,
         broker=f"darkroom://{settings.kafka.bootstrap}",
@@ -64,7 +67,7 @@ def main() -> None:
         web_port=settings.worker.web_port,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
-        **dict(profile.faust),
+        **tuning,
     )
     app.fetch_max_wait_ms = profile.fetch_max_wait_ms  # type: ignore[attr-defined]
     raw: dict[str, Any] = {
@@ -81,42 +84,46 @@ def main() -> None:
         assigned = [tp.partition for tp in app.consumer.assignment()]
         return web.json({"status": "ok", "partitions": assigned})
 
+    def enrich_one(upload: dict[str, Any]) -> dict[str, Any]:
+        """Every step on this one photo, inside the agent: it blocks the event loop."""
+        started = time.perf_counter()
+        data = blobs.fetch(upload["blob"], upload.get("content_sha256"))
+        image = cv2.imdecode(
+            np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        )
+        image = apply_orientation(np.asarray(image, np.uint8), exif_orientation(data))
+        fmt = sniff(data[:32])
+        assert fmt is not None
+        photo = DecodedPhoto(image, fmt, image.shape[1], image.shape[0], 1, read_exif(data))
+        # no duplicate search here: the hashes' turned variants and the DCT block go unused
+        fields, produced_by, _, _ = extract_features(photo, settings.engine.blur_threshold)
+        work = Work(
+            photo,
+            fields={"format": fmt.value, "width": photo.width, "height": photo.height, **fields},
+        )
+        for runner in runners:  # each model alone, on this one photo
+            work.prepared[runner.name] = runner.prepare(photo)
+            (output,) = runner.run([work])
+            work.fields.update(output)
+            produced_by.update(dict.fromkeys(output, runner.provenance))
+        result = Enriched(
+            upload["photo_id"],
+            work.fields,
+            produced_by,
+            {"total": (time.perf_counter() - started) * 1000},
+        )
+        return outputs.enriched(upload, result, duplicate_of=None)
+
     @app.agent(uploads)
     async def enrich(stream: Any) -> None:
         async for event in stream.events():
-            upload = codec.decode(event.value).record
-            started = time.perf_counter()
-            data = blobs.fetch(upload["blob"], upload.get("content_sha256"))
-            image = cv2.imdecode(
-                np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-            )
-            image = apply_orientation(np.asarray(image, np.uint8), exif_orientation(data))
-            fmt = sniff(data[:32])
-            assert fmt is not None
-            photo = DecodedPhoto(image, fmt, image.shape[1], image.shape[0], 1, read_exif(data))
-            # no duplicate search here: the hashes' turned variants and the DCT block go unused
-            fields, produced_by, _, _ = extract_features(photo, settings.engine.blur_threshold)
-            work = Work(
-                photo,
-                fields={
-                    "format": fmt.value,
-                    "width": photo.width,
-                    "height": photo.height,
-                    **fields,
-                },
-            )
-            for runner in runners:  # each model alone, on this one photo
-                work.prepared[runner.name] = runner.prepare(photo)
-                (output,) = runner.run([work])
-                work.fields.update(output)
-                produced_by.update(dict.fromkeys(output, runner.provenance))
-            result = Enriched(
-                upload["photo_id"],
-                work.fields,
-                produced_by,
-                {"total": (time.perf_counter() - started) * 1000},
-            )
-            record = outputs.enriched(upload, result, duplicate_of=None)
+            try:
+                record = enrich_one(codec.decode(event.value).record)
+            except Exception:
+                # Faust logs nothing when an agent raises: the worker stayed up, consumed
+                # nothing, and e2e only timed out (issue 25); its log now says why
+                traceback.print_exc()
+                raise
             await enriched.send(key=event.key, value=codec.encode(EventType.PHOTO_ENRICHED, record))
 
     faust.Worker(

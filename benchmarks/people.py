@@ -1,6 +1,7 @@
 """People: how well the stream's clustering groups real faces, at three join distances.
 
     .venv/bin/python -m benchmarks.people        (make bench-people)
+    .venv/bin/python -m benchmarks.people --smoke    # seconds: 3 portraits x 3 copies, 1 order
 
 The faces: six real portraits of four people (benchmarks/portraits.py: Obama three times,
 Biden, Collins, Hopper) and each one's turned, shrunk, enlarged and mirrored copies, plus a
@@ -11,32 +12,34 @@ merge distance 0.1 below it), over all orders: pairwise precision (two faces in 
 are one person) and recall (two faces of one person are in one cluster), and how many persons
 (clusters of at least 3 faces) came out against the 4 people. What this set cannot say: how
 the clustering does with many people who look alike, children, or thousands of faces.
+
+Writes benchmarks/results/people.json and people.md (not in --smoke), and prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from benchmarks.portraits import PEOPLE, copies, darkroom_embed, originals
+from benchmarks import out_of, output_args, write_results
+from benchmarks.portraits import PEOPLE, SMOKE, copies, darkroom_embed, originals
 from streams.config import load_settings
 from streams.engine import Enricher
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
 from streams.pipeline.people import Face, PeoplePolicy, PeopleSearch
 
-RESULTS = Path(__file__).parent / "results"
 JOIN_DISTANCES = (0.4, 0.5, 0.6)
 ORDERS = 5
 MODEL = "dlib_face_resnet"
+SMOKE_VARIANTS = ("original", "mirror", "jpeg q30")
+Faces = list[tuple[str, str, np.ndarray]]  # (photo and copy, person, embedding)
 
 
 class Store:
@@ -69,7 +72,7 @@ def pairwise(truth: Sequence[str], found: Sequence[str]) -> tuple[float, float]:
     return (both / together if together else 1.0), (both / true_together if true_together else 1.0)
 
 
-def cluster(faces: list[tuple[str, str, np.ndarray]], join: float, seed: int) -> dict[str, Any]:
+def cluster(faces: Faces, join: float, seed: int) -> dict[str, Any]:
     """One order of the faces through the clustering: its quality."""
     order = list(faces)
     random.Random(seed).shuffle(order)
@@ -90,27 +93,41 @@ def cluster(faces: list[tuple[str, str, np.ndarray]], join: float, seed: int) ->
     return {"precision": precision, "recall": recall, "persons": persons}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Embed every copy once, cluster in every order at every distance; write results."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+def embed(smoke: bool) -> tuple[Faces, list[str]]:
+    """Every variant of every portrait through the engine: (its faces, the copies without)."""
     configure_logging("WARNING", "console")
     settings = load_settings()
     engine = settings.engine.model_copy(update={"models": f"blazeface,{MODEL}", "variants": "none"})
     enricher = Enricher(engine, ModelRepository.from_settings(settings))
-    faces: list[tuple[str, str, np.ndarray]] = []
+    faces: Faces = []
     missed = []
-    for name, image in originals().items():
+    for name, image in originals(SMOKE if smoke else None).items():
         for copy, pixels in variants(image):
+            if smoke and copy not in SMOKE_VARIANTS:
+                continue
             vector = darkroom_embed(enricher, pixels)
             if vector is None:
                 missed.append(f"{name} {copy}")
             else:
                 faces.append((f"{name} {copy}", PEOPLE[name], vector))
     enricher.close()
+    return faces, missed
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Embed every copy once, cluster in every order at every distance; write results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=ORDERS, help="shuffled orders per distance")
+    output_args(
+        parser, smoke=f"{len(SMOKE)} portraits x {len(SMOKE_VARIANTS)} copies, 1 order a distance"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.orders = 1
+    faces, missed = embed(args.smoke)
     rows = []
     for join in JOIN_DISTANCES:
-        runs = [cluster(faces, join, seed) for seed in range(ORDERS)]
+        runs = [cluster(faces, join, seed) for seed in range(args.orders)]
         rows.append(
             {
                 "join_distance": join,
@@ -124,15 +141,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(rows[-1])
     result = {
         "faces": len(faces),
-        "people": len(set(PEOPLE.values())),
-        "orders": ORDERS,
+        "people": len({who for _, who, _ in faces}),
+        "orders": args.orders,
         "no face found": missed,
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "people.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "people.md").write_text(report(result), encoding="utf-8")
-    print(report(result))
+    write_results("people", result, report(result), out_of(args))
 
 
 def report(result: dict[str, Any]) -> str:
@@ -148,7 +162,8 @@ def report(result: dict[str, Any]) -> str:
         f"{result['faces']} faces of {result['people']} people, {result['orders']} orders each "
         f"(no face found in: {', '.join(result['no face found']) or 'none'}).",
         "",
-        "| join distance | merge distance | precision | recall | persons (of 4) |",
+        "| join distance | merge distance | precision | recall | "
+        f"persons (of {result['people']}) |",
         "|---|---|---|---|---|",
     ]
     for row in result["rows"]:

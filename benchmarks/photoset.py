@@ -37,7 +37,7 @@ def photo(name: str, size: str, quality: int = 90) -> bytes:
         fy=scale,
         interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA,
     )
-    return encode_jpeg(resized, quality=quality)
+    return encode_jpeg(np.asarray(resized, dtype=np.uint8), quality=quality)
 
 
 def mixed_set(count: int) -> list[tuple[str, bytes]]:

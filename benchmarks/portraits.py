@@ -6,7 +6,7 @@ astronaut (NASA, public domain); Grace Hopper: matplotlib's sample (US Navy, pub
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import cv2
 import matplotlib.cbook
@@ -17,15 +17,19 @@ from streams.samples import encode_jpeg, load_photo
 
 PEOPLE = {"obama": "Obama", "obama2": "Obama", "obama3": "Obama", "biden": "Biden"}
 PEOPLE |= {"astronaut": "Collins", "hopper": "Hopper"}
+# a smoke run's portraits: the fewest with a same-person pair and a different-people pair
+SMOKE = ("obama", "obama2", "biden")
 
 
-def originals() -> dict[str, np.ndarray]:
-    """The portraits, BGR."""
-    found: dict[str, np.ndarray] = {n: load_photo(n) for n in PEOPLE if n != "hopper"}
-    hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    image = cv2.imread(str(hopper))
-    assert image is not None, hopper
-    found["hopper"] = image
+def originals(names: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """The portraits (those of ``names``, when given), BGR."""
+    wanted = [n for n in PEOPLE if names is None or n in names]
+    found: dict[str, np.ndarray] = {n: load_photo(n) for n in wanted if n != "hopper"}
+    if "hopper" in wanted:
+        hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+        image = cv2.imread(str(hopper))
+        assert image is not None, hopper
+        found["hopper"] = image
     return found
 
 

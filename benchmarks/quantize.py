@@ -2,6 +2,7 @@
 decisions, with int8 embeddings against the float16 ones the worker stores.
 
     .venv/bin/python -m benchmarks.quantize     # ~2 min on 2 cores
+    .venv/bin/python -m benchmarks.quantize --smoke    # ~10 s: that it runs (1 copy each)
 
 The photos: the 16 sample photos, each with 30 copies (crops of 60-95%, scaled, brighter or
 darker, mirrored, turned a few degrees, JPEG quality 40-90), embedded by the engine
@@ -16,18 +17,21 @@ share of float16's 20 nearest, by cosine, that int8's 20 nearest hold, over ever
 query); the embedding rule of the duplicate search (cosine >= ``duplicate_min_similarity``,
 0.75, for photos indexed without a DCT block) and the people rules (a face joins within 0.5,
 clusters merge within 0.4: Euclidean) as pairs that change side.
+
+Writes benchmarks/results/quantize.json and quantize.md (not in --smoke).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
-from benchmarks import write_results
+from benchmarks import out_of, output_args, write_results
 from benchmarks.engine import machine
 from benchmarks.portraits import copies as portrait_copies
 from benchmarks.portraits import darkroom_embed, originals
@@ -37,6 +41,8 @@ from streams.logs import configure_logging
 from streams.samples import PHOTOS, encode_jpeg, load_photo
 
 COPIES, K = 30, 20
+SMOKE_COPIES = 1  # --smoke: 32 photo embeddings, still more than K + 1
+SMOKE_FACES = 1  # --smoke: the portraits themselves
 DUPLICATE_MIN_SIMILARITY, JOIN, MERGE = 0.75, 0.5, 0.4
 GOAL_RECALL = 0.99
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
@@ -54,10 +60,12 @@ def float16(vectors: Vectors) -> Vectors:
     return vectors.astype(np.float16).astype(np.float32)
 
 
-def variants(image: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """``COPIES`` copies of a photo, each changed a little in a random way."""
+def variants(
+    image: np.ndarray, rng: np.random.Generator, copies: int = COPIES
+) -> Iterator[np.ndarray]:
+    """``copies`` copies of a photo, each changed a little in a random way."""
     height, width = image.shape[:2]
-    for _ in range(COPIES):
+    for _ in range(copies):
         copy = image
         share = rng.uniform(0.6, 0.95)
         h, w = int(height * share), int(width * share)
@@ -72,17 +80,18 @@ def variants(image: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray
         )
         copy = cv2.warpAffine(copy, turn, (copy.shape[1], copy.shape[0]))
         quality = int(rng.integers(40, 91))
-        decoded = cv2.imdecode(np.frombuffer(encode_jpeg(copy, quality), np.uint8), 1)
+        encoded = encode_jpeg(np.asarray(copy, dtype=np.uint8), quality)
+        decoded = cv2.imdecode(np.frombuffer(encoded, np.uint8), 1)
         yield np.ascontiguousarray(decoded)
 
 
-def photo_embeddings(enricher: Enricher) -> Vectors:
+def photo_embeddings(enricher: Enricher, copies: int = COPIES) -> Vectors:
     rng = np.random.default_rng(11)
     inputs = []
     for name in PHOTOS:
         image = load_photo(name)
         inputs.append(PhotoInput(name, encode_jpeg(image)))
-        for i, copy in enumerate(variants(image, rng)):
+        for i, copy in enumerate(variants(image, rng, copies)):
             inputs.append(PhotoInput(f"{name}-{i}", encode_jpeg(copy)))
     found = []
     for start in range(0, len(inputs), 32):
@@ -90,13 +99,14 @@ def photo_embeddings(enricher: Enricher) -> Vectors:
             assert isinstance(result, Enriched), result
             found.append(result.fields["embedding"])
     vectors = np.asarray(found, dtype=np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.asarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), np.float32)
 
 
-def face_embeddings(enricher: Enricher) -> Vectors:
+def face_embeddings(enricher: Enricher, copies: int | None = None) -> Vectors:
+    """The portraits' and their copies' faces (the first ``copies`` of each; None: all)."""
     found = []
     for image in originals().values():
-        for _name, copy in portrait_copies(image):
+        for _name, copy in itertools.islice(portrait_copies(image), copies):
             vector = darkroom_embed(enricher, copy)
             if vector is not None:
                 found.append(vector)
@@ -136,10 +146,13 @@ def flips_distance(exact: Vectors, approx: Vectors, threshold: float) -> tuple[i
     return changed, int(np.sum(np.abs(a - threshold) < 0.02)), len(a)
 
 
-def run() -> dict[str, Any]:
+def run(copies: int = COPIES, face_copies: int | None = None) -> dict[str, Any]:
+    """``copies`` of each sample photo; each portrait's first ``face_copies`` versions, the
+    original first (None: all)."""
     enricher = Enricher.from_settings(load_settings())
     try:
-        photos, faces = photo_embeddings(enricher), face_embeddings(enricher)
+        photos = photo_embeddings(enricher, copies)
+        faces = face_embeddings(enricher, face_copies)
     finally:
         enricher.close()
     half, eight = float16(photos), int8(photos)
@@ -153,6 +166,7 @@ def run() -> dict[str, Any]:
     return {
         "machine": machine(),
         "photos": len(photos),
+        "copies": copies,
         "faces": len(faces),
         "k": K,
         "recall_at_k": {"mean": round(mean_normed, 4), "lowest": round(lowest_normed, 4)},
@@ -176,7 +190,7 @@ def report(result: dict[str, Any]) -> str:
         "",
         f"`python -m benchmarks.quantize` on {result['machine']['cpus']} CPUs, "
         f"{result['machine']['date']}: {result['photos']} photo embeddings (16 photos and "
-        f"{COPIES} copies each), {result['faces']} face embeddings.",
+        f"{result['copies']} copies each), {result['faces']} face embeddings.",
         "",
         "| measure | result |",
         "|---|---|",
@@ -204,10 +218,13 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    output_args(parser, smoke="each photo and 1 copy of it, the portraits without copies")
+    args = parser.parse_args(argv)
     configure_logging("WARNING")
-    result = run()
-    write_results("quantize", result, report(result))
+    # --smoke: every measure on a few embeddings; the recall means nothing at this size
+    result = run(SMOKE_COPIES, SMOKE_FACES) if args.smoke else run()
+    write_results("quantize", result, report(result), out_of(args))
 
 
 if __name__ == "__main__":

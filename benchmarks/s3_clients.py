@@ -1,6 +1,7 @@
 """S3 client benchmark: which client the worker should GET photos from object storage with.
 
     make bench-s3-clients    # = .venv/bin/python -m benchmarks.s3_clients, ~2 min on 2 cores
+    .venv/bin/python -m benchmarks.s3_clients --smoke    # seconds: 16 objects a size, 1 batch
 
 Needs moto[server], boto3 and obstore (all in Darkroom's environment). aiobotocore is optional:
 its botocore pin conflicts with Darkroom's boto3, so without it its rows are skipped (and the
@@ -21,7 +22,8 @@ while client CPU is what the worker pays beside decoding and inference. The serv
 GET (from /proc/<pid>/stat) is shown to tell the two apart. Every body is checked against its
 sha256 after its batch, outside the timed region.
 
-Writes benchmarks/results/s3_clients.json and s3_clients.md (the table), and prints the table.
+Writes benchmarks/results/s3_clients.json and s3_clients.md (the table; not in --smoke), and
+prints the table.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import argparse
 import asyncio
 import hashlib
 import importlib
-import json
 import os
 import platform
 import random
@@ -50,12 +51,12 @@ import obstore
 from botocore.config import Config
 from obstore.store import S3Store
 
+from benchmarks import out_of, output_args, write_results
 from benchmarks.stats import percentile
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-RESULTS = Path(__file__).parent / "results"
 BUCKET = "photos"
 BATCH = 16
 SIZES = {"64 KiB": (64 * 1024, 256), "1 MiB": (1024 * 1024, 64)}  # label -> (bytes, objects)
@@ -106,15 +107,16 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def seed(endpoint: str) -> dict[str, dict[str, str]]:
-    """Create the bucket and its objects: size label -> {key: sha256}."""
+def seed(endpoint: str, most: int | None = None) -> dict[str, dict[str, str]]:
+    """Create the bucket and its objects (``most`` of each size at most): size label ->
+    {key: sha256}."""
     s3 = boto3_client(endpoint)
     s3.create_bucket(Bucket=BUCKET)
     rng = random.Random(42)
     objects: dict[str, dict[str, str]] = {}
     for label, (size, count) in SIZES.items():
         objects[label] = {}
-        for i in range(count):
+        for i in range(count if most is None else min(count, most)):
             key, data = f"{size}/{i:04d}.jpg", rng.randbytes(size)
             s3.put_object(Bucket=BUCKET, Key=key, Body=data)
             objects[label][key] = hashlib.sha256(data).hexdigest()
@@ -185,7 +187,8 @@ def clients(endpoint: str) -> Iterator[dict[str, Fetch]]:
     async def aio_get(key: str) -> bytes:
         response = await aio.get_object(Bucket=BUCKET, Key=key)
         async with response["Body"] as body:
-            return await body.read()  # type: ignore[no-any-return]
+            data: bytes = await body.read()
+            return data
 
     async def obstore_async_get(key: str) -> Any:
         return await (await obstore.get_async(store, key)).bytes_async()
@@ -257,13 +260,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=20, help="batches of 16 keys per repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    output_args(parser, smoke=f"{BATCH} objects a size, 1 batch x 1 repeat per cell")
     args = parser.parse_args(argv)
+    most = None
+    if args.smoke:  # every client, size and concurrency once; the numbers mean nothing
+        most, args.batches, args.repeats = BATCH, 1, 1
     skipped = [] if aio_session is not None else [AIOBOTOCORE_MISSING]
     for line in skipped:
         print(f"{line}: its rows are skipped", flush=True)
     rows: list[dict[str, Any]] = []
     with moto_server() as (endpoint, pid):
-        objects = seed(endpoint)
+        objects = seed(endpoint, most)
         with clients(endpoint) as fetches:
             for size, digests in objects.items():
                 for concurrency in (1, BATCH):
@@ -286,12 +293,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "skipped": skipped,
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "s3_clients.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = markdown(report)
-    (RESULTS / "s3_clients.md").write_text(text)
     print()
-    print(text, end="")
+    write_results("s3_clients", report, markdown(report), out_of(args))
 
 
 def installed(names: Sequence[str]) -> dict[str, str]:

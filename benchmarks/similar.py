@@ -1,6 +1,7 @@
 """Similar photos: query latency at 1k, 10k and 50k photos of one user, exact search.
 
     .venv/bin/python -m benchmarks.similar        (make bench-similar)
+    .venv/bin/python -m benchmarks.similar --smoke    # seconds: 1k photos, 1k others, 20 queries
 
 What runs is what ``GET /users/{u}/photos/{p}/similar?k=20`` runs: ``SimilarPhotos.similar``
 over rows read by ``streams.worker.tables.user_rows`` from a RocksDB database (rocksdict, raw
@@ -9,6 +10,8 @@ photos beside 20,000 photos of other users. Per size: the first query (the prefi
 rows unpacked into a matrix) and then ``QUERIES`` queries of random photos from memory
 (p50, p99), and the matrix's memory. Not included: the HTTP hop and Faust's routing (a local
 aiohttp round trip, about a millisecond).
+
+Writes benchmarks/results/similar.json and similar.md (not in --smoke), and prints the table.
 
 The embeddings are random unit vectors of MobileNetV2's 1280 dimensions packed as the worker packs
 them (8 bits a value): exact search costs the same whatever the vectors hold, and its recall
@@ -31,16 +34,18 @@ from typing import Any
 import numpy as np
 from rocksdict import Options, Rdict
 
+from benchmarks import out_of, output_args, write_results
 from benchmarks.stats import percentile
 from streams.pipeline.dedup import pack_embedding
 from streams.pipeline.keys import photo_key
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker.tables import user_rows
 
-RESULTS = Path(__file__).parent / "results"
 SIZES = (1_000, 10_000, 50_000)
 OTHERS = 20_000  # other users' photos in the same database
 WIDTH, K, QUERIES = 1280, 20, 500
+MISSING = 50  # queries of a photo the user lacks
+NEIGHBOURS = ("alic", "alice2", "bob", "zoe")  # the other users; alice's prefix's neighbours too
 GOAL_P99_MS = 50.0
 
 
@@ -86,13 +91,16 @@ def fill(store: JsonStore, user: str, photos: int, rng: np.random.Generator) -> 
             store.put(photo_key(user, f"{user}-photo-{start + i:06d}"), pack_embedding(row))
 
 
-def measure(size: int, root: Path, seed: int) -> dict[str, Any]:
+def measure(
+    size: int, root: Path, seed: int, others: int = OTHERS, queries: int = QUERIES
+) -> dict[str, Any]:
+    """One size: alice's ``size`` photos beside ``others`` of other users, ``queries`` timed."""
     rng = np.random.default_rng(seed)
     store = JsonStore(root / f"db-{size}")
     try:
         fill(store, "alice", size, rng)
-        for other in ("alic", "alice2", "bob", "zoe"):  # neighbours of alice's prefix included
-            fill(store, other, OTHERS // 4, rng)
+        for other in NEIGHBOURS:
+            fill(store, other, others // len(NEIGHBOURS), rng)
         table = Table(store)
         index = SimilarPhotos(
             lambda user: user_rows(table, user),
@@ -104,14 +112,14 @@ def measure(size: int, root: Path, seed: int) -> dict[str, Any]:
         found, searched = index.similar("alice", photos[0], K)
         first_ms = (time.perf_counter() - started) * 1000
         assert searched == size and len(found) == K, (searched, len(found))
-        picks = random.Random(seed).choices(photos, k=QUERIES)
+        picks = random.Random(seed).choices(photos, k=queries)
         times = []
         for photo in picks:
             started = time.perf_counter()
             index.similar("alice", photo, K)
             times.append((time.perf_counter() - started) * 1000)
         missing = []  # a photo the user does not have (a 404): one key looked up
-        for i in range(50):
+        for i in range(MISSING):
             started = time.perf_counter()
             with contextlib.suppress(KeyError):
                 index.similar("alice", f"no-such-photo-{i}", K)
@@ -132,17 +140,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Measure every size; write benchmarks/results/similar.{json,md}."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--others", type=int, default=OTHERS, help="other users' photos")
+    parser.add_argument("--queries", type=int, default=QUERIES, help="timed queries per size")
+    output_args(parser, smoke="1,000 photos beside 1,000 of others, 20 queries")
     args = parser.parse_args(argv)
+    if args.smoke:  # the scan, the matrix and the queries once each; p99 of 20 means nothing
+        args.sizes, args.others, args.queries = [1_000], 1_000, 20
     rows = []
     with tempfile.TemporaryDirectory(prefix="darkroom-similar-") as tmp:
         for size in args.sizes:
-            rows.append(measure(size, Path(tmp), seed=size))
+            rows.append(measure(size, Path(tmp), size, args.others, args.queries))
             print(rows[-1], flush=True)
-    result = {"k": K, "queries": QUERIES, "width": WIDTH, "goal_p99_ms": GOAL_P99_MS, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "similar.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "similar.md").write_text(report(result), encoding="utf-8")
-    print(report(result))
+    result = {
+        "k": K,
+        "queries": args.queries,
+        "width": WIDTH,
+        "goal_p99_ms": GOAL_P99_MS,
+        "rows": rows,
+    }
+    write_results("similar", result, report(result), out_of(args))
 
 
 def report(result: dict[str, Any]) -> str:

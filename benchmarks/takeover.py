@@ -1,6 +1,8 @@
 """Takeover with and without Faust standby replicas: kill -9 one of two workers, time the rest.
 
     .venv/bin/python -m benchmarks.takeover [--runs 3] [--records 40000] [--engine kafka]
+    .venv/bin/python -m benchmarks.takeover --smoke   # ~40 s: tansu, 1 run with 1 standby,
+                                                      # 1500 rows, 8 + 8 photos, printed only
 
 Two workers on a private broker (Apache Kafka, one node, by default) split the 4 partitions
 and enrich a small library (real table rows). Then the changelog of the ``embeddings`` table
@@ -16,9 +18,10 @@ Measured from the kill: when the survivor's /healthz says ok with all 4 partitio
 noticed the death: the session timeout, 10 s on Kafka's profile; the rebalance; every table
 partition recovered), and when the probes on the victim's partitions have outputs (first and
 last). Each configuration runs ``--runs`` times, alternating, on fresh topics and groups. The
-survivor's CPU time over the same window after the filling says what the copies cost it.
+survivor's CPU time over the same window after the filling (``--cpu-window``) says what the
+copies cost it.
 
-Writes benchmarks/results/takeover.json and takeover.md.
+Writes benchmarks/results/takeover.json and takeover.md (not in --smoke).
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from benchmarks import photoset, production_settings
+from benchmarks import out_of, output_args, photoset, production_settings, write_results
 from benchmarks.e2e import publish, scenario_settings, wait_outcomes
 from benchmarks.engine import machine
 from streams.broker import private_broker_settings
@@ -55,10 +59,26 @@ from streams.worker import local_state
 from streams.worker.local_state import changelog_topic
 from streams.worker.supervisor import WorkerProcess
 
-RESULTS = Path(__file__).parent / "results"
 PARTITIONS = {0, 1, 2, 3}
-CPU_WINDOW_S = 25.0  # from the filling on: longer than the standby copies took to catch up
 ROW_BYTES = 3416  # a 1280-d float16 embedding, base64, as the embeddings table keeps it
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run does: filler rows per taken-over partition, library photos (of 8 users),
+    probe uploads and their users, and the window of the survivor's CPU from the filling on."""
+
+    records: int = 40_000
+    library: int = 32
+    probes: int = 16
+    probe_users: int = 8
+    # longer than the standby copies took to catch up (40,000 rows a partition on Kafka)
+    cpu_window_s: float = 25.0
+
+
+# tansu, one standby setting, rows enough that the standby catch-up (within 1000) is a real
+# wait, a photo per probe user (most land on the victim's partitions)
+SMOKE = Plan(records=1500, library=8, probes=8, probe_users=8, cpu_window_s=5.0)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -144,7 +164,7 @@ def partitions_of_users(settings: Settings, codec: SingleObjectCodec) -> dict[st
     }
 
 
-def run_once(base: Settings, folder: Path, standby: int, records: int) -> dict[str, Any]:
+def run_once(base: Settings, folder: Path, standby: int, plan: Plan) -> dict[str, Any]:
     settings = scenario_settings(base, 16, 0.2)
     settings = settings.model_copy(
         update={"worker": settings.worker.model_copy(update={"standby_replicas": standby})}
@@ -165,18 +185,18 @@ def run_once(base: Settings, folder: Path, standby: int, records: int) -> dict[s
             return (a, b) if a and b and not a & b and a | b == PARTITIONS else None
 
         victims, _ = wait(split, 120, "split of the partitions")
-        library = publish(settings, photoset.mixed_set(32), folder / tag, "lib", users=8)
+        library = publish(settings, photoset.mixed_set(plan.library), folder / tag, "lib", users=8)
         wait_outcomes(settings, library, timeout_s=300)
         assert survivor.process is not None
         cpu_before, filled_at = process_cpu_s(survivor.process.pid), time.monotonic()
-        last = fill_changelog(settings, victims, records) if records else {}
+        last = fill_changelog(settings, victims, plan.records) if plan.records else {}
         fill_s = time.monotonic() - filled_at
         caught_up_s = None
         if standby and last:
             wait(lambda: standby_caught_up(survivor, last), 300, "standby copies", every_s=1.0)
             caught_up_s = time.monotonic() - filled_at
         # the same window for both: what keeping the copies up to date cost the survivor
-        time.sleep(max(2.0, filled_at + CPU_WINDOW_S - time.monotonic()))
+        time.sleep(max(2.0, filled_at + plan.cpu_window_s - time.monotonic()))
         window_s = time.monotonic() - filled_at
         survivor_cpu_s = process_cpu_s(survivor.process.pid) - cpu_before
 
@@ -184,7 +204,9 @@ def run_once(base: Settings, folder: Path, standby: int, records: int) -> dict[s
         victim.kill()
         health = Health(survivor, killed_at)
         health.start()
-        probes = publish(settings, photoset.mixed_set(16), folder / tag, "probe", users=8)
+        probes = publish(
+            settings, photoset.mixed_set(plan.probes), folder / tag, "probe", plan.probe_users
+        )
         wait_outcomes(settings, library + probes, timeout_s=300)
         health.join(60)
         health.stop.set()
@@ -201,7 +223,7 @@ def run_once(base: Settings, folder: Path, standby: int, records: int) -> dict[s
         return {
             "standby_replicas": standby,
             "victim_partitions": sorted(victims),
-            "filler_records_per_partition": records,
+            "filler_records_per_partition": plan.records,
             "fill_s": round(fill_s, 1),
             "standby_caught_up_s": None if caught_up_s is None else round(caught_up_s, 1),
             "survivor_cpu_s": round(survivor_cpu_s, 1),
@@ -230,7 +252,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['records']} filler rows of {ROW_BYTES} bytes on each of the victim's "
         "embeddings changelog partitions; seconds from the kill (median, low-high of "
-        f"{report['runs']} runs):",
+        f"{report['runs']} run{'s' if report['runs'] != 1 else ''}):",
         "",
         "| standby replicas | survivor ok with every partition | first output of a probe "
         "on a taken-over partition | last such output |",
@@ -247,7 +269,8 @@ def markdown(report: dict[str, Any]) -> str:
     cpu = {s: f["survivor_cpu_s"]["median"] for s, f in report["summary"].items()}
     lines += [
         "",
-        f"The survivor's CPU in the {CPU_WINDOW_S:g} s from the filling on (median): "
+        f"The survivor's CPU in the {report['plan']['cpu_window_s']:g} s from the filling on "
+        "(median): "
         + ", ".join(f"{c:.1f} s with {s} standby replicas" for s, c in cpu.items())
         + ".",
     ]
@@ -258,15 +281,53 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each configuration")
     parser.add_argument(
-        "--records", type=int, default=40_000, help="filler rows per taken-over partition"
+        "--records", type=int, default=Plan.records, help="filler rows per taken-over partition"
     )
     parser.add_argument("--engine", choices=["kafka", "embedded"], default="kafka")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--cpu-window",
+        type=float,
+        default=Plan.cpu_window_s,
+        help="seconds of the survivor's CPU measured from the filling on",
+    )
+    output_args(parser, smoke="tansu, 1 run with 1 standby, 1500 rows, 8 + 8 photos")
     args = parser.parse_args(argv)
-    engine: BrokerEngine = args.engine
+    standbys: tuple[int, ...]
+    if args.smoke:
+        engine: BrokerEngine = "embedded"
+        plan, runs, standbys = SMOKE, 1, (1,)
+    else:
+        engine = args.engine
+        plan = Plan(records=args.records, cpu_window_s=args.cpu_window)
+        runs, standbys = args.runs, (0, 1)
     configure_logging("WARNING", "console")
     signal.signal(signal.SIGTERM, _interrupt)  # so `finally` stops the broker and workers
-    runs: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
+    results = measure(engine, plan, runs, standbys)
+    keys = (
+        "all_owned_s",
+        "first_output_s",
+        "last_output_s",
+        "standby_caught_up_s",
+        "survivor_cpu_s",
+    )
+    report = {
+        "engine": engine,
+        "machine": machine(),
+        "records": plan.records,
+        "plan": asdict(plan),
+        "runs": runs,
+        "results": results,
+        "summary": {s: {k: summary(r, k) for k in keys} for s, r in results.items()},
+    }
+    write_results("takeover", report, markdown(report), out_of(args))
+
+
+def measure(
+    engine: BrokerEngine, plan: Plan, runs: int, standbys: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """``runs`` takeovers with each number of standby replicas, alternating, on one private
+    broker: their figures by standby replicas."""
+    results: dict[int, list[dict[str, Any]]] = {standby: [] for standby in standbys}
     with tempfile.TemporaryDirectory(prefix="darkroom-takeover-") as tmp:
         folder = Path(tmp)
         base = private_broker_settings(
@@ -278,32 +339,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         broker = local_broker(base, engine)
         broker.start()
         try:
-            for run in range(args.runs):
-                for standby in (0, 1):
-                    result = run_once(base, folder / uuid.uuid4().hex[:6], standby, args.records)
+            for run in range(runs):
+                for standby in standbys:
+                    result = run_once(base, folder / uuid.uuid4().hex[:6], standby, plan)
                     print(f"run {run + 1}: {json.dumps(result)}", flush=True)
-                    runs[standby].append(result)
+                    results[standby].append(result)
         finally:
             broker.stop()
-    keys = (
-        "all_owned_s",
-        "first_output_s",
-        "last_output_s",
-        "standby_caught_up_s",
-        "survivor_cpu_s",
-    )
-    report = {
-        "engine": engine,
-        "machine": machine(),
-        "records": args.records,
-        "runs": args.runs,
-        "results": runs,
-        "summary": {s: {k: summary(r, k) for k in keys} for s, r in runs.items()},
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "takeover.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "takeover.md").write_text(markdown(report))
-    print(markdown(report))
+    return results
 
 
 if __name__ == "__main__":
