@@ -1,6 +1,8 @@
-"""`darkroom models list|install|build|verify|promote`: the model repository."""
+"""`darkroom models list|install|build|verify|promote|train-gate`: the model repository."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -14,11 +16,14 @@ from streams.engine.build import build as build_model
 from streams.engine.verify import verify_model
 from streams.errors import OperationError
 from streams.experiments.promote import promote as promote_variant
+from streams.experiments.text_gate import describe, examples
+from streams.inference.text_gate import train
 from streams.models.build import BuildError
 from streams.models.install import install_commands, run_install
 from streams.models.manifest import ModelManifest
 from streams.models.repository import ModelRepository
 from streams.models.sources import MissingSourceError, SourceMismatchError
+from streams.tail import scan_many
 
 
 class PromotionRefusedError(OperationError):
@@ -215,3 +220,36 @@ def verify(
             console.print(f"    {tick} {check.description}: {escape(check.seen)}", highlight=False)
     if failed:
         fail(f"{failed} model(s) failed verification", ExitCode.FAILED)
+
+
+@app.command("train-gate")
+def train_gate(
+    ctx: typer.Context,
+    out: Path = typer.Option(
+        ..., "--out", help="The gate file to write (e.g. models/ppocr_det_gated/text_gate.json)."
+    ),
+    topic: str | None = typer.Option(None, "--topic", help="Default: the enriched topic."),
+    detector: str = typer.Option(
+        "ppocr_det", "--detector", help="The full detector whose reads are the labels."
+    ),
+    line_recall: float = typer.Option(
+        0.975, "--line-recall", min=0.5, max=1.0, help="Share of text lines the gate must keep."
+    ),
+    timeout_s: float = typer.Option(300.0, "--timeout", help="Seconds to read the topic."),
+) -> None:
+    """Learn a text gate from the enriched topic: each photo's embedding, and whether the full
+    detector read text in it. Ship the file in a detector's model folder (``text_gate`` in its
+    params) and judge it in shadow like any variant."""
+    app_state = state(ctx)
+    settings = app_state.settings
+    name = topic or settings.topics.enriched
+    with console.status(f"reading {name} to its end"):
+        found = examples(scan_many(settings, app_state.codec, [name], timeout_s), detector)
+    embeddings, lines = found.arrays()
+    with console.status(f"training on {len(lines)} photos"):
+        gate = train(embeddings, lines, line_recall=line_recall)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gate.save(out)
+    console.print(f"wrote {out}: {describe(dict(gate.trained))}", highlight=False)
+    for why, count in sorted(found.skipped.items()):
+        console.print(f"  left out: {count} ({why})", highlight=False)

@@ -285,32 +285,32 @@ def _resize_norm(crop: U8Image, height: int, width: int, pad_to: int) -> F32:
 
 
 # --- recognition -------------------------------------------------------------------
-def rec_preprocess(
-    crops: Sequence[U8Image],
-    batch_size: int = REC_BATCH,
-    min_width: int = REC_MIN_WIDTH,
-    max_spread: float | None = None,
-) -> list[RecBatch]:
-    """Sort crops by aspect ratio and pack them into (B, 3, 48, W) batches.
+REC_WIDTH_STEP = 32  # a crop's padded width is its own, rounded up to this
 
-    W = int(48 * max(min_width / 48, widest ratio in the batch)).  With ``max_spread``
-    a new batch also starts when a crop's padded width would exceed ``max_spread`` times
-    the batch's first width (limits padding waste for large batches).
-    """
-    ratios = np.array([c.shape[1] / c.shape[0] for c in crops], dtype=np.float64)
-    floor_ratio = min_width / REC_HEIGHT
-    groups: list[list[int]] = []
-    for idx in np.argsort(ratios, kind="stable").tolist():
-        start = max(floor_ratio, ratios[groups[-1][0]]) if groups else 0.0
-        full = not groups or len(groups[-1]) >= batch_size
-        if full or (max_spread is not None and ratios[idx] > start * max_spread):
-            groups.append([])
-        groups[-1].append(idx)
+
+def rec_width(crop: U8Image, min_width: int = REC_MIN_WIDTH) -> int:
+    """The padded width of ``crop`` at the recogniser's height: its own width there (at least
+    ``min_width``), rounded up to REC_WIDTH_STEP. It depends on the crop alone: padded to its
+    batch's widest crop, a line read "Here," alone and "Here" beside a wider one."""
+    height, width = int(crop.shape[0]), int(crop.shape[1])
+    natural = max(min_width, math.ceil(REC_HEIGHT * width / height))
+    return -(-natural // REC_WIDTH_STEP) * REC_WIDTH_STEP
+
+
+def rec_preprocess(
+    crops: Sequence[U8Image], batch_size: int = REC_BATCH, min_width: int = REC_MIN_WIDTH
+) -> list[RecBatch]:
+    """Pack crops into (B, 3, 48, W) batches of crops of one padded width (``rec_width``), so
+    a line reads the same whatever else is in its batch."""
+    by_width: dict[int, list[int]] = {}
+    for index, crop in enumerate(crops):
+        by_width.setdefault(rec_width(crop, min_width), []).append(index)
     batches: list[RecBatch] = []
-    for group in groups:
-        width = int(REC_HEIGHT * max(floor_ratio, float(ratios[group].max())))
-        tensor = np.stack([_resize_norm(crops[i], REC_HEIGHT, width, width) for i in group])
-        batches.append(RecBatch(tensor, group))
+    for width, indices in sorted(by_width.items()):
+        for start in range(0, len(indices), batch_size):
+            group = indices[start : start + batch_size]
+            tensor = np.stack([_resize_norm(crops[i], REC_HEIGHT, width, width) for i in group])
+            batches.append(RecBatch(tensor, group))
     return batches
 
 

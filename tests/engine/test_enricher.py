@@ -98,14 +98,14 @@ def test_every_field_names_its_producer(enricher: Enricher) -> None:
     assert produced["faces"]["name"] == "blazeface"
     assert produced["faces.embedding"]["name"] == "dlib_face_resnet"
     assert produced["moderation"]["name"] == "open_nsfw_int8"
-    assert produced["ocr"]["name"] == "ppocr_det+ppocr_rec"
+    assert produced["ocr"]["name"] == "ppocr_det_gated+ppocr_rec"
     assert {"quality", "dominant_colors", "phash"} <= set(produced)
     assert set(enricher.model_versions) == {
         "mobilenet_v2",
         "blazeface",
         "dlib_face_resnet",
         "open_nsfw_int8",
-        "ppocr_det",
+        "ppocr_det_gated",
         "ppocr_rec",
     }
     assert result.timings_ms["decode"] > 0 and result.processing_ms > 0

@@ -53,6 +53,7 @@ def test_large_model_inputs_run_in_smaller_chunks(
 
         monkeypatch.setattr(runner, "run", run)
     ocr = next(r for r in enricher.runners if isinstance(r, OcrRunner))
+    monkeypatch.setattr(ocr, "text_gate", None)  # every photo to the detector: its runs counted
     detector_runs: list[int] = []
 
     def detect(feeds: dict[str, Any], original: Any = ocr.det.run) -> Any:
@@ -67,7 +68,7 @@ def test_large_model_inputs_run_in_smaller_chunks(
     assert sizes["mobilenet_v2"] == [4]  # 16 x 256 px fit in one run
     # the OCR step gets the whole batch (its recogniser batches every photo's line crops), and
     # splits its detector runs by input pixels: four same-size inputs, one a run
-    assert sizes["ppocr_det+ppocr_rec"] == [4]
+    assert sizes["ppocr_det_gated+ppocr_rec"] == [4]
     assert detector_runs == [1, 1, 1, 1]
 
 

@@ -15,6 +15,7 @@ from streams.engine import Enriched, Enricher, PhotoInput
 from streams.engine.runners import EngineConfigError
 from streams.engine.variants import VariantRun, VariantWatch
 from streams.engine.verify import verify_model
+from streams.inference.text_gate import train
 from streams.models.manifest import Task
 from streams.models.repository import ModelRepository
 from streams.models.rollout import in_rollout
@@ -186,9 +187,9 @@ def test_the_ocr_cascade_skips_full_detection_where_its_first_look_finds_no_text
     tmp_path: Path, repository: ModelRepository
 ) -> None:
     params = {"limit_side_len": 960, "limit_type": "max", "gate_side_len": 320}
-    cascade = variant_manifest(repository, "ppocr_det", "cascade", params=params)
-    repo = with_variants(tmp_path, repository, cascade, only=("ppocr_det", "ppocr_rec"))
-    enricher = engine(repo, models="ppocr_det,ppocr_rec")
+    cascade = variant_manifest(repository, "ppocr_det_gated", "cascade", params=params)
+    repo = with_variants(tmp_path, repository, cascade, only=("ppocr_det_gated", "ppocr_rec"))
+    enricher = engine(repo, models="ppocr_det_gated,ppocr_rec")
     try:
         (variant,) = enricher.variants
         sizes: list[int] = []
@@ -207,7 +208,7 @@ def test_the_ocr_cascade_skips_full_detection_where_its_first_look_finds_no_text
         assert read.fields is not None and "OPEN 24 HOURS" in agreement_text(read.fields)
         assert read.figures["line_recall"] == 1.0
         assert read.model == {"name": "cascade", "version": "test-cascade"}  # not its runner's
-        assert read.production["name"] == "ppocr_det"
+        assert read.production["name"] == "ppocr_det_gated"
         (blank,) = chelsea.variants
         assert blank.fields == {"ocr": []} and chelsea.fields["ocr"] == []
         # first looks at <= 320 px (a run per input size), then one full run: the sign's
@@ -382,5 +383,44 @@ def test_a_canary_that_raises_at_any_stage_costs_no_photo(
             assert run.fields is None and error in (run.error or ""), (stage, run.error)
             assert result.produced_by["labels"]["name"] == "mobilenet_v2"  # production served
             assert result.fields["labels"] and len(result.fields["embedding"]) == 1280
+    finally:
+        enricher.close()
+
+
+def test_a_learned_text_gate_sends_only_the_photos_it_passes_to_ocr(
+    tmp_path: Path, repository: ModelRepository
+) -> None:
+    # a gate that passes what the classifier's embedding of the sign scores above the cat's:
+    # trained on these two photos' own embeddings (a stand-in for the stream's)
+    embedder = engine(repository, models="mobilenet_v2", variants="none")
+    items = [PhotoInput(n, encode_jpeg(load_photo(n)), "u1") for n in ("sign", "chelsea")]
+    found = embedder.enrich(items)
+    embedder.close()
+    vectors = np.asarray([r.fields["embedding"] for r in found])  # type: ignore[union-attr]
+    gate = train(np.tile(vectors, (6, 1)), [1, 0] * 6, folds=3)
+    gate.save(tmp_path / "gate.json")
+    params = {"limit_side_len": 960, "limit_type": "max", "text_gate": str(tmp_path / "gate.json")}
+    gated = variant_manifest(repository, "ppocr_det_gated", "gated", params=params)
+    only = ("mobilenet_v2", "ppocr_det_gated", "ppocr_rec")
+    repo = with_variants(tmp_path / "repo", repository, gated, only=only)
+    enricher = engine(repo, models=",".join(only))
+    try:
+        (variant,) = enricher.variants
+        detector = variant.runner.det  # type: ignore[attr-defined]
+        runs: list[int] = []
+        run = detector.run
+
+        def counted(feeds: dict[str, Any], *args: Any) -> Any:
+            runs.append(len(next(iter(feeds.values()))))
+            return run(feeds, *args)
+
+        detector.run = counted
+        sign, chelsea = enricher.enrich(items)
+        assert isinstance(sign, Enriched) and isinstance(chelsea, Enriched)
+        (read,) = sign.variants
+        assert read.fields is not None and "OPEN 24 HOURS" in agreement_text(read.fields)
+        (blank,) = chelsea.variants
+        assert blank.fields == {"ocr": []} and chelsea.fields["ocr"] == []
+        assert runs == [1]  # the sign alone was detected: the cat never reached the detector
     finally:
         enricher.close()

@@ -35,3 +35,15 @@ def test_a_quad_thinner_than_a_pixel_crops_one_pixel_not_the_whole_photo() -> No
     assert crop.shape == (1, 1, 3)
     (batch,) = pp.rec_preprocess([crop])
     assert batch.tensor.shape == (1, 3, pp.REC_HEIGHT, pp.REC_MIN_WIDTH)
+
+
+def test_a_line_is_read_from_the_same_tensor_whatever_shares_its_batch() -> None:
+    rng = np.random.default_rng(0)
+    line = rng.integers(0, 255, (30, 200, 3), dtype=np.uint8)
+    wider = rng.integers(0, 255, (30, 900, 3), dtype=np.uint8)
+    (alone,) = pp.rec_preprocess([line])
+    together = pp.rec_preprocess([wider, line, wider])
+    (mine,) = [b for b in together if 1 in b.indices]
+    assert mine.indices == [1]  # a wider crop pads in a batch of its own width
+    assert np.array_equal(mine.tensor[0], alone.tensor[0])
+    assert alone.tensor.shape[3] % pp.REC_WIDTH_STEP == 0

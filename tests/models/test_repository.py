@@ -25,16 +25,18 @@ def test_bundled_manifests_load_and_name_their_sources() -> None:
         "blazeface": Task.DETECT_FACES,
         "dlib_face_resnet": Task.EMBED_FACES,
         "open_nsfw_int8": Task.MODERATE,
-        "ppocr_det": Task.OCR_DETECT,
+        "ppocr_det_gated": Task.OCR_DETECT,
         "ppocr_rec": Task.OCR_RECOGNIZE,
     }
-    # the shipped experiments, in shadow: INT8 builds of three of them, and an OCR cascade
+    # the shipped experiments, in shadow: INT8 builds of three of them, and an OCR cascade;
+    # and the models replaced by a promotion, kept to roll back
     experiments = {m.name: (m.variant_of, m.rollout and m.rollout.mode) for m in repo.variants()}
     assert experiments == {
         "mobilenet_v2_int8": ("mobilenet_v2", "shadow"),
-        "open_nsfw": ("open_nsfw_int8", "retired"),  # promoted on its verdict; kept to roll back
-        "ppocr_det_int8": ("ppocr_det", "shadow"),
-        "ppocr_det_cascade": ("ppocr_det", "shadow"),
+        "open_nsfw": ("open_nsfw_int8", "retired"),
+        "ppocr_det": ("ppocr_det_gated", "retired"),
+        "ppocr_det_int8": ("ppocr_det_gated", "shadow"),
+        "ppocr_det_cascade": ("ppocr_det_gated", "shadow"),
     }
     assert all(m.quantize is not None for m in repo.manifests() if m.name.endswith("_int8"))
     for manifest in repo.manifests():

@@ -5,6 +5,10 @@ default: rapidocr's default of upscaling the short side to 736 was 3-5x slower o
 misread round shapes as "0" and "8"); line crops are cut from the decoded photo, so small text
 stays readable. Lines must pass ``looks_like_text`` (recogniser score, length, not only round
 glyphs), which kept every correct line and no false one on the sample photos.
+
+A detector's manifest may name a learned text gate (``text_gate``, a file of its folder:
+streams/inference/text_gate.py): only photos it passes get detection and recognition, judged
+from the embedding the classifier put in the photo's fields (OCR runs after it).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from streams.inference.agreement import Figures
 from streams.inference.preprocess import Image
 from streams.inference.sessions import ModelSession, SessionConfig
 from streams.inference.tasks.base import Array, DeclaredRunner, Fields, Work
+from streams.inference.text_gate import TextGate
 from streams.models.manifest import ModelManifest, Task
 from streams.models.repository import ModelRepository
 
@@ -68,6 +73,8 @@ class OcrRunner(DeclaredRunner):
         # no full detection and no recognition (most photos in a library carry no text).
         gate = det.get("gate_side_len")
         self.gate_side_len = int(gate) if gate is not None else None
+        learned = det.get("text_gate")
+        self.text_gate = TextGate.load(detector.folder / str(learned)) if learned else None
         self.rec_batch = int(rec.get("batch", 8))
         self.rec_min_width = int(rec.get("min_width", 160))
         self.min_score = float(rec.get("min_score", 0.8))
@@ -113,10 +120,13 @@ class OcrRunner(DeclaredRunner):
     def run(self, works: Sequence[Work]) -> list[Fields]:
         """Detect lines (photos of one detector size batched together), then read all crops."""
         chosen = list(range(len(works)))
+        if self.text_gate is not None:
+            gate = self.text_gate
+            chosen = [i for i in chosen if gate.passes(works[i].fields)]
         if self.gate_side_len is not None:
             side = self.gate_side_len
-            looks = self._detect([pp.det_resize(w.photo.image, side, "max") for w in works])
-            chosen = [i for i, found in enumerate(looks) if len(found.quads)]
+            looks = self._detect([pp.det_resize(works[i].photo.image, side, "max") for i in chosen])
+            chosen = [i for i, found in zip(chosen, looks, strict=True) if len(found.quads)]
         detections = self._detect([works[i].prepared[self.name] for i in chosen])
         crops: list[pp.U8Image] = []
         owners: list[tuple[int, pp.Quad]] = []
