@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover bench-smoke clean
+.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover bench-smoke bench-flops bench-text-gate clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,12 @@ bench-smoke: models
 
 bench-engine: models
 	$(BIN)/python -m benchmarks.engine
+
+bench-text-gate: models
+	$(BIN)/python -m benchmarks.text_gate
+
+bench-flops: models
+	$(BIN)/python -m benchmarks.flops
 
 bench-e2e: models
 	$(BIN)/python -m benchmarks.e2e
