@@ -25,6 +25,7 @@ from streams.engine import Enricher
 from streams.inference import ocr_pipeline as pp
 from streams.inference.tasks.ocr import OcrRunner
 from streams.logs import configure_logging
+from streams.models.manifest import Task
 from streams.models.repository import ModelRepository
 
 
@@ -42,10 +43,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.photos = 3
     configure_logging("WARNING", "console")
     settings = load_settings()
+    repository = ModelRepository.from_settings(settings)
+    # the detector that serves (a gate in front of it is bypassed: _detect is called directly)
+    detector = next(m.name for m in repository.production() if m.task is Task.OCR_DETECT)
     engine = settings.engine.model_copy(
-        update={"models": "ppocr_det,ppocr_rec", "variants": "none"}
+        update={"models": f"{detector},ppocr_rec", "variants": "none"}
     )
-    enricher = Enricher(engine, ModelRepository.from_settings(settings))
+    enricher = Enricher(engine, repository)
     (ocr,) = enricher.runners
     assert isinstance(ocr, OcrRunner)
     detect_s = recognise_s = 0.0

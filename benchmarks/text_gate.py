@@ -11,11 +11,11 @@ embedding and the lines the full detector read (the gate's label), which is what
 ``darkroom models train-gate`` reads from the topic. Kept in results/text_gate_training.npz.
 
 Judging: on the shadow experiments' own set (experiment_set(240, seed 12), none of it trained
-on), the production engine with every model and the same engine with the gated detector
-promoted, side by side: photos/s for libraries with 0%, 20% and 100% of photos with text (the
-judged photos split by what full OCR found), the gated run's line recall against full OCR
-(lines read exactly, as the shadow experiments measure it) and the share of photos without text
-it still sends to the detector.
+on), the engine with every production model, once with the full detector serving and once
+with the gated one (each promoted in a copy of the model repository), side by side: photos/s
+for libraries with 0%, 20% and 100% of photos with text (the judged photos split by what full
+OCR found), the gated run's line recall against full OCR (lines read exactly, as the shadow
+experiments measure it) and the share of photos without text it still sends to the detector.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from streams.models.repository import ModelRepository
 from streams.samples import PHOTOS, encode_jpeg, load_photo
 
 GATED = "ppocr_det_gated"
+FULL = "ppocr_det"  # the detector without a gate: the labels, and what the gate is judged against
 GATE_FILE = Path(__file__).parents[1] / "models" / GATED / "text_gate.json"
 TRAINING = RESULTS / "text_gate_training.npz"
 SHARES = (0.0, 0.2, 1.0)  # of photos with text in a library
@@ -90,9 +91,10 @@ def training_photos(count: int, copies: int) -> list[tuple[str, bytes]]:
 
 
 def collect(repository: ModelRepository, photos: Sequence[tuple[str, bytes]]) -> list[Enriched]:
-    """The fields the stream would carry for ``photos`` (classifier and full OCR only)."""
+    """The fields the stream would carry for ``photos`` (classifier and full OCR only), from a
+    repository where the full detector serves (``serving``)."""
     settings = production_settings()
-    engine = settings.engine.model_copy(update={"models": "mobilenet_v2,ppocr_det,ppocr_rec"})
+    engine = settings.engine.model_copy(update={"models": f"mobilenet_v2,{FULL},ppocr_rec"})
     enricher = Enricher(engine, repository)
     try:
         return enrich(enricher, photos)[0]
@@ -107,13 +109,20 @@ def examples(results: Sequence[Enriched]) -> tuple[np.ndarray[Any, Any], np.ndar
     return embeddings, lines
 
 
-def gated_repository(models: Path, cache: Path, gate: TextGate, scratch: Path) -> ModelRepository:
-    """A copy of the model repository with ``gate`` in the gated detector, promoted."""
-    copy = scratch / "models"
+def serving(
+    models: Path, cache: Path, scratch: Path, name: str, gate: TextGate | None = None
+) -> ModelRepository:
+    """A copy of the model repository where ``name`` serves its task (promoted in the copy
+    when it does not in the project's), with ``gate`` in the gated detector's folder."""
+    copy = scratch / name
     shutil.copytree(models, copy)
-    gate.save(copy / GATED / "text_gate.json")
-    promote(ModelRepository(copy, cache), GATED)
-    return ModelRepository(copy, cache)
+    if gate is not None:
+        gate.save(copy / GATED / "text_gate.json")
+    repository = ModelRepository(copy, cache)
+    if repository.get(name).is_variant:
+        promote(repository, name)
+        repository = ModelRepository(copy, cache)
+    return repository
 
 
 def libraries(
@@ -216,29 +225,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     sizes = SMOKE if args.smoke else Sizes()
     out = out_of(args)
     settings = production_settings()
-    repository = ModelRepository.from_settings(settings)
-    build_model(repository, repository.get(GATED))  # a copy of ppocr_det's file: seconds
-    train_set = collect(repository, training_photos(sizes.train, sizes.copies))
-    embeddings, lines = examples(train_set)
-    gate = train(
-        embeddings, lines.tolist(), line_recall=args.line_recall, folds=3 if args.smoke else 5
-    )
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            out / TRAINING.name, embeddings=embeddings.astype(np.float16), lines=lines
-        )
-    if args.write_gate:
-        gate.save(GATE_FILE)
-    judged_photos = experiment_set(sizes.judge, seed=12)
-    with tempfile.TemporaryDirectory(prefix="darkroom-gate-") as scratch:
-        gated_models = gated_repository(
-            settings.paths.models, repository.cache, gate, Path(scratch)
-        )
-        full = Enricher(settings.engine, repository)
-        gated = Enricher(settings.engine, gated_models)
+    project = ModelRepository.from_settings(settings)
+    build_model(project, project.get(GATED))  # a copy of ppocr_det's file: seconds
+    models, cache = settings.paths.models, project.cache
+    with tempfile.TemporaryDirectory(prefix="darkroom-gate-") as folder:
+        scratch = Path(folder)
+        full_models = serving(models, cache, scratch, FULL)
+        train_set = collect(full_models, training_photos(sizes.train, sizes.copies))
+        embeddings, lines = examples(train_set)
+        folds = 3 if args.smoke else 5
+        gate = train(embeddings, lines.tolist(), line_recall=args.line_recall, folds=folds)
+        if out is not None:  # the training data, as the topic would have given it
+            out.mkdir(parents=True, exist_ok=True)
+            kept = embeddings.astype(np.float16)
+            np.savez_compressed(out / TRAINING.name, embeddings=kept, lines=lines)
+        if args.write_gate:
+            gate.save(GATE_FILE)
+        full = Enricher(settings.engine, full_models)
+        gated = Enricher(settings.engine, serving(models, cache, scratch, GATED, gate))
         try:
-            judged = judge(gate, full, gated, judged_photos, sizes.per_share)
+            judged = judge(gate, full, gated, experiment_set(sizes.judge, seed=12), sizes.per_share)
         finally:
             full.close()
             gated.close()
