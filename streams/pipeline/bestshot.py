@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from streams.pipeline.dedup import Findings, Searched
-from streams.pipeline.keys import entry_key, photo_key, row_changes, split_key
+from streams.pipeline.keys import entry_key, photo_key, row_changes, split_entry, split_key
 
 # A face is in focus when its sharpness (streams.imaging.quality.face_sharpness) reaches this.
 # Measured on the six sample portraits (benchmarks/bestshot.py): their faces 0.13-0.62, the same
@@ -201,6 +201,17 @@ def changed_rows(
 ) -> dict[str, Any]:
     """The rows to write for ``group_id`` going from ``before`` to ``after`` (None: delete)."""
     return row_changes(rows_of(user, group_id, before), rows_of(user, group_id, after))
+
+
+def groups_of(rows: Iterable[tuple[str, Any]]) -> dict[str, Group]:
+    """Every group of a user's rows, (entry key, value), by group id (groups of fewer than two
+    left out)."""
+    members: dict[str, list[tuple[str, Any]]] = {}
+    for key, row in rows:
+        _, group_id, photo = split_entry(key)
+        members.setdefault(group_id, []).append((photo, row))
+    found = {group_id: from_rows(group_id, listed) for group_id, listed in members.items()}
+    return {group_id: group for group_id, group in found.items() if group is not None}
 
 
 def from_rows(group_id: str, rows: Iterable[tuple[str, Any]]) -> Group | None:

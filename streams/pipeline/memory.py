@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from streams.engine.results import Enriched
-from streams.pipeline.bestshot import Group, Shot, ShotFindings, from_rows
+from streams.pipeline.bestshot import Group, Shot, ShotFindings, from_rows, groups_of
 from streams.pipeline.dedup import Findings, Index
-from streams.pipeline.keys import entry_prefix, photo_key, split_entry, split_key
+from streams.pipeline.keys import entry_prefix, photo_key, split_entry, split_key, user_prefix
 
 
 @dataclass
@@ -28,12 +27,12 @@ class MemoryStore:
     @property
     def groups(self) -> dict[str, Group]:
         """Every group, by ``keys.photo_key(user, group id)``, assembled from its rows."""
-        members: dict[str, list[tuple[str, Any]]] = {}
-        for key, row in self.group_rows.items():
-            user, group_id, photo = split_entry(key)
-            members.setdefault(photo_key(user, group_id), []).append((photo, row))
-        found = {key: from_rows(split_key(key)[1], listed) for key, listed in members.items()}
-        return {key: group for key, group in found.items() if group is not None}
+        found: dict[str, Group] = {}
+        for user in {split_entry(key)[0] for key in self.group_rows}:
+            prefix = user_prefix(user)
+            mine = ((key, row) for key, row in self.group_rows.items() if key.startswith(prefix))
+            found.update({photo_key(user, g): group for g, group in groups_of(mine).items()})
+        return found
 
     def index_of(self, user_id: str) -> Index | None:
         return self.indexes.get(user_id)

@@ -26,7 +26,7 @@ from faust.web.drivers import aiohttp as aiohttp_driver
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.pipeline import bestshot, people_state
-from streams.pipeline.keys import entry_prefix, photo_key, split_entry, user_prefix
+from streams.pipeline.keys import entry_prefix, photo_key, user_prefix
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker.access import ApiAccess, guard
 from streams.worker.layouts import people_at
@@ -180,15 +180,8 @@ def register_views(
             return web.json({"error": error}, status=400)
 
         def groups() -> list[dict[str, Any]]:  # a range scan of the user's groups' rows
-            members: dict[str, list[tuple[str, Any]]] = {}
-            for key, row in rows(tables.dup_groups, user_prefix(user_id)):
-                _, group_id, photo = split_entry(key)
-                members.setdefault(group_id, []).append((photo, row))
-            found = [
-                bestshot.describe(g, group, PHOTOS_LISTED)
-                for g, listed in members.items()
-                if (group := bestshot.from_rows(g, listed)) is not None
-            ]
+            listed = bestshot.groups_of(rows(tables.dup_groups, user_prefix(user_id)))
+            found = [bestshot.describe(g, group, PHOTOS_LISTED) for g, group in listed.items()]
             return sorted(found, key=lambda g: (-g["count"], g["group_id"]))
 
         found = await gate.run(groups)
