@@ -26,7 +26,7 @@ from tests.cli.runner import darkroom
 from tests.contracts.test_java_avro import _enriched
 from tests.photos import write_photos
 from tests.worker.harness import count, read_topic, wait_for
-from tests.worker.publishing import codec, publish_folder
+from tests.worker.publishing import codec, deliver, publish_folder
 
 pytestmark = pytest.mark.broker
 # A day ago, on the hour (ms). Not a fixed date: Apache Kafka's time retention (7 days) deletes
@@ -49,7 +49,8 @@ def produce_uploads(settings: Settings, count: int) -> list[dict[str, Any]]:
             byte_size=1,
             blob=f"file:///nowhere/{i}.jpg",
         )
-        producer.produce(
+        deliver(
+            producer,
             settings.topics.uploaded,
             key=user.encode(),
             timestamp=T0 + i * 1000,
@@ -57,7 +58,6 @@ def produce_uploads(settings: Settings, count: int) -> list[dict[str, Any]]:
             headers=[("trace", f"t{i}".encode())],
         )
         made.append(record)
-    assert producer.flush(10) == 0
     return made
 
 
