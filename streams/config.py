@@ -200,6 +200,12 @@ class EngineSettings(BaseModel):
     max_batch: int = Field(16, ge=1, le=256, description="Largest inference batch")
     decode_threads: int = Field(2, ge=1, description="Threads that decode and fit photos")
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per op (0 = cores)")
+    spin_threads: bool = Field(
+        False,
+        description="Let onnxruntime's threads busy-wait for the next op: faster for one model "
+        "alone, slower here, where six sessions and the decoding threads share the cores "
+        "(benchmarks/threads.py)",
+    )
     max_pixels: int = Field(
         100_000_000, gt=0, description="Photos with more pixels are refused (IMAGE_TOO_LARGE)"
     )

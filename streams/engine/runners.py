@@ -163,6 +163,7 @@ def session_config(settings: EngineSettings, repository: ModelRepository) -> Ses
     return SessionConfig(
         providers=tuple(settings.providers),
         intra_op_threads=settings.intra_op_threads,
+        spin_threads=settings.spin_threads,
         tensorrt_cache=repository.cache / "tensorrt",
     )
 

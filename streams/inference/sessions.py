@@ -45,6 +45,7 @@ class SessionConfig:
     providers: tuple[ProviderName, ...] = ("tensorrt", "cuda", "cpu")
     intra_op_threads: int = 0  # 0 = onnxruntime's default (one per core)
     inter_op_threads: int = 1
+    spin_threads: bool = False
     tensorrt_cache: Path | None = None
 
 
@@ -111,6 +112,12 @@ def _options(config: SessionConfig) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = config.intra_op_threads
     options.inter_op_num_threads = config.inter_op_threads
+    # Each session has its own pool, whose threads spin after an op by default: with the engine's
+    # sessions run one after another next to the decoding threads, the idle pools' spinning took
+    # the cores the running session needed (spinning off: 1.25x photos/s, benchmarks/threads.py).
+    spin = "1" if config.spin_threads else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: fallbacks are logged by us, readably
     return options

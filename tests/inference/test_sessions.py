@@ -40,3 +40,13 @@ def test_cpu_session_runs_and_names_its_io(model_path) -> None:
     assert session.input_names == ["input"]
     regressors, scores = session.run({"input": np.zeros((2, 3, 192, 192), np.float32)})
     assert regressors.shape == (2, 2304, 16) and scores.shape == (2, 2304, 1)
+
+
+@pytest.mark.parametrize("spin", [False, True])
+def test_threads_spin_only_when_asked(model_path, spin: bool) -> None:
+    # Spinning pools of idle sessions took the cores from the running one (benchmarks/threads.py)
+    session = ModelSession(model_path, SessionConfig(providers=("cpu",), spin_threads=spin), "b")
+    options = session.session.get_session_options()
+    expected = "1" if spin else "0"
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == expected
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == expected
