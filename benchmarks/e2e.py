@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -189,6 +190,23 @@ def worker_metrics(worker: WorkerProcess) -> dict[str, Any]:
     return {"batch_size_cumulative": batches, "stage_mean_s": means, "stage_sum_s": sums}
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a live process has used (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU seconds: the publisher and the benchmark's own readers."""
+    times = os.times()
+    return times.user + times.system
+
+
 def measure_worker(
     base: Settings,
     photos: Photos,
@@ -200,21 +218,34 @@ def measure_worker(
     steady_rate: float | None = None,
     timeout_s: float = 600.0,
     after_run: Callable[[], None] = lambda: None,
+    broker_pid: int | None = None,
 ) -> dict[str, Any]:
     """Start one worker configuration; publish the set ``repeats`` times as fast as possible
     (and once at ``steady_rate`` photos/s if given); collect throughput, latency, metrics.
     ``timeout_s``: the longest wait for one publish's outcomes; ``after_run``: called after
-    each timed run (the worker idle meanwhile)."""
+    each timed run (the worker idle meanwhile); ``broker_pid``: whose CPU to count too."""
     settings = scenario_settings(base, batch, wait)
     ensure_topics(settings, project_topics(settings))
     worker = WorkerProcess(settings, folder, f"worker-{settings.worker.app_id}", module=module)
     runs, total = [], 0
     try:
         worker.start().wait_ready(180)
+        pid = worker.process.pid if worker.process is not None else None
         for r in range(repeats):
+            before = (time.monotonic(), cpu_seconds(pid), cpu_seconds(broker_pid))
+            mine = own_cpu_seconds()
             total += publish(settings, photos, folder, f"r{r}")
             _outcomes_of(worker, total, timeout_s)
+            span = time.monotonic() - before[0]
+            cpus = (os.cpu_count() or 1) * span
             runs.append(run_stats(settings, f"r{r}-"))
+            # what shared the machine's CPUs during the run (from the first publish to the
+            # last outcome): the worker, the broker, and this process publishing and waiting
+            runs[-1]["cpu_share"] = {
+                "worker": (cpu_seconds(pid) - before[1]) / cpus,
+                "broker": (cpu_seconds(broker_pid) - before[2]) / cpus,
+                "publisher": (own_cpu_seconds() - mine) / cpus,
+            }
             after_run()
         steady = None
         if steady_rate:
@@ -240,6 +271,12 @@ def measure_worker(
         "latency_s": {q: percentile(latencies, q) for q in (50, 95, 99)},
         "spans_s": [r["photos"] / r["photos_per_s"] for r in runs],
         "latencies_s": latencies,
+        "cpu_share": {
+            who: statistics.median(r["cpu_share"][who] for r in runs)
+            for who in ("worker", "broker", "publisher")
+        }
+        if runs
+        else {},
         "steady": steady,
         "metrics": metrics,
     }
@@ -315,6 +352,7 @@ def measure_all(
     )
     broker = EmbeddedBroker(base)
     broker.start()
+    broker_pid = int(json.loads(broker.pid_file.read_text())["pid"])
     try:
         print(f"ceiling: the engine alone on the same {len(photos)} photos", flush=True)
         repository = ModelRepository(base.paths.models, base.paths.model_cache)
@@ -331,6 +369,7 @@ def measure_all(
                 1,
                 module="benchmarks.naive_worker",
                 timeout_s=timeout_s,
+                broker_pid=broker_pid,
             )
             # the ceiling again after each of the default point's runs: a busy spell of the
             # machine then falls on both, and their ratio compares like with like
@@ -349,6 +388,7 @@ def measure_all(
                 repeats,
                 timeout_s=timeout_s,
                 after_run=ceiling_round,
+                broker_pid=broker_pid,
             )
             ceiling["engine_photos_per_s"] = per_second(len(photos), rounds)
         finally:

@@ -131,6 +131,21 @@ def _where_time_goes(row: dict[str, Any]) -> list[str]:
         f"the time and the starting thread (events, skip, fetch) {start / wall:.0%}; photos "
         "decode in the engine's threads meanwhile, overlapped with inference.",
         "",
+        *_cpu_shares(row),
+    ]
+
+
+def _cpu_shares(row: dict[str, Any]) -> list[str]:
+    """Who used the machine's CPUs during the default point's runs (median of its runs)."""
+    share = row.get("cpu_share")
+    if not share:
+        return []
+    return [
+        "The machine's CPUs during those runs (first upload to last outcome, median of runs): "
+        f"the worker {share['worker']:.0%}, the embedded broker {share['broker']:.0%}, the "
+        f"benchmark publishing and waiting {share['publisher']:.0%}; the engine ceiling has "
+        "the machine to itself.",
+        "",
     ]
 
 
