@@ -141,6 +141,20 @@ class BlobSettings(BaseModel):
     fetch_concurrency: int = Field(
         16, ge=1, le=256, description="Photos of one batch fetched at the same time"
     )
+    assets_prefix: str = Field(
+        ".assets",
+        pattern=r"^\.[A-Za-z0-9_.-]*[A-Za-z0-9_-]$",
+        description="Folder (under the blob root) or key prefix (in the photo's bucket) of the "
+        "thumbnails: <prefix>/<user>/<photo>/<size>.<format>. It starts with '.', a name no "
+        "user's folder has (ids' leading dots are encoded)",
+    )
+    asset_write_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Tries to write a thumbnail file before its photo goes without "
+        "(S3: s3_max_attempts)",
+    )
     s3_buckets: list[str] = Field(
         default_factory=list,
         description="Buckets served for s3:// URIs (JSON list); an event naming another bucket "
@@ -265,6 +279,39 @@ class EngineSettings(BaseModel):
         description="Largest batch x input side^2 of one inference run, to bound activation "
         "memory: 16 inputs of 256 px, or one 960 px OCR input (~250 MB of activations each)",
     )
+    thumbnail_sizes: list[int] = Field(
+        [256, 960],
+        description="Long sides (px) of the thumbnails made from each photo's decoded pixels "
+        "(JSON list; [] = none); the largest is also the least the engine decodes",
+    )
+    thumbnail_formats: list[Literal["webp", "jpeg"]] = Field(
+        ["webp", "jpeg"], description="Formats each thumbnail size is written in (JSON list)"
+    )
+    thumbnail_quality: int = Field(80, ge=1, le=100, description="Thumbnails' encoder quality")
+    thumbnail_webp_effort: int = Field(
+        4,
+        ge=0,
+        le=6,
+        description="WebP encoder effort (libwebp's method): 0 fastest, 6 smallest",
+    )
+    thumbnail_webp_max_size: int = Field(
+        512,
+        ge=16,
+        le=4096,
+        description="Larger thumbnails (previews) are written as JPEG alone when JPEG is one of "
+        "the formats: a 1440 px WebP costs the engine 5-10x a JPEG's time",
+    )
+
+    @model_validator(mode="after")
+    def _thumbnail_sizes_in_range(self) -> EngineSettings:
+        if any(not 16 <= size <= 4096 for size in self.thumbnail_sizes):
+            raise ValueError(
+                f"thumbnail_sizes {self.thumbnail_sizes}: each must be 16 to 4096 px "
+                "(DARKROOM_ENGINE_THUMBNAIL_SIZES)"
+            )
+        if self.thumbnail_sizes and not self.thumbnail_formats:
+            raise ValueError("thumbnail_formats is empty while thumbnail_sizes asks for some")
+        return self
 
 
 class WorkerSettings(BaseModel):

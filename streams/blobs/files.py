@@ -38,26 +38,8 @@ class FileStore:
         out of the root or into another user's folder. BlobStoreError when it cannot be written.
         """
         folder = self.root / path_component(user_id)
-        target = folder / path_component(photo_id, quote(extension, safe="."))
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            # a user folder someone replaced with a symlink would send this write elsewhere
-            if folder.resolve() != folder:
-                raise BlobStoreError(f"{folder} is not a folder directly under the blob root")
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
-        except OSError as exc:
-            raise BlobStoreError(f"cannot store a photo under {self.root}: {exc}") from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            Path(tmp).replace(target)  # rename replaces a symlink at target, never follows it
-        except OSError as exc:  # e.g. the disk is full
-            Path(tmp).unlink(missing_ok=True)
-            raise BlobStoreError(f"cannot store a photo under {self.root}: {exc}") from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target.as_uri()
+        name = path_component(photo_id, quote(extension, safe="."))
+        return write_atomically(folder, name, data, self.root, "a photo")
 
     def get(self, uri: str, expected_sha256: str | None = None) -> bytes:
         """The bytes behind ``uri``, checked against the size limit and the checksum."""
@@ -95,6 +77,32 @@ class FileStore:
         if not path.is_relative_to(self.root):
             raise BlobMissingError(f"{uri} is outside the blob root {self.root}")
         return path
+
+
+def write_atomically(folder: Path, name: str, data: bytes, root: Path, what: str) -> str:
+    """``data`` as ``folder``/``name`` (folders made as needed), all or nothing: readers see the
+    old file or the new one, never part of it; returns its file:// URI. BlobStoreError ("cannot
+    store ``what`` under ``root``") when it cannot be written, or when a folder on the way is a
+    symlink (it would send the write elsewhere)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if folder.resolve() != folder:
+            raise BlobStoreError(f"{folder} is not a folder of its own under {root}")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
+    except OSError as exc:
+        raise BlobStoreError(f"cannot store {what} under {root}: {exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        target = folder / name
+        Path(tmp).replace(target)  # rename replaces a symlink at target, never follows it
+    except OSError as exc:  # e.g. the disk is full
+        Path(tmp).unlink(missing_ok=True)
+        raise BlobStoreError(f"cannot store {what} under {root}: {exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target.as_uri()
 
 
 def path_component(text: str, suffix: str = "") -> str:

@@ -185,6 +185,14 @@ def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -
             f"{e['processing_ms']:.0f}",
         )
     console.print(table)
+    assets = [item for e in enriched for item in (e.get("assets") or {}).get("items", [])]
+    if assets:
+        folder = app.settings.blobs.root / app.settings.blobs.assets_prefix
+        console.print(
+            f"thumbnails: {len(assets)} files, {sum(a['bytes'] for a in assets) / 1e6:.1f} MB, "
+            f"under {folder} (<user>/<photo>/<size>.<format>; each named in its PhotoEnriched)",
+            highlight=False,
+        )
     dead = Table(title=f"{app.settings.topics.failed}: {len(failed)} dead letters")
     for column in ("user", "photo", "reason", "stage", "detail"):
         dead.add_column(column, overflow="fold")

@@ -7,6 +7,8 @@ import sys
 import typer
 from confluent_kafka import KafkaError, KafkaException
 
+from streams.blobs import BlobStore
+from streams.blobs.assets import AssetStore
 from streams.cli.common import AppState, ExitCode, console, err_console, fail, state
 from streams.forget import requests_for, send
 from streams.kafka.clients import make_producer, probe
@@ -92,6 +94,10 @@ def _verify(app: AppState, user: str, photos: list[str]) -> None:
     with err_console.status(f"reading {len(TABLES)} tables' changelogs"):
         for photo in subjects:
             found += left_of(app.settings, app.codec, user, photo)
+    with err_console.status("listing the thumbnails' folders"):
+        assets = AssetStore.from_settings(app.settings, BlobStore.from_settings(app.settings))
+        for photo in subjects:
+            found += [Left("assets", uri, "stored") for uri in assets.left(user, photo)]
     markers = [f for f in found if f.marker]
     left = [f for f in found if not f.marker]
     what = f"photo(s) {', '.join(photos)} of user {user!r}" if photos else f"user {user!r}"
@@ -100,10 +106,14 @@ def _verify(app: AppState, user: str, photos: list[str]) -> None:
     for item in markers:
         console.print(f"marker: {item.table} {item.key} (refuses late uploads)", highlight=False)
     if left:
-        console.print(f"{len(left)} key(s) of {what} left in {len(TABLES)} tables", highlight=False)
+        console.print(
+            f"{len(left)} key(s) or asset(s) of {what} left in {len(TABLES)} tables and the "
+            "assets' stores",
+            highlight=False,
+        )
         raise typer.Exit(int(ExitCode.FAILED))
     console.print(
-        f"nothing of {what} left in {len(TABLES)} tables' changelogs"
+        f"nothing of {what} left in {len(TABLES)} tables' changelogs or the assets' stores"
         + (f" but {len(markers)} marker(s)" if markers else ""),
         highlight=False,
     )

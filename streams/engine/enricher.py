@@ -47,6 +47,7 @@ from streams.imaging.budget import Budget
 from streams.imaging.decode import DecodedPhoto, Decoder
 from streams.imaging.features import extract_features
 from streams.imaging.sniff import ImageFormat
+from streams.imaging.thumbnails import THUMBNAILER, render_thumbnails, thumbnail_specs
 from streams.inference.tags import with_people_and_text
 from streams.inference.tasks import RUNNERS
 from streams.inference.tasks.base import Fields, Runner, Work
@@ -92,6 +93,13 @@ class Enricher:
         self.drift = DriftWatch(settings.drift_window, settings.drift_significance)
         for name, why in repository.disabled.items():  # shown with the ones switched off later
             self.watch.switched_off[name] = f"broken manifest: {why}"
+        self.thumbnail_specs = thumbnail_specs(
+            settings.thumbnail_sizes,
+            settings.thumbnail_formats,
+            settings.thumbnail_quality,
+            settings.thumbnail_webp_effort,
+            settings.thumbnail_webp_max_size,
+        )
         self.decoder = Decoder(
             max_pixels=settings.max_pixels,
             min_side=self._needed_side(),
@@ -144,13 +152,20 @@ class Enricher:
         return time.perf_counter() - started
 
     def _needed_side(self) -> int:
-        """The smallest decoded long side that loses nothing any runner (or feature) needs."""
-        return max([512, *(runner.needed_side() for runner in self._all_runners())])
+        """The smallest decoded long side that loses nothing any runner, feature or thumbnail
+        needs (a 1440 px preview of a 12 MP JPEG: decoded at 1/2 scale, not 1/4)."""
+        thumbnails = self.settings.thumbnail_sizes
+        return max([512, *thumbnails, *(runner.needed_side() for runner in self._all_runners())])
 
     @property
     def model_versions(self) -> dict[str, str]:
-        """name -> version of every production model that runs (what idempotency compares)."""
-        return {m.name: m.version for r in self.runners for m in r.manifests}
+        """name -> version of every production model that runs, and of the thumbnailer when
+        thumbnails are made (what idempotency compares: a photo recorded without thumbnails, or
+        with another thumbnailer, is made again by a replay)."""
+        versions = {m.name: m.version for r in self.runners for m in r.manifests}
+        if self.thumbnail_specs:
+            versions[THUMBNAILER["name"]] = THUMBNAILER["version"]
+        return versions
 
     def model_versions_for(self, user_id: str) -> dict[str, str]:
         """The versions that serve ``user_id``: production's, with the user's canaries instead."""
@@ -291,6 +306,15 @@ class Enricher:
                 job.variant_errors[variant.name] = f"preprocess: {error!r}"
         job.timings_ms["preprocess"] = _ms_since(started)
         job.check_deadline()
+        job.stage = "thumbnails"
+        started = time.perf_counter()
+        try:
+            job.thumbnails = render_thumbnails(photo, item.data, self.thumbnail_specs)
+        except Exception as error:  # the photo's fields stand without its thumbnails
+            log.warning("thumbnails failed", photo_id=item.photo_id, error=repr(error))
+            job.thumbnail_error = f"{type(error).__name__}: {error}"
+        job.timings_ms["thumbnails"] = _ms_since(started)
+        job.check_deadline()
         job.work = work
 
     def _infer(self, jobs: list[Job]) -> list[Enriched | Failed]:
@@ -422,6 +446,8 @@ class Enricher:
             job.phash_variants,
             job.dct_block,
             list(job.variant_runs.values()),
+            job.thumbnails,
+            job.thumbnail_error,
         )
 
 

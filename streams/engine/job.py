@@ -11,6 +11,7 @@ from streams.engine.results import Failed
 from streams.engine.variants import Variant, VariantRun
 from streams.errors import DeadlineExceededError, PhotoError
 from streams.imaging.budget import Budget
+from streams.imaging.thumbnails import Thumbnail
 from streams.inference.tasks.base import Work
 
 
@@ -28,6 +29,8 @@ class Job:
     timings_ms: dict[str, float] = field(default_factory=dict)
     phash_variants: list[int] = field(default_factory=list)
     dct_block: list[float] = field(default_factory=list)
+    thumbnails: list[Thumbnail] = field(default_factory=list)
+    thumbnail_error: str | None = None  # why none were made: the photo's other fields stand
     failure: Failed | None = None
     stage: str = "decode_image"  # where it is, for the dead letter if it fails
     deadline: float = math.inf  # time.monotonic() instant, set when a slot takes it up

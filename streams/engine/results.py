@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import PhotoError
+from streams.imaging.thumbnails import Thumbnail
 
 if TYPE_CHECKING:
     from streams.engine.variants import VariantRun
@@ -22,6 +23,8 @@ class Enriched:
     phash_variants: list[int] = field(default_factory=list)  # 8 rotations/mirrors, [0] = photo
     dct_block: list[float] = field(default_factory=list)  # the 8x8 DCT block behind the hashes
     variants: list[VariantRun] = field(default_factory=list)  # experiments that ran on it
+    thumbnails: list[Thumbnail] = field(default_factory=list)  # encoded, not yet stored
+    thumbnail_error: str | None = None  # why there are none (the other fields stand)
 
     @property
     def processing_ms(self) -> float:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from streams.blobs import BlobStore
+from streams.blobs.assets import AssetStore
 from streams.config import Settings
 from streams.contracts.codec import Codec, EncodeError, MalformedEventError, codec_from_settings
 from streams.contracts.events import iso_utc
@@ -35,6 +36,7 @@ from streams.contracts.schemas import FORGET_REQUESTS, EventType, SchemaReposito
 from streams.engine import Enricher, PhotoInput
 from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
 from streams.logs import get_logger
+from streams.pipeline.assets import forget_assets, store_thumbnails
 from streams.pipeline.bestshot import BestShots, ShotFindings
 from streams.pipeline.dedup import DuplicateSearch, Findings, Searched
 from streams.pipeline.outputs import (
@@ -89,9 +91,12 @@ class Pipeline:
         duplicates: DuplicateSearch | None = None,
         best_shots: BestShots | None = None,
         people: PeopleSearch | None = None,
+        assets: AssetStore | None = None,
         on_stage: StageTimer = lambda _stage, _seconds: None,
     ) -> None:
-        """``best_shots`` ranks the groups ``duplicates`` finds (it needs ``duplicates``);
+        """``assets``: where thumbnails are stored and forgotten (None: the engine's are
+        dropped and the events carry none);
+        ``best_shots`` ranks the groups ``duplicates`` finds (it needs ``duplicates``);
         ``attempts`` numbers each upload's attempt at its photo (its outcome's ``attempt``);
         ``refuse`` says why an upload of a forgotten photo or user becomes a dead letter."""
         self.codec, self.blobs, self.enricher, self.outputs = codec, blobs, enricher, outputs
@@ -99,6 +104,7 @@ class Pipeline:
         self.skip, self.attempts, self.refuse = skip, attempts, refuse
         self.duplicates, self.people = duplicates, people
         self.best_shots = best_shots
+        self.assets = assets
         self.on_stage = on_stage
 
     @classmethod
@@ -117,9 +123,10 @@ class Pipeline:
     ) -> Pipeline:
         """The pipeline ``settings`` configure around a loaded ``enricher``."""
         schemas = SchemaRepository(settings.paths.schemas)
+        blobs = BlobStore.from_settings(settings)
         return cls(
             codec=codec_from_settings(settings, schemas),
-            blobs=BlobStore.from_settings(settings),
+            blobs=blobs,
             enricher=enricher,
             outputs=OutputBuilder(schemas),
             max_message_bytes=settings.kafka.max_message_bytes,
@@ -129,6 +136,7 @@ class Pipeline:
             duplicates=duplicates,
             best_shots=best_shots,
             people=people,
+            assets=AssetStore.from_settings(settings, blobs),
             on_stage=on_stage,
         )
 
@@ -169,6 +177,11 @@ class Pipeline:
             results = self.enricher.complete([job for _, job in engine])
             for (photo, _), result in zip(engine, results, strict=True):
                 photo.result = result
+        if self.assets is not None:
+            with self._stage(batch, "store_assets"):
+                store_thumbnails(self.assets, batch.photos)
+            with self._stage(batch, "forget_assets"):
+                forget_assets(self.assets, batch.photos)
         with self._stage(batch, "duplicates"):
             batch.findings = self._search(batch.photos)
         with self._stage(batch, "best_shot"):
@@ -342,6 +355,7 @@ class Pipeline:
                     photo.person_ids,
                     photo.best_shot,
                     photo.attempt,
+                    photo.assets,
                 )
 
     def _encode(self, photo: Photo) -> None:

@@ -22,6 +22,7 @@ from streams.contracts.schemas import EventType, SchemaRepository
 from streams.engine.results import Enriched, Failed
 from streams.engine.variants import VariantRun
 from streams.errors import FailureReason
+from streams.imaging.thumbnails import THUMBNAILER
 from streams.logs import get_logger
 
 log = get_logger("darkroom.pipeline")
@@ -114,10 +115,12 @@ class OutputBuilder:
         person_ids: list[str | None] | None = None,
         best_shot: dict[str, Any] | None = None,
         attempt: Attempt = Attempt(),
+        assets: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The PhotoEnriched record for ``upload``; ``person_ids``: per face, the person it
         belongs to (streams/pipeline/people.py), None for a face that is not one yet;
-        ``best_shot``: its place in its duplicate group (streams/pipeline/bestshot.py)."""
+        ``best_shot``: its place in its duplicate group (streams/pipeline/bestshot.py);
+        ``assets``: its stored thumbnails (streams/pipeline/assets.py)."""
         record: dict[str, Any] = dict.fromkeys(self._nullable)
         record.update(result.fields)
         produced_by = dict(result.produced_by)
@@ -125,6 +128,8 @@ class OutputBuilder:
             produced_by["duplicate_of"] = {"name": "darkroom-dedup", "version": "2"}
         if best_shot is not None:
             produced_by["best_shot"] = {"name": "darkroom-bestshot", "version": "1"}
+        if assets is not None and assets["items"]:
+            produced_by["assets"] = dict(THUMBNAILER)
         if person_ids is not None and record.get("faces"):
             faces = record["faces"]
             record["faces"] = [
@@ -145,6 +150,7 @@ class OutputBuilder:
             worker=self.worker,
             duplicate_of=duplicate_of,
             best_shot=best_shot,
+            assets=assets,
             produced_by=produced_by,
             timings_ms=result.timings_ms,
         )

@@ -34,6 +34,7 @@ class Photo:
     people: Given | None = None  # the clusters its faces joined (when people are kept)
     best_shot: dict[str, Any] | None = None  # its BestShot record (when groups are ranked)
     person_ids: list[str | None] | None = None  # per face, where its cluster is a person
+    assets: dict[str, Any] | None = None  # its PhotoEnriched ``assets`` (thumbnails stored)
 
     @property
     def failed(self) -> Failed | None:

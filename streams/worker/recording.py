@@ -23,6 +23,7 @@ from faust import streams as faust_streams
 from faust.types import EventT
 
 from streams.contracts.events import iso_utc
+from streams.imaging.thumbnails import THUMBNAILER
 from streams.logs import get_logger
 from streams.pipeline import Batch, Photo
 from streams.pipeline.keys import entry_key, entry_prefix, photo_key, split_key
@@ -174,6 +175,11 @@ class Recorder:
             if photo.people is not None:  # what a re-drive keeps (streams.pipeline.people)
                 summary["people"] = photo.people.to_json()
             versions = self.versions(photo.upload["user_id"])
+            assets = photo.record.get("assets")
+            if assets is not None and assets["error"] is not None:
+                # thumbnails missing: the photo is not done with this thumbnailer, so replaying
+                # its upload makes them (its other fields come out the same)
+                versions = {n: v for n, v in versions.items() if n != THUMBNAILER["name"]}
             new = state.enriched_state(
                 photo.upload["event_id"],
                 versions,

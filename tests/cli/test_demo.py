@@ -35,6 +35,7 @@ def test_demo_enriches_every_sample_and_stops_everything(
         "GET /users/dave/people: p",  # the three Obama portraits: one person
         "GET /users/alice/duplicates: best of 3 is chelsea",  # the full-size cat, either way up
         "3 faces, cover",
+        "thumbnails: 51 files",  # 17 photos: 256.webp, 256.jpg and 960.jpg each
     ):
         assert expected in out
     assert "best of 3 is chelsea-small" not in out  # half the size, JPEG quality 40

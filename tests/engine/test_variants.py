@@ -108,7 +108,10 @@ def test_a_canary_serves_its_users_and_production_still_runs(
         assert served.produced_by["labels"]["name"] == "bgr"
         assert served.produced_by["embedding"]["name"] == "bgr"
         assert plain.variants == [] and plain.produced_by["labels"]["name"] == "mobilenet_v2"
-        assert enricher.model_versions_for(inside[0]) == {"bgr": "test-bgr"}
+        assert enricher.model_versions_for(inside[0]) == {
+            "bgr": "test-bgr",
+            "darkroom-thumbnails": "1",
+        }
         assert enricher.model_versions_for(outside[0]) == enricher.model_versions
     finally:
         enricher.close()

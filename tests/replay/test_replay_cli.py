@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -342,6 +343,9 @@ def test_reprocess_honours_idempotency_and_picks_stale_models(
     assert "written 4, skipped 0" in reprocess()
     first = read_topic(kafka, kafka.topics.enriched)
     assert sorted(e["photo_id"] for e in first) == sorted(d.photo_id for d in delivered)
+    for event in first:  # the shared pipeline stored each photo's thumbnails
+        items = event["assets"]["items"]
+        assert len(items) == 3 and all(Path(urlsplit(i["uri"]).path).is_file() for i in items)
     assert "written 0, skipped 4" in reprocess()  # all done with the current models
 
     # pretend one photo was enriched by an older moderation model

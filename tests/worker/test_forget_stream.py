@@ -45,6 +45,7 @@ def test_a_deleted_photo_and_an_erased_user_leave_every_answer(
         gone = next(d.photo_id for d in delivered if d.user_id == "ann")
         before = verify("--user", "ann", "--photo", gone)
         assert before.exit_code == 1 and f"photo_state {photo_key('ann', gone)}" in before.stdout
+        assert f"left: assets file://{settings.blobs.root.resolve()}/.assets/ann/" in before.stdout
 
         sent = darkroom("forget", "--user", "ann", "--photo", gone, env=env)
         assert sent.exit_code == 0, sent.output

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from faust.types import TP
 
+from streams.blobs import BlobStore
+from streams.blobs.assets import AssetStore
 from streams.contracts.headers import FORCE
 from streams.engine import Enricher
 from streams.errors import FailureReason
@@ -181,6 +183,26 @@ async def run_one(work: Awaitable[None], topic: Topic) -> None:
                 ack.set_result(None)
         await asyncio.sleep(0.01)
     await task
+
+
+def test_a_photo_whose_thumbnails_were_not_stored_is_made_again_when_delivered_again(
+    enricher: Enricher, tmp_path: Path
+) -> None:
+    proc, enriched, state = processor(enricher, tmp_path)
+    blobs = BlobStore(tmp_path, 50_000_000)
+    proc.pipeline.assets = AssetStore(blobs, ".assets", attempts=1, sleep=lambda _s: None)
+    blocked = tmp_path / ".assets"
+    blocked.write_bytes(b"a file where the assets folder goes: every write fails")
+    asyncio.run(run_one(proc.process(events(upload_bytes())), enriched))
+    first = CODEC.decode(enriched.sent[-1]).record
+    assert first["assets"]["items"] == [] and first["assets"]["error"]
+    blocked.unlink()  # the store works again; the same upload comes again (a replay)
+    asyncio.run(run_one(proc.process(events(upload_bytes())), enriched))
+    assert len(enriched.sent) == 2, "the photo was taken as done without its thumbnails"
+    again = CODEC.decode(enriched.sent[-1]).record
+    assert again["assets"]["error"] is None and len(again["assets"]["items"]) == 3
+    assert "darkroom-thumbnails" in state.photo_state["u1/p1"]["model_versions"]
+    proc.close()
 
 
 def test_a_refused_output_leaves_the_tables_alone(enricher: Enricher, tmp_path: Path) -> None:
