@@ -1,7 +1,8 @@
 """What Darkroom derives from a photo (thumbnails) stored beside it: in the photo's own store.
 
     assets = AssetStore(blobs, prefix=".assets", attempts=3)
-    uri = assets.put(upload["blob"], user, photo, "256.webp", data, "image/webp")
+    uri = assets.put(AssetWrite(upload["blob"], user, photo, "256.webp", data, "image/webp"))
+    assets.put_many([...])             # a batch's, at the same time: each its URI or its error
     assets.forget(user, photo)         # a deleted photo's assets; forget(user, None): a user's
 
 A photo in ``s3://bucket/...`` gets its assets in the same bucket, at

@@ -42,13 +42,9 @@ def store_thumbnails(store: AssetStore, photos: list[Photo]) -> None:
     results = store.put_many([write for _, _, write in writes])
     stored: dict[int, list[dict[str, Any]]] = {}
     errors: dict[int, list[str]] = {}
-    for (photo, thumbnail, _), result in zip(writes, results, strict=True):
+    for (photo, thumbnail, write), result in zip(writes, results, strict=True):
         if isinstance(result, Exception):
-            log.warning(
-                "thumbnail not stored",
-                photo_id=photo.enriched and photo.enriched.photo_id,
-                error=str(result),
-            )
+            log.warning("thumbnail not stored", photo_id=write.photo_id, error=str(result))
             errors.setdefault(id(photo), []).append(str(result))
         else:
             stored.setdefault(id(photo), []).append(asset_item(thumbnail, result))
