@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover bench-smoke bench-flops bench-threads bench-thumbnails bench-text-gate clean
+.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover bench-smoke bench-flops bench-threads bench-thumbnails bench-crops bench-text-gate clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,9 @@ bench-threads: models
 
 bench-thumbnails: models
 	$(BIN)/python -m benchmarks.thumbnails
+
+bench-crops: models
+	$(BIN)/python -m benchmarks.crops
 
 bench-e2e: models
 	$(BIN)/python -m benchmarks.e2e

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -301,6 +302,23 @@ class EngineSettings(BaseModel):
         description="Larger thumbnails (previews) are written as JPEG alone when JPEG is one of "
         "the formats: a 1440 px WebP costs the engine 5-10x a JPEG's time",
     )
+
+    crop_ratios: list[str] = Field(
+        ["1:1", "4:5", "16:9"],
+        description="Aspect ratios of the crop boxes found for each photo, keeping faces whole "
+        "(JSON list; [] = none)",
+    )
+
+    @model_validator(mode="after")
+    def _crop_ratios_are_ratios(self) -> EngineSettings:
+        wrong = [
+            r for r in self.crop_ratios if not re.fullmatch(r"[1-9][0-9]{0,2}:[1-9][0-9]{0,2}", r)
+        ]
+        if wrong:
+            raise ValueError(
+                f"crop_ratios {wrong}: each must be like 4:5 (DARKROOM_ENGINE_CROP_RATIOS)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _thumbnail_sizes_in_range(self) -> EngineSettings:

@@ -44,6 +44,7 @@ from streams.engine.variants import (
 )
 from streams.errors import DeadlineExceededError, InferenceError, PhotoError
 from streams.imaging.budget import Budget
+from streams.imaging.crops import CROPPER, crops_of, parse_ratio, salient_map
 from streams.imaging.decode import DecodedPhoto, Decoder
 from streams.imaging.features import extract_features
 from streams.imaging.sniff import ImageFormat
@@ -100,6 +101,7 @@ class Enricher:
             settings.thumbnail_webp_effort,
             settings.thumbnail_webp_max_size,
         )
+        self.crop_ratios = [parse_ratio(r) for r in settings.crop_ratios]
         self.decoder = Decoder(
             max_pixels=settings.max_pixels,
             min_side=self._needed_side(),
@@ -283,6 +285,8 @@ class Enricher:
         features, produced_by, job.phash_variants, job.dct_block = extract_features(
             photo, self.settings.blur_threshold
         )
+        if self.crop_ratios:
+            job.saliency = salient_map(photo.image)
         job.timings_ms["features"] = _ms_since(started)
         job.check_deadline()
         job.produced_by.update(produced_by)
@@ -438,6 +442,9 @@ class Enricher:
         tags = with_people_and_text(job.work.fields, self.min_tag_score)
         if tags is not None:
             job.work.fields["tags"] = tags
+        if self.crop_ratios:
+            job.work.fields["crops"] = crops_of(job.work.fields, self.crop_ratios, job.saliency)
+            job.produced_by["crops"] = dict(CROPPER)
         return Enriched(
             job.photo_id,
             job.work.fields,

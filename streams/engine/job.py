@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.engine.results import Failed
 from streams.engine.variants import Variant, VariantRun
@@ -30,6 +31,7 @@ class Job:
     phash_variants: list[int] = field(default_factory=list)
     dct_block: list[float] = field(default_factory=list)
     thumbnails: list[Thumbnail] = field(default_factory=list)
+    saliency: Any = None  # the photo's saliency map (numpy), for crops without faces
     thumbnail_error: str | None = None  # why none were made: the photo's other fields stand
     failure: Failed | None = None
     stage: str = "decode_image"  # where it is, for the dead letter if it fails

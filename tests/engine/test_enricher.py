@@ -53,6 +53,21 @@ def test_astronaut_has_exactly_one_face_with_landmarks(enricher: Enricher) -> No
     assert box["x1"] <= nose["x"] <= box["x2"] and box["y1"] <= nose["y"] <= box["y2"]
 
 
+def test_every_crop_keeps_the_astronauts_face_whole(enricher: Enricher) -> None:
+    result = enrich_one(enricher, "astronaut")
+    (face,) = result.fields["faces"]
+    crops = result.fields["crops"]
+    assert [c["ratio"] for c in crops] == ["1:1", "4:5", "16:9"]
+    for crop in crops:
+        box, inner = crop["box"], face["box"]
+        assert (crop["basis"], crop["faces_whole"]) == ("faces", 1), crop
+        assert box["x1"] <= inner["x1"] and box["y1"] <= inner["y1"], crop
+        assert box["x2"] >= inner["x2"] and box["y2"] >= inner["y2"], crop
+    without = enrich_one(enricher, "coffee").fields["crops"]
+    assert {c["basis"] for c in without} <= {"salient"}  # no face: where the cup is
+    assert result.produced_by["crops"]["name"] == "darkroom-crops"
+
+
 def test_a_face_gets_dlibs_descriptor_and_its_mirror_the_same_person(enricher: Enricher) -> None:
     (face,) = enrich_one(enricher, "astronaut").fields["faces"]
     (mirrored,) = enrich_one(enricher, "astronaut_mirror").fields["faces"]
