@@ -30,18 +30,21 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mkdocs build --strict --quiet  # docs/: a broken link or page fails the run
 
-# promtool and prometheus for tests/deploy, docker-compose to validate docker-compose.yml
+# promtool and prometheus for tests/deploy, docker-compose to validate docker-compose.yml,
+# chromium and its driver to open the review page in tests/review
 # (Debian's packages; where apt-get cannot run, the tests say so: skipped, or failed with CI=true)
 tools:
 	@command -v promtool > /dev/null || apt-get install -y -q prometheus > /dev/null 2>&1 \
 		|| echo "note: install Debian's prometheus package (promtool) for tests/deploy"
 	@command -v docker-compose > /dev/null || apt-get install -y -q docker-compose > /dev/null 2>&1 \
 		|| echo "note: install Debian's docker-compose package for tests/test_compose.py"
+	@command -v chromedriver > /dev/null || apt-get install -y -q chromium chromium-driver > /dev/null 2>&1 \
+		|| echo "note: install Debian's chromium and chromium-driver for tests/review (the page in a browser)"
 
 # two pytest-xdist workers, each with its own brokers (started when its first test needs one):
 # most tests wait on brokers and workers, so two at once take about 60% of the time of one
 unit: models tools
-	$(BIN)/pytest -q -n 2
+	TEST_ARTIFACTS=.darkroom/test-artifacts $(BIN)/pytest -q -n 2
 
 # the wheel, installed in a new venv outside the checkout, runs the demo from an empty folder
 package: models

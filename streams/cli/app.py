@@ -22,6 +22,7 @@ from streams.cli import (
     models,
     publish,
     replay,
+    review,
     tail,
     topics,
     worker,
@@ -66,6 +67,7 @@ app.command("worker")(worker.worker)
 app.command("replay")(replay.replay)
 app.command("acls")(acls.acls)
 app.command("forget")(forget.forget)
+app.command("review")(review.review)
 
 
 def _version(value: bool) -> None:

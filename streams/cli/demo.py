@@ -33,6 +33,8 @@ from streams.kafka.clients import message_count
 from streams.kafka.topics import ensure_topics, project_topics
 from streams.models.repository import ModelRepository
 from streams.publish import collect
+from streams.review import collect as collect_review
+from streams.review import write_page
 from streams.samples import write_demo_set
 from streams.tail import tail
 from streams.worker.supervisor import WorkerProcess
@@ -76,6 +78,7 @@ def demo(
         names = {d.photo_id: d.file.path.name for d in report.delivered}
         _wait_for_outcomes(settings, len(report.delivered))
         _show_results(app, names, worker)
+        _write_reviews(app, workdir / "review")
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -86,6 +89,17 @@ def demo(
         console.print(
             f"worker and broker stopped; the demo took {time.monotonic() - started:.1f} s"
         )
+
+
+def _write_reviews(app: AppState, folder: Path) -> None:
+    """A review page per user (`darkroom review`), and where to open it."""
+    blobs = BlobStore.from_settings(app.settings)
+    users = sorted(
+        {e["user_id"] for e in _read(app, app.settings.topics.enriched, EventType.PHOTO_ENRICHED)}
+    )
+    for user in users:
+        page = write_page(collect_review(app.settings, app.codec, user), blobs, folder / user)
+        console.print(f"review page of {user}: {page.resolve().as_uri()}", highlight=False)
 
 
 def _demo_settings(base: Settings, workdir: Path) -> Settings:

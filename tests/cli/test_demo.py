@@ -36,9 +36,12 @@ def test_demo_enriches_every_sample_and_stops_everything(
         "GET /users/alice/duplicates: best of 3 is chelsea",  # the full-size cat, either way up
         "3 faces, cover",
         "thumbnails: 51 files",  # 17 photos: 256.webp, 256.jpg and 960.jpg each
+        "review page of alice: file://",
     ):
         assert expected in out
     assert "best of 3 is chelsea-small" not in out  # half the size, JPEG quality 40
+    page = (tmp_path / "demo" / "review" / "alice" / "index.html").read_text()
+    assert "Egyptian cat" in page and 'class="box face"' in page
     assert "worker and broker stopped" in out
     assert not (tmp_path / "demo" / "broker" / "broker.pid").exists()
     leftovers = subprocess.run(
