@@ -24,7 +24,7 @@ from benchmarks import out_of, output_args, production_settings, write_results
 from benchmarks.engine import machine
 from benchmarks.portraits import SMOKE, originals
 from streams.engine import Enriched, Enricher, PhotoInput
-from streams.imaging.crops import crop_box, inside, parse_ratio
+from streams.imaging.crops import crop_box, face_boxes, inside, parse_ratio
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
 from streams.samples import encode_jpeg
@@ -75,10 +75,7 @@ def judge(enriched: Enriched) -> dict[str, dict[str, int]]:
     """Per ratio: faces, and how many the event's (face-aware) crop and the centre crop of the
     same size keep whole."""
     fields = enriched.fields
-    faces = [
-        (f["box"]["x1"], f["box"]["y1"], f["box"]["x2"], f["box"]["y2"])
-        for f in fields["faces"] or []
-    ]
+    faces = face_boxes(fields)
     found: dict[str, dict[str, int]] = {}
     for crop in fields["crops"]:
         centre = crop_box(fields["width"], fields["height"], parse_ratio(crop["ratio"]), [])

@@ -113,12 +113,17 @@ def crops_of(
 ) -> list[dict[str, object]]:
     """The PhotoEnriched ``crops`` of a photo whose other fields (width, height, faces) are
     ``fields``: one entry per ratio."""
-    faces = [
+    faces = face_boxes(fields)
+    width, height = fields["width"], fields["height"]
+    return [crop_box(width, height, r, faces, saliency).as_record() for r in ratios]
+
+
+def face_boxes(fields: dict[str, Any]) -> list[Box]:
+    """The boxes of a PhotoEnriched's ``faces`` (or the engine's fields) as tuples."""
+    return [
         (f["box"]["x1"], f["box"]["y1"], f["box"]["x2"], f["box"]["y2"])
         for f in fields.get("faces") or []
     ]
-    width, height = fields["width"], fields["height"]
-    return [crop_box(width, height, r, faces, saliency).as_record() for r in ratios]
 
 
 def _faces_that_fit(faces: list[Box], crop_w: float, crop_h: float) -> list[Box]:
