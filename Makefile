@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover bench-smoke bench-flops bench-threads bench-thumbnails bench-crops bench-text-gate clean
+.PHONY: install models demo test lint unit package tools image bench-engine bench-e2e bench-memory bench-isolation bench-capacity bench-quantize bench-experiments bench-s3-clients bench-blobs bench-faces bench-people bench-similar bench-duplicates bench-bestshot bench-api bench-takeover bench-smoke bench-flops bench-threads bench-thumbnails bench-crops bench-covers bench-text-gate clean
 
 $(STAMP): pyproject.toml models/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,9 @@ bench-thumbnails: models
 
 bench-crops: models
 	$(BIN)/python -m benchmarks.crops
+
+bench-covers: models
+	$(BIN)/python -m benchmarks.covers
 
 bench-e2e: models
 	$(BIN)/python -m benchmarks.e2e

@@ -33,7 +33,8 @@ from streams.config import load_settings
 from streams.engine import Enricher
 from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
-from streams.pipeline.people import Face, PeoplePolicy, PeopleSearch
+from streams.pipeline.faces import Face, PhotoFaces
+from streams.pipeline.people import PeoplePolicy, PeopleSearch
 
 JOIN_DISTANCES = (0.4, 0.5, 0.6)
 ORDERS = 5
@@ -78,8 +79,8 @@ def cluster(faces: Faces, join: float, seed: int) -> dict[str, Any]:
     random.Random(seed).shuffle(order)
     policy = PeoplePolicy(join_distance=join, merge_distance=join - 0.1, min_faces=3)
     box = [0.0, 0.0, 100.0, 100.0]
-    photos: list[tuple[str, str, str, list[Face | None]]] = [
-        ("u", photo, MODEL, [Face(0, list(map(float, v)), box)]) for photo, _, v in order
+    photos = [
+        PhotoFaces("u", photo, MODEL, [Face(0, list(map(float, v)), box)]) for photo, _, v in order
     ]
     found = PeopleSearch(Store(), policy).search(photos)
     state = next(iter(found.states.values()))

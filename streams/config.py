@@ -368,7 +368,7 @@ class WorkerSettings(BaseModel):
     )
     people_min_faces: int = Field(3, ge=1, description="Faces that make a candidate a person")
     people_max_clusters: int = Field(
-        800, ge=1, description="Persons and candidates kept per user (~500 bytes each)"
+        800, ge=1, description="Persons and candidates kept per user (~730 bytes each)"
     )
     similar_cache_mb: int = Field(
         1024,

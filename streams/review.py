@@ -7,7 +7,9 @@ The page is one HTML file and the thumbnails beside it, nothing fetched from els
 photo's largest thumbnail with its face boxes (and person ids) and text boxes (and the text
 read) drawn over it in percent of the photo, so the boxes stay on the faces at any size; its
 labels, tags, quality and near-duplicate group (the best copy marked, with its score); the photos
-most like it (cosine of the embeddings); then the user's dead letters with their reasons, and for
+most like it (cosine of the embeddings); each person's cover (the best-scoring face named with
+the person on the page, by the worker's own rule, streams/pipeline/covers.py, shown through its
+square); then the user's dead letters with their reasons, and for
 the ML team each model variant's answers beside production's on the same photos. Everything an
 event says is escaped: OCR text and file names are the user's, not the page's markup.
 """
@@ -27,6 +29,7 @@ from streams.config import Settings
 from streams.contracts.codec import Codec
 from streams.contracts.schemas import EventType
 from streams.errors import PhotoError, UsageError
+from streams.pipeline.faces import faces_of
 from streams.tail import scan_many
 
 SIMILAR = 5  # photos most like each one, shown under it
@@ -107,6 +110,7 @@ def render(review: UserReview, images: dict[str, str]) -> str:
         photos=len(review.photos),
         failed=len(review.dead_letters),
         cards=cards,
+        people=_people(review.photos, images) or "<p>none</p>",
         dead=_dead_letters(review.dead_letters),
         shadows=_shadows(review.shadows),
         style=_STYLE,
@@ -129,6 +133,43 @@ def most_similar(photos: list[dict[str, Any]], k: int) -> dict[str, list[tuple[s
             (with_vectors[j]["photo_id"], float(scores[i, j])) for j in order
         ]
     return found
+
+
+def person_covers(photos: list[dict[str, Any]]) -> dict[str, tuple[str, list[float], int]]:
+    """Per person named on the page: the photo and square of its best-scoring face, and how
+    many of its faces the page names. The worker's cover weighs the faces the person had
+    before it was named too (its first ones), so the two can differ."""
+    found: dict[str, tuple[float, str, list[float], int]] = {}
+    for record in photos:
+        for face, named in zip(faces_of(record), record.get("faces") or [], strict=True):
+            person = named.get("person_id")
+            if face is None or face.crop is None or not person:
+                continue
+            score, photo, crop, count = found.get(person, (-1.0, "", [], 0))
+            if face.score > score:
+                score, photo, crop = face.score, record["photo_id"], list(face.crop)
+            found[person] = (score, photo, crop, count + 1)
+    return {person: (photo, crop, n) for person, (_, photo, crop, n) in sorted(found.items())}
+
+
+def _people(photos: list[dict[str, Any]], images: dict[str, str]) -> str:
+    widths = {r["photo_id"]: float(r["width"]) for r in photos}
+    shown = []
+    for number, (person, (photo, crop, count)) in enumerate(person_covers(photos).items()):
+        if photo not in images:
+            continue
+        side = crop[2] - crop[0]
+        place = (
+            f"width:{100 * widths[photo] / side:.3f}%;left:{-100 * crop[0] / side:.3f}%;"
+            f"top:{-100 * crop[1] / side:.3f}%"
+        )
+        shown.append(
+            f'<figure class="person" id="person-{number}" data-person="{_e(person)}">'
+            f'<div class="cover"><img src="{_e(images[photo])}" style="{place}" '
+            f'alt="cover of {_e(person)}"></div><figcaption>{_e(person)}<br>'
+            f"{count} face{'s' if count > 1 else ''}, from {_e(photo)}</figcaption></figure>"
+        )
+    return "".join(shown)
 
 
 def _card(
@@ -258,6 +299,9 @@ dt { font-weight: bold; float: left; margin-right: .4em; }
 dd { margin: 0 0 .2em; }
 table { border-collapse: collapse; font-size: 12px; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
+.person { width: 120px; margin: 0; font-size: 12px; }
+.cover { position: relative; width: 120px; height: 120px; overflow: hidden; }
+.cover img { position: absolute; height: auto; max-width: none; }
 """
 
 _PAGE = """<!doctype html>
@@ -271,6 +315,9 @@ text (green, with what was read), drawn on each photo's largest thumbnail.</p>
 <section class="grid">
 {cards}
 </section>
+<h2>People</h2>
+<p>Each person's cover: their best face on this page (size, sharpness, pose), with a margin.</p>
+<section class="grid" id="people">{people}</section>
 <h2>Dead letters</h2>
 <table id="dead-letters"><tr><th>photo</th><th>reason</th><th>stage</th><th>detail</th></tr>
 {dead}</table>

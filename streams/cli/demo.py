@@ -253,9 +253,12 @@ def _show_results(app: AppState, names: dict[str, str], worker: WorkerProcess) -
         for person in found.get("people", []) if status == 200 else []:
             pid = person["person_id"]
             _, photos = worker.get(f"/users/{user}/people/{pid}/photos")
+            cover = person["cover"] or {}
+            square = cover.get("crop")
+            where = f" (a {square[2] - square[0]:.0f} px square)" if square else ""
             console.print(
                 f"GET /users/{user}/people: {pid}, {person['faces']} faces, cover "
-                f"{name(person['cover']['photo_id'])}; its photos: "
+                f"{name(cover.get('photo_id', '-'))}{where}; its photos: "
                 + ", ".join(sorted(map(name, photos.get("photos", [])))),
                 highlight=False,
             )

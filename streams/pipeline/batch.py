@@ -36,9 +36,11 @@ from streams.contracts.schemas import FORGET_REQUESTS, EventType, SchemaReposito
 from streams.engine import Enricher, PhotoInput
 from streams.errors import MalformedUploadError, OutputTooLargeError, PhotoError
 from streams.logs import get_logger
+from streams.pipeline import covers
 from streams.pipeline.assets import forget_assets, store_thumbnails
 from streams.pipeline.bestshot import BestShots, ShotFindings
 from streams.pipeline.dedup import DuplicateSearch, Findings, Searched
+from streams.pipeline.faces import Given, PhotoFaces, face_model, faces_of
 from streams.pipeline.outputs import (
     Attempt,
     OutputBuilder,
@@ -47,14 +49,7 @@ from streams.pipeline.outputs import (
     encode_shadow,
     fit_dead_letter,
 )
-from streams.pipeline.people import (
-    Face,
-    Given,
-    PeopleFindings,
-    PeopleSearch,
-    face_model,
-    faces_of,
-)
+from streams.pipeline.people import PeopleFindings, PeopleSearch
 from streams.pipeline.photo import (
     AttemptRule,
     Batch,
@@ -314,20 +309,22 @@ class Pipeline:
         """Each embedded face into its user's people, in batch order."""
         if self.people is None:
             return PeopleFindings()
-        searched: list[tuple[Photo, str, list[Face | None]]] = []
-        wanted: list[tuple[str, str, str, list[Face | None]]] = []
+        searched: list[tuple[Photo, PhotoFaces]] = []
         for photo in photos:
             enriched, upload = photo.enriched, photo.upload
             model = face_model(enriched.produced_by) if enriched is not None else None
             if enriched is None or upload is None or model is None:
                 continue  # failed, or no face model ran
-            faces = faces_of(enriched.fields)
-            searched.append((photo, model, faces))
-            wanted.append((upload["user_id"], upload["photo_id"], model, faces))
-        found = self.people.search(wanted)
-        for (photo, model, faces), assigned in zip(searched, found.assigned, strict=True):
+            # the preview is in the assets stored a stage before (a photo's fields lack them)
+            preview = covers.preview_of({**enriched.fields, "assets": photo.assets})
+            faces = PhotoFaces(
+                upload["user_id"], upload["photo_id"], model, faces_of(enriched.fields), preview
+            )
+            searched.append((photo, faces))
+        found = self.people.search([faces for _, faces in searched])
+        for (photo, faces), assigned in zip(searched, found.assigned, strict=True):
             assert assigned is not None
-            photo.people = Given.of(model, assigned.clusters, faces)
+            photo.people = Given.of(faces.model, assigned.clusters, faces.faces, faces.preview)
             photo.person_ids = assigned.persons
         return found
 

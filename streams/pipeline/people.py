@@ -22,19 +22,20 @@ and a replay of the user's photos rebuilds them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from streams.pipeline import covers
+from streams.pipeline.faces import Face, Given, PhotoFaces
 from streams.pipeline.people_state import (
     STATE_VERSION,
     State,
     Vector,
     changed_rows,
     cluster_id,
-    cover_of,
     empty_state,
     pack_mean,
     resolve,
@@ -51,17 +52,8 @@ class PeoplePolicy:
     join_distance: float = 0.5  # a face to a centroid
     merge_distance: float = 0.4  # a centroid to a centroid
     min_faces: int = 3  # faces that make a candidate a person
-    max_clusters: int = 800  # per user (~500 bytes each); least recently seen candidates go
+    max_clusters: int = 800  # per user (~730 bytes each); least recently seen candidates go
     max_aliases: int = 1000
-
-
-@dataclass(frozen=True)
-class Face:
-    """One embedded face of a photo, as the clustering takes it."""
-
-    index: int  # its place in the photo's faces
-    embedding: Sequence[float]
-    box: Sequence[float]  # x1, y1, x2, y2
 
 
 @dataclass
@@ -74,44 +66,6 @@ class Assigned:
 
 # ("add", user, cluster, photo) | ("merge", user, younger, older) | ("drop", user, cluster)
 Change = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Given:
-    """The clusters a photo's faces were given, and by which face model (kept in photo_state);
-    with each face's embedding (packed) and box, which a deletion of the photo takes out of its
-    persons again (None: a face without embedding, or a state written before they were kept)."""
-
-    model: str
-    clusters: list[str | None]
-    faces: list[tuple[str, list[float]] | None] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """As photo_state keeps it."""
-        found: dict[str, Any] = {"model": self.model, "clusters": list(self.clusters)}
-        if self.faces is not None:
-            found["faces"] = [None if f is None else [f[0], list(f[1])] for f in self.faces]
-        return found
-
-    @classmethod
-    def from_json(cls, value: Any) -> Given | None:
-        """From photo_state (None: the photo was processed before people were kept)."""
-        if not isinstance(value, dict):
-            return None
-        faces = value.get("faces")
-        kept = None if faces is None else [None if f is None else (f[0], f[1]) for f in faces]
-        return cls(str(value["model"]), list(value["clusters"]), kept)
-
-    @classmethod
-    def of(cls, model: str, clusters: list[str | None], faces: list[Face | None]) -> Given:
-        """What a photo's ``faces`` were given."""
-        kept = [
-            None
-            if f is None
-            else (pack_mean(np.asarray(f.embedding)), [round(v, 1) for v in f.box])
-            for f in faces
-        ]
-        return cls(model, clusters, kept)
 
 
 class PeopleStore(Protocol):
@@ -148,14 +102,16 @@ class _Clusters:
         means = [unpack_mean(state["clusters"][i]["mean"]) for i in self.ids]
         self.means = np.stack(means) if means else np.zeros((0, 128), np.float32)
 
-    def add(self, photo_id: str, face: Face, changes: list[Change]) -> str:
+    def add(
+        self, photo_id: str, face: Face, preview: dict[str, Any] | None, changes: list[Change]
+    ) -> str:
         """Put ``face`` in a cluster; returns the cluster's id after any merge."""
         state, clusters = self.state, self.state["clusters"]
         vector = np.asarray(face.embedding, dtype=np.float32)
         if not self.ids and self.means.shape[1] != vector.shape[0]:  # a new user, another size
             self.means = np.zeros((0, vector.shape[0]), np.float32)
         state["faces"] += 1
-        cover, area = cover_of(photo_id, face.box)
+        cover = covers.cover_of(photo_id, face.box, face.crop, preview)
         nearest = self._nearest(vector)
         if nearest is not None and nearest[1] <= self.policy.join_distance:
             row, _ = nearest
@@ -163,14 +119,14 @@ class _Clusters:
             cluster = clusters[pid]
             mean = stored(self.means[row] + (vector - self.means[row]) / (cluster["count"] + 1))
             cluster["count"] += 1
-            if area > cluster["area"]:
-                cluster["cover"], cluster["area"] = cover, area
+            covers.offer(cluster, cover, face.score)
         else:
             pid = cluster_id(self.user, photo_id, face.index)
             if pid in clusters:  # the same face again (a re-drive with its clusters lost)
                 return self._merge_near(pid, changes)
             mean = stored(vector)
-            clusters[pid] = {"seq": state["seq"], "count": 1, "cover": cover, "area": area}
+            clusters[pid] = {"seq": state["seq"], "count": 1}
+            covers.set_cover(clusters[pid], cover, face.score)
             state["seq"] += 1
             self.ids.append(pid)
             self.means = np.vstack([self.means, mean[None, :]])
@@ -216,8 +172,7 @@ class _Clusters:
         total = y["count"] + o["count"]
         mean = stored((self.means[orow] * o["count"] + self.means[yrow] * y["count"]) / total)
         o["count"], o["last"] = total, max(o["last"], y["last"])
-        if y["area"] > o["area"]:
-            o["cover"], o["area"] = y["cover"], y["area"]
+        covers.offer(o, y["cover"], covers.held(y))
         self.means = np.delete(self.means, yrow, axis=0)
         del self.ids[yrow]
         self._set_mean(older, mean)
@@ -260,14 +215,14 @@ class PeopleSearch:
     def __init__(self, store: PeopleStore, policy: PeoplePolicy) -> None:
         self.store, self.policy = store, policy
 
-    def search(self, photos: Sequence[tuple[str, str, str, list[Face | None]]]) -> PeopleFindings:
-        """``photos``: (user id, photo id, face model, faces with None where not embedded)."""
+    def search(self, photos: Sequence[PhotoFaces]) -> PeopleFindings:
+        """Each photo's faces into its user's people, in order."""
         found = PeopleFindings()
         users: dict[str, _Clusters] = {}
         changed: set[str] = set()  # users whose state the batch changed (only those are written)
         held: dict[str, State | None] = {}  # as the store held it
         earlier = _Layered(self.store)
-        for user, photo, model, faces in photos:
+        for user, photo, model, faces, preview in photos:
             clusters = users.get(user)
             if clusters is None or clusters.state["model"] != model:
                 state = self.store.people_of(user) if clusters is None else None
@@ -278,9 +233,8 @@ class PeopleSearch:
                 clusters = users[user] = _Clusters(user, state, self.policy)
                 found.states[user] = state
             before = len(found.changes)
-            assigned = self._assign(
-                clusters, photo, faces, earlier.clusters_of(user, photo), found.changes
-            )
+            given = earlier.clusters_of(user, photo)
+            assigned = self._assign(clusters, photo, faces, preview, given, found.changes)
             if len(found.changes) > before:
                 changed.add(user)
             earlier.seen[photo] = Given(model, assigned.clusters)
@@ -295,6 +249,7 @@ class PeopleSearch:
         clusters: _Clusters,
         photo: str,
         faces: list[Face | None],
+        preview: dict[str, Any] | None,
         before: Given | None,
         changes: list[Change],
     ) -> Assigned:
@@ -310,7 +265,7 @@ class PeopleSearch:
             ]
             ids = [c if c in state["clusters"] else None for c in ids]
         else:
-            ids = [None if f is None else clusters.add(photo, f, changes) for f in faces]
+            ids = [None if f is None else clusters.add(photo, f, preview, changes) for f in faces]
             ids = [None if c is None else resolve(state, c) for c in ids]  # merged since
         counts = {pid: state["clusters"][pid]["count"] for pid in ids if pid is not None}
         people = [c if c is not None and counts[c] >= self.policy.min_faces else None for c in ids]
@@ -345,24 +300,10 @@ def without_photo(state: State, photo_id: str, given: Given) -> tuple[list[str],
         if face is not None:
             count = cluster["count"]
             mean = unpack_mean(cluster["mean"])
-            cluster["mean"] = pack_mean(stored((mean * count - unpack_mean(face[0])) / (count - 1)))
+            cluster["mean"] = pack_mean(
+                stored((mean * count - unpack_mean(face.embedding)) / (count - 1))
+            )
         cluster["count"] -= 1
         if pid not in touched:
             touched.append(pid)
     return touched, gone
-
-
-def face_model(produced_by: Mapping[str, Mapping[str, str]]) -> str | None:
-    """name@version of the model that embedded the faces, or None (no face was embedded)."""
-    ref = produced_by.get("faces.embedding")
-    return None if ref is None else f"{ref['name']}@{ref['version']}"
-
-
-def faces_of(fields: dict[str, Any]) -> list[Face | None]:
-    """An enrichment's faces as the clustering takes them (None: a face without embedding)."""
-    out: list[Face | None] = []
-    for index, face in enumerate(fields.get("faces") or []):
-        embedding, box = face.get("embedding"), face["box"]
-        corners = [box["x1"], box["y1"], box["x2"], box["y2"]]
-        out.append(None if embedding is None else Face(index, embedding, corners))
-    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -100,17 +100,15 @@ def resolve(state: State, person: str) -> str:
     return aliases.get(person, person)
 
 
+NO_SQUARE = {"crop": None, "preview": None}
+
+
 def persons(state: State, min_faces: int) -> list[dict[str, Any]]:
-    """The user's persons (not candidates), most faces first: id, faces, cover."""
+    """The user's persons (not candidates), most faces first: id, faces, cover
+    (streams.pipeline.covers.cover_of; one kept before covers had a square has no crop)."""
     found = [
-        {"person_id": pid, "faces": c["count"], "cover": c["cover"]}
+        {"person_id": pid, "faces": c["count"], "cover": c["cover"] and {**NO_SQUARE, **c["cover"]}}
         for pid, c in state["clusters"].items()
         if c["count"] >= min_faces
     ]
     return sorted(found, key=lambda p: (-p["faces"], p["person_id"]))
-
-
-def cover_of(photo_id: str, box: Sequence[float]) -> tuple[dict[str, Any], float]:
-    """A cluster's cover and its area, from a face of ``photo_id`` with ``box``."""
-    area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
-    return {"photo_id": photo_id, "box": [round(float(v), 1) for v in box]}, area

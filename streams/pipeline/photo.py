@@ -11,8 +11,9 @@ from streams.engine import Enriched, Failed, Submitted
 from streams.errors import PhotoError
 from streams.pipeline.bestshot import ShotFindings
 from streams.pipeline.dedup import Findings
+from streams.pipeline.faces import Given
 from streams.pipeline.outputs import Attempt, RawMessage
-from streams.pipeline.people import Given, PeopleFindings
+from streams.pipeline.people import PeopleFindings
 
 OutputTopic = Literal["enriched", "failed"]
 

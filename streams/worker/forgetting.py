@@ -29,9 +29,10 @@ from typing import Any
 from streams.contracts.events import iso_utc
 from streams.errors import PhotoDeletedError, PhotoError, UserErasedError
 from streams.logs import get_logger
-from streams.pipeline import Photo, bestshot, people_state
+from streams.pipeline import Photo, bestshot, covers, people_state
 from streams.pipeline import people as people_
 from streams.pipeline.bestshot import without_member
+from streams.pipeline.faces import Given
 from streams.pipeline.keys import entry_key, entry_prefix, photo_key, user_prefix
 from streams.pipeline.similar import SimilarPhotos
 from streams.worker import state
@@ -178,8 +179,8 @@ class Forgetting:
 
     def _leave_people(self, user: str, photo_id: str, summary: dict[str, Any]) -> None:
         """The photo's faces out of their persons (streams.pipeline.people.without_photo); a
-        person whose cover was on this photo takes the largest face left among its photos."""
-        given = people_.Given.from_json(summary.get("people"))
+        person whose cover was on this photo takes the best face left among its photos."""
+        given = Given.from_json(summary.get("people"))
         found = people_at(self.tables, user)
         if given is None or found is None:
             return
@@ -194,24 +195,24 @@ class Forgetting:
             cluster = found["clusters"][person]
             if (cluster.get("cover") or {}).get("photo_id") == photo_id:
                 left, _ = newest(photos, entry_prefix(user, person), state.PHOTOS_LISTED)
-                cluster["cover"], cluster["area"] = self._cover(user, person, found, left)
+                covers.set_cover(cluster, *self._cover(user, person, found, left))
         write(self.tables.people, people_state.changed_rows(user, before, found))
 
     def _cover(
         self, user: str, person: str, found: dict[str, Any], photos: list[str]
     ) -> tuple[dict[str, Any] | None, float]:
-        """The largest face of ``person`` among ``photos`` (its newest kept)."""
+        """The best-scoring face of ``person`` among ``photos`` (its newest kept), as a clean
+        run would have chosen it: the earlier photo on a tie (``photos`` are newest first)."""
         best: tuple[dict[str, Any] | None, float] = (None, -1.0)
         for photo in photos:
             kept = self.tables.photo_state.get(photo_key(user, photo))
-            given = people_.Given.from_json(((kept or {}).get("summary") or {}).get("people"))
-            if given is None or given.faces is None:
+            given = Given.from_json(((kept or {}).get("summary") or {}).get("people"))
+            if given is None:
                 continue
-            for cluster, face in zip(given.clusters, given.faces, strict=False):
-                if cluster is None or face is None:
+            for index in reversed(range(len(given.clusters))):  # the first face on a tie
+                cluster, offered = given.clusters[index], given.cover(photo, index)
+                if cluster is None or offered is None:
                     continue
-                if people_state.resolve(found, cluster) == person:
-                    cover, area = people_state.cover_of(photo, face[1])
-                    if area > best[1]:
-                        best = (cover, area)
-        return best[0], max(best[1], 0.0)
+                if people_state.resolve(found, cluster) == person and offered[1] >= best[1]:
+                    best = offered
+        return best

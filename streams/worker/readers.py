@@ -14,9 +14,10 @@ from streams.pipeline import DuplicatePolicy, DuplicateSearch, Photo, Pipeline
 from streams.pipeline.batch import StageTimer
 from streams.pipeline.bestshot import BestShots, Group, Shot
 from streams.pipeline.dedup import Index
+from streams.pipeline.faces import Given
 from streams.pipeline.keys import photo_key, split_key
 from streams.pipeline.outputs import Attempt
-from streams.pipeline.people import Given, PeoplePolicy, PeopleSearch
+from streams.pipeline.people import PeoplePolicy, PeopleSearch
 from streams.pipeline.photo import RefusalRule
 from streams.worker import state
 from streams.worker.layouts import group_at, people_at

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streams.pipeline import people, people_state
+from streams.pipeline import faces, people, people_state
+from streams.pipeline.faces import Face, Given, PhotoFaces
 from streams.pipeline.keys import entry_key, user_prefix
-from streams.pipeline.people import Face, Given, PeoplePolicy, PeopleSearch
+from streams.pipeline.people import PeoplePolicy, PeopleSearch
 
 POLICY = PeoplePolicy(join_distance=0.5, merge_distance=0.4, min_faces=3)
 MODEL = "dlib_face_resnet@1"
@@ -60,7 +61,9 @@ def run(
     store: Store, batch: list[tuple[str, np.ndarray]], user: str = "u"
 ) -> people.PeopleFindings:
     search = PeopleSearch(store, POLICY)
-    photos = [(user, photo, MODEL, [Face(0, list(map(float, v)), BOX)]) for photo, v in batch]
+    photos = [
+        PhotoFaces(user, photo, MODEL, [Face(0, list(map(float, v)), BOX)]) for photo, v in batch
+    ]
     found = search.search(photos)
     store.record(found, [photo for photo, _ in batch])
     return found
@@ -135,7 +138,7 @@ def test_a_new_face_model_starts_the_users_people_afresh() -> None:
     run(store, [(f"a{i}", photo_of(1, i)) for i in range(3)])
     search = PeopleSearch(store, POLICY)
     found = search.search(
-        [("u", "a9", "other@2", [Face(0, list(map(float, photo_of(1, 9))), BOX)])]
+        [PhotoFaces("u", "a9", "other@2", [Face(0, list(map(float, photo_of(1, 9))), BOX)])]
     )
     state = found.states["u"]
     assert state["model"] == "other@2" and len(state["clusters"]) == 1
@@ -147,7 +150,9 @@ def test_the_least_recently_seen_candidates_go_first_when_a_user_has_too_many() 
     search = PeopleSearch(store, PeoplePolicy(min_faces=2, max_clusters=3))
     batch = [("a0", photo_of(1, 0)), ("a1", photo_of(1, 1))]  # a person
     batch += [(f"s{i}", person(10 + i)) for i in range(4)]  # four strangers
-    found = search.search([("u", p, MODEL, [Face(0, list(map(float, v)), BOX)]) for p, v in batch])
+    found = search.search(
+        [PhotoFaces("u", p, MODEL, [Face(0, list(map(float, v)), BOX)]) for p, v in batch]
+    )
     kept = set(found.states["u"]["clusters"])
     assert kept == {people_state.cluster_id("u", p, 0) for p in ["a0", "s2", "s3"]}
     dropped = [c[2] for c in found.changes if c[0] == "drop"]
@@ -161,10 +166,10 @@ def test_faces_without_embedding_keep_their_place() -> None:
             {"box": {"x1": 2, "y1": 3, "x2": 4, "y2": 5}, "embedding": [0.5] * 128},
         ]
     }
-    faces = people.faces_of(fields)
-    assert faces[0] is None and faces[1] is not None
-    assert faces[1].index == 1 and list(faces[1].box) == [2, 3, 4, 5]
-    found = PeopleSearch(Store(), POLICY).search([("u", "p", MODEL, faces)])
+    found_faces = faces.faces_of(fields)
+    assert found_faces[0] is None and found_faces[1] is not None
+    assert found_faces[1].index == 1 and list(found_faces[1].box) == [2, 3, 4, 5]
+    found = PeopleSearch(Store(), POLICY).search([PhotoFaces("u", "p", MODEL, found_faces)])
     assert found.assigned[0] is not None and found.assigned[0].clusters[0] is None
     assert found.assigned[0].clusters[1] == people_state.cluster_id("u", "p", 1)
 
@@ -180,7 +185,9 @@ def test_a_face_writes_its_cluster_and_the_header_whatever_the_users_people() ->
     strangers = [(f"s{i}", person(100 + i)) for i in range(300)]
     run(store, [("a0", photo_of(1, 0)), *strangers])
     assert len(store.rows) == 302  # the header, 301 clusters
-    found = search.search([("u", "a1", MODEL, [Face(0, list(map(float, photo_of(1, 1))), BOX)])])
+    found = search.search(
+        [PhotoFaces("u", "a1", MODEL, [Face(0, list(map(float, photo_of(1, 1))), BOX)])]
+    )
     assert set(found.rows) == {
         user_prefix("u"),
         entry_key("u", "c", people_state.cluster_id("u", "a0", 0)),

@@ -12,15 +12,19 @@ import pytest
 from streams.blobs import BlobStore
 from streams.blobs.assets import AssetStore
 from streams.engine import Enricher
+from streams.pipeline.faces import faces_of
+from streams.pipeline.people import PeoplePolicy, PeopleSearch
 from streams.review import UserReview, most_similar, render, write_page
 from tests.pipeline.test_batch import SETTINGS, decoded, make_pipeline, upload_bytes
+from tests.pipeline.test_covers import People
 from tests.tools_required import require_tool
 
 
 def enriched(enricher: Enricher, root: Path, photos: list[str]) -> list[dict[str, Any]]:
     """The PhotoEnriched records of ``photos`` of user u1, their thumbnails under ``root``."""
     blobs = BlobStore(root, SETTINGS.blobs.max_bytes)
-    pipeline = make_pipeline(enricher, root, assets=AssetStore(blobs, ".assets"))
+    people = PeopleSearch(People(), PeoplePolicy(min_faces=1))  # one face names a person
+    pipeline = make_pipeline(enricher, root, assets=AssetStore(blobs, ".assets"), people=people)
     return [decoded(pipeline.test(upload_bytes(name, photo_id=name), key=b"u1")) for name in photos]
 
 
@@ -85,7 +89,7 @@ def test_the_page_renders_in_a_browser_with_boxes_on_the_faces(
         loaded = browser.execute_script(
             "return [...document.images].map(i => i.complete && i.naturalWidth > 0)"
         )
-        assert loaded == [True, True, True], loaded
+        assert loaded == [True] * 4, loaded  # three photos and a cover
         # the astronaut's face box sits where the event says, relative to the drawn image
         (face,) = records[0]["faces"]
         box, image = browser.execute_script(
@@ -102,6 +106,24 @@ def test_the_page_renders_in_a_browser_with_boxes_on_the_faces(
             (box[3] - image[1]) / image[3] * height,
         ]
         assert all(abs(d - e) <= 0.02 * width for d, e in zip(drawn, expected, strict=True))
+        # the person's cover: a 120 px square through which the whole face shows
+        cover, shown = browser.execute_script(
+            "const c = document.querySelector('#person-0 .cover').getBoundingClientRect();"
+            "const i = document.querySelector('#person-0 img').getBoundingClientRect();"
+            "return [[c.left, c.top, c.width, c.height], [i.left, i.top, i.width, i.height]];"
+        )
+        assert cover[2] == cover[3] == 120
+        # what shows through it is the face's square (streams.pipeline.covers), to 1%
+        (square,) = [f.crop for f in faces_of(records[0]) if f is not None]
+        seen = [
+            (cover[0] - shown[0]) / shown[2] * width,
+            (cover[1] - shown[1]) / shown[3] * height,
+            (cover[0] + cover[2] - shown[0]) / shown[2] * width,
+            (cover[1] + cover[3] - shown[1]) / shown[3] * height,
+        ]
+        assert square is not None
+        assert all(abs(s - q) <= 0.01 * width for s, q in zip(seen, square, strict=True)), seen
+        assert expected[0] > seen[0] and expected[2] < seen[2], "the face inside, with margin"
         text = browser.execute_script("return document.querySelector('#photo-2 .text').title")
         assert text == "OPEN 24 HOURS"
         shot = tmp_path / "review.png"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
 from streams.contracts.events import new_photo_deleted, new_upload, new_user_erased
@@ -237,6 +238,32 @@ def test_a_deletion_equals_never_having_uploaded_the_photo(
     removed = [r for t, r in run.outputs(run.enriched) if t == "PhotoRemoved"]
     assert [(r["user_id"], r["photo_id"]) for r in removed] == [("u1", p) for p in gone]
     assert set(run.tables.forgotten) == {f"u1/{p}" for p in gone}
+
+
+def test_a_person_whose_cover_is_deleted_takes_the_cover_a_clean_run_chooses(
+    enricher: Enricher, tmp_path: Path
+) -> None:
+    """Three faces of one person: the largest blurred, the cover sharp, a smaller one sharp.
+    Deleting the cover's photo must leave the smaller sharp face as the cover, not the
+    largest one, as if the deleted photo had never come."""
+    image = load_photo("astronaut")
+    big = cv2.resize(image, None, fx=1.6, fy=1.6, interpolation=cv2.INTER_CUBIC)
+    library = {
+        "soft": encode_jpeg(cv2.GaussianBlur(big, (0, 0), 5.0)),
+        "sharp": encode_jpeg(image),
+        "small": encode_jpeg(cv2.resize(image, None, fx=0.75, fy=0.75)),
+    }
+    run = worker(enricher, tmp_path / "a")
+    run.run([upload("u1", p, data) for p, data in library.items()])
+    (person,) = persons(people_at(run.tables, "u1") or {}, MIN_FACES)
+    assert person["faces"] == 3 and person["cover"]["photo_id"] == "sharp"
+    run.run([deleted("u1", "sharp")])
+    clean = worker(enricher, tmp_path / "b")
+    clean.run([upload("u1", p, data) for p, data in library.items() if p != "sharp"])
+    (left,) = persons(people_at(run.tables, "u1") or {}, MIN_FACES)
+    (expected,) = persons(people_at(clean.tables, "u1") or {}, MIN_FACES)
+    assert left["cover"]["photo_id"] == "small"
+    assert left["cover"] == expected["cover"]
 
 
 def test_an_erasure_leaves_no_key_of_the_user_but_its_marker(

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from streams.config import Settings
+from streams.pipeline.faces import faces_of
 from streams.samples import encode_jpeg, load_photo
 from tests.worker.harness import (
     WorkerProcess,
@@ -84,6 +86,16 @@ def test_faces_become_a_person_with_the_same_id_after_a_kill_minus_9(
     }
     assert set(photos[obama["person_id"]]) == {by_name[n] for n in OBAMA}
     enriched, _ = outcomes(settings)
+    # the cover: the best-scoring of the person's faces (streams.pipeline.covers), its square
+    # around the face, and a preview that exists
+    theirs = [e for e in enriched if e["photo_id"] in {by_name[n] for n in OBAMA}]
+    scored = [(f.score, e["photo_id"], f) for e in theirs for f in faces_of(e) if f is not None]
+    _, best, face = max(scored, key=lambda s: s[0])
+    cover = obama["cover"]
+    assert cover["photo_id"] == best and cover["crop"] == face.crop
+    x1, y1, x2, y2 = cover["crop"]
+    assert x1 <= face.box[0] and y1 <= face.box[1] and x2 >= face.box[2] and y2 >= face.box[3]
+    assert Path(unquote(urlsplit(cover["preview"]["uri"]).path)).is_file()
     given = {(e["photo_id"], f["person_id"]) for e in enriched for f in e["faces"] or []}
     named = {photo for photo, person in given if person == obama["person_id"]}
     assert named <= {by_name[n] for n in OBAMA} and len(named) >= len(OBAMA) - 2  # from the 3rd
