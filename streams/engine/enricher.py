@@ -5,7 +5,8 @@
 
 ``enrich_batches`` overlaps the next batch's decoding (threads; OpenCV releases the GIL) with the
 current batch's inference. One photo's failure, at any stage, never costs the others in its batch:
-a batch that fails inference is re-run photo by photo to find the one to blame.
+a batch that fails inference is re-run photo by photo to find the one to blame (each model's run
+over a chunk, production's or a variant's: streams/engine/running.py).
 
 Nor does one photo hold its batch up: each has ``photo_deadline_s`` (10 s) from when a decode
 slot takes it up, and one deadline to be taken up at all. A photo past it is a DEADLINE_EXCEEDED
@@ -29,20 +30,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from streams.config import EngineSettings, Settings
-from streams.engine.contract import mismatch
 from streams.engine.drift import DriftWatch
 from streams.engine.job import Job
 from streams.engine.results import Enriched, Failed
 from streams.engine.runners import check_enabled, enabled_manifests, open_runners, session_config
+from streams.engine.running import ms_since, run_production, run_variant, start_variant
 from streams.engine.variants import (
     Variant,
-    VariantRun,
     VariantWatch,
     open_variants,
     serve_canary,
     wanted,
 )
-from streams.errors import DeadlineExceededError, InferenceError, PhotoError
+from streams.errors import DeadlineExceededError, PhotoError
 from streams.imaging.budget import Budget
 from streams.imaging.crops import CROPPER, crops_of, parse_ratio, salient_map
 from streams.imaging.decode import DecodedPhoto, Decoder
@@ -51,7 +51,7 @@ from streams.imaging.sniff import ImageFormat
 from streams.imaging.thumbnails import THUMBNAILER, render_thumbnails, thumbnail_specs
 from streams.inference.tags import with_people_and_text
 from streams.inference.tasks import RUNNERS
-from streams.inference.tasks.base import Fields, Runner, Work
+from streams.inference.tasks.base import Runner, Work
 from streams.logs import get_logger
 from streams.models.manifest import DEFAULT_MIN_TAG_SCORE
 from streams.models.repository import ModelRepository
@@ -278,7 +278,7 @@ class Enricher:
         try:
             photo = self.decoder.decode(item.data, deadline=job.deadline)
         finally:
-            job.timings_ms["decode"] = _ms_since(started)
+            job.timings_ms["decode"] = ms_since(started)
         job.check_deadline()
         job.stage = "features"
         started = time.perf_counter()
@@ -287,7 +287,7 @@ class Enricher:
         )
         if self.crop_ratios:
             job.saliency = salient_map(photo.image)
-        job.timings_ms["features"] = _ms_since(started)
+        job.timings_ms["features"] = ms_since(started)
         job.check_deadline()
         job.produced_by.update(produced_by)
         job.stage = "preprocess"
@@ -308,7 +308,7 @@ class Enricher:
                 work.prepared[variant.runner.name] = variant.runner.prepare(photo)
             except Exception as error:
                 job.variant_errors[variant.name] = f"preprocess: {error!r}"
-        job.timings_ms["preprocess"] = _ms_since(started)
+        job.timings_ms["preprocess"] = ms_since(started)
         job.check_deadline()
         job.stage = "thumbnails"
         started = time.perf_counter()
@@ -317,7 +317,7 @@ class Enricher:
         except Exception as error:  # the photo's fields stand without its thumbnails
             log.warning("thumbnails failed", photo_id=item.photo_id, error=repr(error))
             job.thumbnail_error = f"{type(error).__name__}: {error}"
-        job.timings_ms["thumbnails"] = _ms_since(started)
+        job.timings_ms["thumbnails"] = ms_since(started)
         job.check_deadline()
         job.work = work
 
@@ -326,114 +326,18 @@ class Enricher:
             alive = [job for job in jobs if job.work is not None]
             size = runner.photos_per_run(self.settings.max_batch)
             for start in range(0, len(alive), size):
-                self._run(runner, alive[start : start + size])
+                run_production(runner, alive[start : start + size])
         for variant in self.variants:
-            chosen = [job for job in jobs if self._starts_variant(job, variant)]
+            chosen = [job for job in jobs if start_variant(job, variant)]
             size = variant.runner.photos_per_run(self.settings.max_batch)
             for start in range(0, len(chosen), size):
-                self._run_variant(variant, chosen[start : start + size])
+                run_variant(variant, chosen[start : start + size])
         for job in jobs:
             # after every variant ran: a shadow of the same model compares with production
             for run in job.variant_runs.values():
                 if run.mode == "canary" and run.fields is not None and job.work is not None:
                     serve_canary(job.work.fields, job.produced_by, run)
         return [self._result(job) for job in jobs]
-
-    @staticmethod
-    def _starts_variant(job: Job, variant: Variant) -> bool:
-        """Open the photo's record of ``variant``; True if the variant should run on it."""
-        if job.work is None or variant not in job.variants:
-            return False
-        production = variant.production.name
-        run = VariantRun(
-            variant=variant.name,
-            mode=variant.mode,
-            task=variant.manifest.task,
-            production=variant.refs()[0],
-            model=variant.refs()[1],
-            provenance=dict(variant.runner.provenance),
-            production_ms=job.timings_ms.get(f"infer:{production}", 0.0),
-            production_batch=job.batch_of.get(production, 0),
-            error=job.variant_errors.get(variant.name),
-        )
-        job.variant_runs[variant.name] = run
-        return run.error is None
-
-    def _run_variant(self, variant: Variant, chunk: list[Job]) -> None:
-        """Like ``_run``, but the outputs are measured against production's, not served."""
-        started = time.perf_counter()
-        try:
-            outputs: list[Fields | BaseException] = list(
-                variant.runner.run([j.work for j in chunk if j.work is not None])
-            )
-        except Exception as batch_error:
-            log.warning("variant batch failed", variant=variant.name, error=repr(batch_error))
-            outputs = [self._run_one(variant.runner, job) for job in chunk]
-        share = _ms_since(started) / len(chunk)
-        for job, output in zip(chunk, outputs, strict=True):
-            assert job.work is not None
-            run = job.variant_runs[variant.name]
-            run.variant_ms, run.variant_batch = share, len(chunk)
-            job.timings_ms[f"variant:{variant.name}"] = share
-            if isinstance(output, BaseException):
-                run.error = f"{variant.name}: {output!r}"
-                continue
-            production = {name: job.work.fields.get(name) for name in output}
-            problem = mismatch(production, output)
-            if problem is not None:  # downstream reads fields by shape (streams/engine/contract)
-                log.warning(
-                    "variant output unlike production's: production served",
-                    variant=variant.name,
-                    problem=problem,
-                )
-                run.error = f"contract: {problem}"
-                continue
-            try:
-                run.figures = variant.compare(production, output)
-            except Exception as error:  # a bug in a comparison must not cost the photo
-                log.exception("variant comparison failed", variant=variant.name)
-                run.error = f"compare: {error!r}"
-                continue
-            run.fields = output
-            run.produced_by = dict.fromkeys(
-                _provenance_keys(variant.runner, output), run.provenance
-            )
-
-    def _run(self, runner: Runner, chunk: list[Job]) -> None:
-        """One runner over one chunk; on failure, photo by photo to isolate the culprit."""
-        stage = f"infer:{runner.name}"
-        started = time.perf_counter()
-        try:
-            outputs: list[Fields | BaseException] = list(
-                runner.run([j.work for j in chunk if j.work is not None])
-            )
-        except Exception as batch_error:
-            log.warning(
-                "batch failed, isolating", stage=stage, size=len(chunk), error=repr(batch_error)
-            )
-            outputs = [self._run_one(runner, job) for job in chunk]
-        share = _ms_since(started) / len(chunk)
-        for job, output in zip(chunk, outputs, strict=True):
-            job.timings_ms[stage] = share
-            job.batch_of[runner.name] = len(chunk)
-            if isinstance(output, BaseException):
-                job.fail(InferenceError(f"{runner.name}: {output!r}"), stage)
-                continue
-            assert job.work is not None
-            job.work.fields.update(output)
-            job.produced_by.update(
-                dict.fromkeys(_provenance_keys(runner, output), runner.provenance)
-            )
-
-    @staticmethod
-    def _run_one(runner: Runner, job: Job) -> Fields | BaseException:
-        assert job.work is not None
-        try:
-            (output,) = runner.run([job.work])
-        except Exception as error:
-            return error
-        result: Fields = output
-        return result
 
     def _result(self, job: Job) -> Enriched | Failed:
         if job.failure is not None:
@@ -456,15 +360,3 @@ class Enricher:
             job.thumbnails,
             job.thumbnail_error,
         )
-
-
-def _provenance_keys(runner: Runner, output: Fields) -> list[str]:
-    """The produced_by keys of what ``runner`` filled: its field names, or its one key."""
-    keys = [name for name, value in output.items() if value is not None]
-    if keys and runner.provenance_key:
-        keys = [runner.provenance_key]  # e.g. faces.embedding: the detector made faces
-    return keys
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0
