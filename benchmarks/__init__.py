@@ -7,10 +7,12 @@ breaks, and its committed results are never overwritten by a run too small to me
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from streams.config import Settings, load_settings
+from streams.logs import configure_logging
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -40,6 +42,24 @@ def write_results(
         (out / f"{name}.json").write_text(text, encoding="utf-8")
         (out / f"{name}.md").write_text(markdown, encoding="utf-8")
     print(markdown)
+
+
+def run_measured(
+    name: str,
+    doc: str,
+    smoke: str,
+    measure: Callable[[bool], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    argv: Sequence[str] | None,
+) -> None:
+    """The whole ``main`` of a benchmark with no options of its own: ``--smoke`` and ``--out``,
+    warnings-only logs, ``measure(smoke)``, then its results written as ``name``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    output_args(parser, smoke=smoke)
+    args = parser.parse_args(argv)
+    configure_logging("WARNING", "console")
+    result = measure(args.smoke)
+    write_results(name, result, report(result), out_of(args))
 
 
 def production_settings() -> Settings:

@@ -18,18 +18,16 @@ tested on landmarks in tests/pipeline/test_covers.py); and whether people would 
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
-from benchmarks import out_of, output_args, production_settings, write_results
+from benchmarks import production_settings, run_measured
 from benchmarks.engine import machine
 from benchmarks.portraits import SMOKE, originals
 from streams.engine import Enriched, Enricher, PhotoInput
-from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
 from streams.pipeline.faces import Face, faces_of
 from streams.samples import encode_jpeg
@@ -129,12 +127,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    output_args(parser, smoke="2 portraits")
-    args = parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-    result = measure(args.smoke)
-    write_results("covers", result, report(result), out_of(args))
+    run_measured("covers", __doc__ or "", "2 portraits", measure, report, argv)
 
 
 if __name__ == "__main__":

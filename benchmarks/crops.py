@@ -13,19 +13,17 @@ crops are then judged against those faces: the face-aware crop (``crop_box``, th
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
-from benchmarks import out_of, output_args, production_settings, write_results
+from benchmarks import production_settings, run_measured
 from benchmarks.engine import machine
 from benchmarks.portraits import SMOKE, originals
 from streams.engine import Enriched, Enricher, PhotoInput
 from streams.imaging.crops import crop_box, face_boxes, inside, parse_ratio
-from streams.logs import configure_logging
 from streams.models.repository import ModelRepository
 from streams.samples import encode_jpeg
 
@@ -136,12 +134,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    output_args(parser, smoke="2 portraits, 4 group photos")
-    args = parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-    result = measure(args.smoke)
-    write_results("crops", result, report(result), out_of(args))
+    run_measured("crops", __doc__ or "", "2 portraits, 4 group photos", measure, report, argv)
 
 
 if __name__ == "__main__":
