@@ -19,11 +19,11 @@ import sys
 import time
 from typing import Any
 
-from streams.engine.enricher import Enricher
+from streams.engine import enricher, running
 from streams.pipeline.outputs import OutputBuilder
 
 _enriched = OutputBuilder.enriched
-_run = Enricher._run
+_run = running.run_production
 
 
 def poisoned(self: OutputBuilder, upload: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
@@ -34,11 +34,11 @@ def poisoned(self: OutputBuilder, upload: dict[str, Any], *args: Any, **kwargs: 
     return _enriched(self, upload, *args, **kwargs)
 
 
-def _failing_run(self: Enricher, runner: Any, chunk: list[Any]) -> None:
+def _failing_run(runner: Any, chunk: list[Any]) -> None:
     poison = set(os.environ.get("POISON_INFERENCE", "").split(","))
     works = {id(job.work) for job in chunk if job.photo_id in poison}
     if not works or runner.name != "mobilenet_v2":
-        return _run(self, runner, chunk)
+        return _run(runner, chunk)
     real = runner.run
 
     def run(items: list[Any]) -> Any:
@@ -48,14 +48,14 @@ def _failing_run(self: Enricher, runner: Any, chunk: list[Any]) -> None:
 
     runner.run = run
     try:
-        return _run(self, runner, chunk)
+        return _run(runner, chunk)
     finally:
         runner.run = real
 
 
 if __name__ == "__main__":
     OutputBuilder.enriched = poisoned  # type: ignore[method-assign]
-    Enricher._run = _failing_run  # type: ignore[method-assign]
+    enricher.run_production = _failing_run  # type: ignore[attr-defined]  # the name it calls
     from streams.cli.app import main
 
     sys.argv = ["darkroom", "worker"]
