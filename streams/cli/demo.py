@@ -92,11 +92,13 @@ def demo(
 
 
 def _write_reviews(app: AppState, folder: Path) -> None:
-    """A review page per user (`darkroom review`), and where to open it."""
+    """A review page per user with an outcome (`darkroom review`), a user whose every photo
+    failed included (their page lists the dead letters), and where to open it."""
     blobs = BlobStore.from_settings(app.settings)
-    users = sorted(
-        {e["user_id"] for e in _read(app, app.settings.topics.enriched, EventType.PHOTO_ENRICHED)}
-    )
+    topics = app.settings.topics
+    outcomes = _read(app, topics.enriched, EventType.PHOTO_ENRICHED)
+    outcomes += _read(app, topics.failed, EventType.PHOTO_FAILED)
+    users = sorted({e["user_id"] for e in outcomes if e.get("user_id")})
     for user in users:
         page = write_page(collect_review(app.settings, app.codec, user), blobs, folder / user)
         console.print(f"review page of {user}: {page.resolve().as_uri()}", highlight=False)

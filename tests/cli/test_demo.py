@@ -42,6 +42,10 @@ def test_demo_enriches_every_sample_and_stops_everything(
     assert "best of 3 is chelsea-small" not in out  # half the size, JPEG quality 40
     page = (tmp_path / "demo" / "review" / "alice" / "index.html").read_text()
     assert "Egyptian cat" in page and 'class="box face"' in page
+    # a user whose every photo failed gets a page too: their dead letters
+    assert "review page of mallory: file://" in out
+    dead = (tmp_path / "demo" / "review" / "mallory" / "index.html").read_text()
+    assert "0 photos enriched, " in dead and ("CORRUPT_IMAGE" in dead or "IMAGE_TOO_LARGE" in dead)
     assert "worker and broker stopped" in out
     assert not (tmp_path / "demo" / "broker" / "broker.pid").exists()
     leftovers = subprocess.run(
