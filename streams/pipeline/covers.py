@@ -18,10 +18,13 @@ of them loses to a fair face on all of them:
 
 A figure an older event does not carry (sharpness, landmarks) counts as neutral (0.5, 1). A
 person's cover is their best-scoring face so far (the earlier one on a tie, so a replay picks
-the same). Its ``crop`` is a square around the face, ``MARGIN`` of the face's long side added on
-every side, shrunk to the photo's short side when larger and slid inside the photo, in the
-photo's pixels; with the photo's largest JPEG thumbnail (``preview``: its URI, size and the crop
-in its pixels) a client shows the cover without decoding the photo.
+the same); a photo processed again offers its faces again, so a forced re-drive of a user's
+uploads (``darkroom replay --into photos.uploaded --force``) gives a person kept before covers
+were scored the cover a clean run would choose. Its ``crop`` is a square around the face,
+``MARGIN`` of the face's long side added on every side, shrunk to the photo's short side when
+larger and slid inside the photo, in the photo's pixels; with the photo's largest JPEG
+thumbnail (``preview``: its URI, size and the crop in its pixels) a client shows the cover
+without decoding the photo.
 """
 
 from __future__ import annotations
@@ -128,15 +131,21 @@ def cover_of(
     }
 
 
+def unscored(box: Box) -> float:
+    """The score of a face kept before faces were scored (only its box is known): below every
+    scored face, so any of those replaces it, and among its kind the larger first, as then."""
+    return score(box) - 1.0
+
+
 def held(cluster: Mapping[str, Any]) -> float:
-    """The score of the cover a cluster has (-1: none). A cluster kept before covers were
-    scored has its cover's area alone: scored by its box, the other figures neutral."""
+    """The score of the cover a cluster has (-2: none; below 0: one kept before covers were
+    scored, see ``unscored``)."""
     cover = cluster.get("cover")
     if cover is None:
-        return -1.0
+        return -2.0
     if "score" in cluster:
         return float(cluster["score"])
-    return score(cover["box"])
+    return unscored(cover["box"])
 
 
 def offer(cluster: dict[str, Any], cover: dict[str, Any] | None, scored: float) -> None:
@@ -147,5 +156,5 @@ def offer(cluster: dict[str, Any], cover: dict[str, Any] | None, scored: float) 
 
 def set_cover(cluster: dict[str, Any], cover: dict[str, Any] | None, scored: float) -> None:
     """The cluster's cover is ``cover`` (None: none left) with ``scored``."""
-    cluster["cover"], cluster["score"] = cover, round(max(scored, 0.0), 6)
+    cluster["cover"], cluster["score"] = cover, round(scored, 6)
     cluster.pop("area", None)  # what clusters kept before covers were scored

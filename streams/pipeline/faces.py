@@ -51,10 +51,10 @@ class Kept:
 
     @classmethod
     def from_json(cls, value: list[Any]) -> Kept:
-        """[embedding, box] (kept before covers were scored: scored by the box) or
+        """[embedding, box] (kept before covers were scored: ``covers.unscored``) or
         [embedding, box, score, crop]."""
         if len(value) < 4:
-            return cls(value[0], value[1], covers.score(value[1]), None)
+            return cls(value[0], value[1], covers.unscored(value[1]), None)
         return cls(value[0], value[1], float(value[2]), value[3])
 
 

@@ -234,8 +234,8 @@ class PeopleSearch:
                 found.states[user] = state
             before = len(found.changes)
             given = earlier.clusters_of(user, photo)
-            assigned = self._assign(clusters, photo, faces, preview, given, found.changes)
-            if len(found.changes) > before:
+            assigned, covered = self._assign(clusters, photo, faces, preview, given, found.changes)
+            if len(found.changes) > before or covered:
                 changed.add(user)
             earlier.seen[photo] = Given(model, assigned.clusters)
             found.assigned.append(assigned)
@@ -252,8 +252,11 @@ class PeopleSearch:
         preview: dict[str, Any] | None,
         before: Given | None,
         changes: list[Change],
-    ) -> Assigned:
+    ) -> tuple[Assigned, bool]:
+        """What ``faces`` became, and whether a face of a photo counted already became its
+        cluster's cover (a cluster changed though nothing was counted)."""
         state = clusters.state
+        covered = False
         if (
             before is not None
             and before.model == state["model"]
@@ -264,12 +267,21 @@ class PeopleSearch:
                 None if c is None else resolve(state, c) for c in before.clusters
             ]
             ids = [c if c in state["clusters"] else None for c in ids]
+            for pid, face in zip(ids, faces, strict=True):
+                if pid is None or face is None:
+                    continue
+                # offered again: a backfill gives a cover kept before scores the scored one
+                cluster = state["clusters"][pid]
+                cover = covers.cover_of(photo, face.box, face.crop, preview)
+                if face.score > covers.held(cluster):
+                    covers.set_cover(cluster, cover, face.score)
+                    covered = True
         else:
             ids = [None if f is None else clusters.add(photo, f, preview, changes) for f in faces]
             ids = [None if c is None else resolve(state, c) for c in ids]  # merged since
         counts = {pid: state["clusters"][pid]["count"] for pid in ids if pid is not None}
         people = [c if c is not None and counts[c] >= self.policy.min_faces else None for c in ids]
-        return Assigned(ids, people)
+        return Assigned(ids, people), covered
 
 
 def without_photo(state: State, photo_id: str, given: Given) -> tuple[list[str], list[str]]:

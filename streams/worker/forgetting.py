@@ -203,7 +203,7 @@ class Forgetting:
     ) -> tuple[dict[str, Any] | None, float]:
         """The best-scoring face of ``person`` among ``photos`` (its newest kept), as a clean
         run would have chosen it: the earlier photo on a tie (``photos`` are newest first)."""
-        best: tuple[dict[str, Any] | None, float] = (None, -1.0)
+        best: tuple[dict[str, Any] | None, float] = (None, -2.0)  # as covers.held says of none
         for photo in photos:
             kept = self.tables.photo_state.get(photo_key(user, photo))
             given = Given.from_json(((kept or {}).get("summary") or {}).get("people"))

@@ -15,6 +15,7 @@ from streams.engine import Enricher
 from streams.pipeline import covers, people_state
 from streams.pipeline.bestshot import FACE_IN_FOCUS
 from streams.pipeline.faces import Face, Given, PhotoFaces, faces_of
+from streams.pipeline.keys import entry_key
 from streams.pipeline.outputs import RawMessage
 from streams.pipeline.people import PeoplePolicy, PeopleSearch
 from streams.samples import encode_jpeg, load_photo
@@ -111,21 +112,52 @@ def test_a_person_keeps_the_best_scoring_face_seen_so_far_and_the_first_on_a_tie
     assert cluster["cover"]["photo_id"] == "b" and cluster["score"] == 0.6
 
 
-def test_a_cluster_kept_before_covers_were_scored_is_judged_by_its_box() -> None:
-    people = People()
-    people.state = (
-        PeopleSearch(people, PeoplePolicy(min_faces=1)).search([one_face("old", 0.1)]).states["u"]
-    )
-    (cluster,) = people.state["clusters"].values()
+class Redriven(People):
+    """The table, and what each photo's faces were given when it was processed before."""
+
+    def __init__(self, state: people_state.State, given: dict[str, Given]) -> None:
+        super().__init__()
+        self.state, self.given = state, given
+
+    def clusters_of(self, user_id: str, photo_id: str) -> Given | None:
+        return self.given.get(photo_id)
+
+
+def legacy_person() -> people_state.State:
+    """A person of one face ("old") as kept before covers were scored: box and area only."""
+    state = PeopleSearch(People(), PeoplePolicy(min_faces=1)).search([one_face("old", 0.1)])
+    people = state.states["u"]
+    (cluster,) = people["clusters"].values()
     cluster["cover"] = {"photo_id": "old", "box": [0.0, 0.0, 400.0, 400.0]}  # as stored then
     cluster["area"] = 160_000.0
     del cluster["score"]
-    legacy = covers.score([0.0, 0.0, 400.0, 400.0])  # 400 px, neutral sharpness and pose
+    return people
+
+
+def test_a_cover_kept_before_covers_were_scored_gives_way_to_any_scored_face() -> None:
+    people = People()
+    people.state = legacy_person()
     found = PeopleSearch(people, PeoplePolicy(min_faces=1)).search(
-        [one_face("worse", legacy - 0.01, 1), one_face("better", legacy + 0.01, 2)]
+        [one_face("poor", 0.001, 1), one_face("better", 0.5, 2)]
     )
     (after,) = found.states["u"]["clusters"].values()
     assert after["cover"]["photo_id"] == "better" and "area" not in after
+    # unscored faces stay below every scored one, and keep their order by size
+    assert covers.unscored([0, 0, 1000, 1000]) < 0.0 < 0.001
+    assert covers.unscored([0, 0, 100, 100]) < covers.unscored([0, 0, 400, 400])
+
+
+def test_a_forced_redrive_of_the_photos_gives_a_legacy_person_a_scored_cover() -> None:
+    state = legacy_person()
+    (pid,) = state["clusters"]
+    redriven = Redriven(state, {"old": Given(MODEL, [pid])})  # counted already
+    found = PeopleSearch(redriven, PeoplePolicy(min_faces=1)).search([one_face("old", 0.3)])
+    cluster = found.states["u"]["clusters"][pid]
+    assert cluster["count"] == 1, "nothing counted twice"
+    assert cluster["score"] == 0.3 and cluster["cover"]["crop"] == [0.0, 0.0, 100.0, 100.0]
+    assert found.rows[entry_key("u", "c", pid)]["cover"]["photo_id"] == "old"  # written
+    again = PeopleSearch(Redriven(found.states["u"], redriven.given), PeoplePolicy(min_faces=1))
+    assert again.search([one_face("old", 0.3)]).rows == {}  # offered again: nothing to write
 
 
 def test_an_enrichments_faces_carry_their_score_and_square() -> None:
