@@ -148,10 +148,12 @@ def held(cluster: Mapping[str, Any]) -> float:
     return unscored(cover["box"])
 
 
-def offer(cluster: dict[str, Any], cover: dict[str, Any] | None, scored: float) -> None:
-    """Make ``cover`` the cluster's when it scores higher than the one it has."""
-    if cover is not None and scored > held(cluster):
-        set_cover(cluster, cover, scored)
+def offer(cluster: dict[str, Any], cover: dict[str, Any] | None, scored: float) -> bool:
+    """Make ``cover`` the cluster's when it scores higher than the one it has; True if so."""
+    if cover is None or scored <= held(cluster):
+        return False
+    set_cover(cluster, cover, scored)
+    return True
 
 
 def set_cover(cluster: dict[str, Any], cover: dict[str, Any] | None, scored: float) -> None:

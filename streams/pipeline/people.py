@@ -13,9 +13,10 @@ or a replay of the same uploads gives the same ids and the same state. Centroids
 the precision they are stored in (float16) after every step, so where batches begin and end
 (and so when the state went through the table) changes nothing. A photo processed again (a
 forced re-drive) keeps the clusters it was given (its photo_state lists them) and counts
-nothing twice. A user's state is kept as rows (streams/pipeline/people_state.py): a small
-header, one row per cluster and one per alias, so a batch writes the clusters its faces moved,
-not every cluster of the user (``PeopleFindings.rows``). The state is per face model:
+nothing twice; its faces are offered as covers again (streams/pipeline/covers.py). A user's
+state is kept as rows (streams/pipeline/people_state.py): a small header, one row per cluster
+and one per alias, so a batch writes the clusters its faces moved, not every cluster of the
+user (``PeopleFindings.rows``). The state is per face model:
 embeddings of two models are not comparable, so a new model starts the user's people afresh,
 and a replay of the user's photos rebuilds them.
 """
@@ -271,11 +272,8 @@ class PeopleSearch:
                 if pid is None or face is None:
                     continue
                 # offered again: a backfill gives a cover kept before scores the scored one
-                cluster = state["clusters"][pid]
                 cover = covers.cover_of(photo, face.box, face.crop, preview)
-                if face.score > covers.held(cluster):
-                    covers.set_cover(cluster, cover, face.score)
-                    covered = True
+                covered |= covers.offer(state["clusters"][pid], cover, face.score)
         else:
             ids = [None if f is None else clusters.add(photo, f, preview, changes) for f in faces]
             ids = [None if c is None else resolve(state, c) for c in ids]  # merged since
