@@ -62,6 +62,12 @@ def run_measured(
     write_results(name, result, report(result), out_of(args))
 
 
+def ran_on(name: str, machine: dict[str, Any]) -> str:
+    """How a report says where it was measured: "`python -m benchmarks.<name>` on 2 CPUs,
+    <date>" (``machine``: benchmarks.engine.machine())."""
+    return f"`python -m benchmarks.{name}` on {machine['cpus']} CPUs, {machine['date']}"
+
+
 def production_settings() -> Settings:
     """The settings with the shipped shadow experiments off: the benchmarks measure the model set
     that serves (benchmarks/experiments.py is the one that runs the variants)."""

@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks import production_settings, run_measured
+from benchmarks import production_settings, ran_on, run_measured
 from benchmarks.engine import machine
 from benchmarks.portraits import SMOKE, originals
 from streams.engine import Enriched, Enricher, PhotoInput
@@ -110,8 +110,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# Person covers: the original against worse copies of it",
         "",
-        f"`python -m benchmarks.covers` on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['date']}: the share of contests (a portrait's face against the "
+        ran_on("covers", result["machine"])
+        + f": the share of contests (a portrait's face against the "
         "same face in a worse copy) that each rule wins for the original (no face found in: "
         f"{', '.join(result['no face found']) or 'none'}).",
         "",

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks import production_settings, run_measured
+from benchmarks import production_settings, ran_on, run_measured
 from benchmarks.engine import machine
 from benchmarks.portraits import SMOKE, originals
 from streams.engine import Enriched, Enricher, PhotoInput
@@ -117,8 +117,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# Face-aware crops",
         "",
-        f"`python -m benchmarks.crops` on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['date']}: the share of the faces the engine found that each crop "
+        ran_on("crops", result["machine"])
+        + ": the share of the faces the engine found that each crop "
         "keeps whole.",
         "",
         "| photos | ratio | faces | face-aware crop | centre crop |",

@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import shape_inference
 
-from benchmarks import out_of, output_args, production_settings, write_results
+from benchmarks import out_of, output_args, production_settings, ran_on, write_results
 from benchmarks.engine import machine
 from streams.engine.runners import session_config
 from streams.inference.sessions import ModelSession
@@ -158,8 +158,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# Each model's arithmetic rate",
         "",
-        f"`python -m benchmarks.flops` on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['date']}; peak assumed "
+        ran_on("flops", result["machine"])
+        + "; peak assumed "
         + (f"{peak:.0f} GFLOP/s (FP32 FMA)." if peak else "unknown."),
         "",
         "| model | input | batch | GFLOP an image | ms an image | GFLOP/s | of the peak |",

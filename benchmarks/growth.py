@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from rocksdict import Rdict
 
-from benchmarks import out_of, output_args, write_results
+from benchmarks import out_of, output_args, ran_on, write_results
 from benchmarks.engine import machine
 from streams.config import load_settings
 from streams.contracts.codec import codec_from_settings
@@ -289,8 +289,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# Changelog bytes written per upload, by library size",
         "",
-        f"`python -m benchmarks.growth` on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['date']}: {result['measured_uploads']} uploads measured per size "
+        ran_on("growth", result["machine"])
+        + f": {result['measured_uploads']} uploads measured per size "
         f"(batches of {result['batch']}), after the library was filled through the same path; "
         f"{result['copies']:.0%} of uploads copies of the user's first photo, "
         f"{result['strangers']:.0%} of faces strangers'.",

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks import out_of, output_args, write_results
+from benchmarks import out_of, output_args, ran_on, write_results
 from benchmarks.engine import machine
 from benchmarks.portraits import copies as portrait_copies
 from benchmarks.portraits import darkroom_embed, originals
@@ -188,8 +188,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# 8-bit embeddings against float16",
         "",
-        f"`python -m benchmarks.quantize` on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['date']}: {result['photos']} photo embeddings (16 photos and "
+        ran_on("quantize", result["machine"])
+        + f": {result['photos']} photo embeddings (16 photos and "
         f"{result['copies']} copies each), {result['faces']} face embeddings.",
         "",
         "| measure | result |",

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import RESULTS, out_of, output_args, production_settings, write_results
+from benchmarks import RESULTS, out_of, output_args, production_settings, ran_on, write_results
 from benchmarks.engine import machine
 from benchmarks.photoset import augmented, experiment_set
 from streams.engine import Enricher, PhotoInput
@@ -188,8 +188,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# OCR behind a learned text gate",
         "",
-        f"`python -m benchmarks.text_gate` on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['date']}.",
+        ran_on("text_gate", result["machine"]) + ".",
         "",
         f"Trained on {trained['photos']} photos ({trained['with_text']} with text, "
         f"{trained['lines']} lines), out of fold: line recall "

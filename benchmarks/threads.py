@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import out_of, output_args, photoset, production_settings, write_results
+from benchmarks import out_of, output_args, photoset, production_settings, ran_on, write_results
 from benchmarks.engine import machine
 from streams.config import EngineSettings
 from streams.engine import Enricher, Failed, PhotoInput
@@ -111,8 +111,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# onnxruntime's threads in the engine",
         "",
-        f"`python -m benchmarks.threads` on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['date']}: the engine alone on {result['photos']} mixed photos, "
+        ran_on("threads", result["machine"])
+        + f": the engine alone on {result['photos']} mixed photos, "
         f"batch {result['batch']}, {result['rounds']} rounds of each variant taken in turn "
         "(median, range).",
         "",

@@ -38,7 +38,7 @@ import pyvips
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from benchmarks import out_of, output_args, photoset, production_settings, write_results
+from benchmarks import out_of, output_args, photoset, production_settings, ran_on, write_results
 from benchmarks.engine import machine
 from streams.engine import Enricher, PhotoInput
 from streams.imaging.decode import Decoder
@@ -228,8 +228,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "# Thumbnails",
         "",
-        f"`python -m benchmarks.thumbnails` on {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['date']}: 256 and 1440 px, WebP and JPEG, quality {QUALITY}; "
+        ran_on("thumbnails", result["machine"])
+        + f": 256 and 1440 px, WebP and JPEG, quality {QUALITY}; "
         "median ms a photo (all four assets), mean bytes and SSIM against a Lanczos resize "
         "of the full photo.",
         "",
