@@ -316,7 +316,7 @@ class Pipeline:
             if enriched is None or upload is None or model is None:
                 continue  # failed, or no face model ran
             # the preview is in the assets stored a stage before (a photo's fields lack them)
-            preview = covers.preview_of({**enriched.fields, "assets": photo.assets})
+            preview = covers.preview_of(photo.assets, enriched.fields["width"])
             faces = PhotoFaces(
                 upload["user_id"], upload["photo_id"], model, faces_of(enriched.fields), preview
             )

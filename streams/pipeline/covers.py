@@ -91,22 +91,23 @@ def square(box: Box, width: int, height: int, margin: float = MARGIN) -> list[fl
     return [round(v, 1) for v in (left, top, left + side, top + side)]
 
 
-def preview_of(fields: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The photo's largest JPEG thumbnail (uri, width, height and ``scale``: its pixels per
-    photo pixel), or None (no thumbnail stored)."""
+def preview_of(assets: Mapping[str, Any] | None, width: int) -> dict[str, Any] | None:
+    """The largest JPEG thumbnail of a photo ``width`` pixels wide whose PhotoEnriched
+    ``assets`` are ``assets``: uri, width, height and ``scale`` (its pixels per photo pixel);
+    None when no thumbnail was stored."""
     items = [
         item
-        for item in ((fields.get("assets") or {}).get("items") or [])
+        for item in ((assets or {}).get("items") or [])
         if item.get("content_type") == "image/jpeg"
     ]
-    if not items or not fields.get("width"):
+    if not items or not width:
         return None
     largest = max(items, key=lambda item: item["width"] * item["height"])
     return {
         "uri": largest["uri"],
         "width": largest["width"],
         "height": largest["height"],
-        "scale": largest["width"] / fields["width"],
+        "scale": largest["width"] / width,
     }
 
 

@@ -73,14 +73,15 @@ def test_the_preview_is_the_largest_jpeg_thumbnail_with_its_scale() -> None:
         {"content_type": "image/jpeg", "width": 256, "height": 192, "uri": "file:///small"},
     ]
     fields = {"width": 1920, "height": 1440, "assets": {"items": items}}
-    assert covers.preview_of(fields) == {
+    assert covers.preview_of(fields["assets"], fields["width"]) == {
         "uri": "file:///big",
         "width": 960,
         "height": 720,
         "scale": 0.5,
     }
-    assert covers.preview_of({"width": 10, "assets": None}) is None
-    cover = covers.cover_of("p", BOX, [10.0, 20.0, 110.0, 120.0], covers.preview_of(fields))
+    assert covers.preview_of(None, 10) is None
+    preview = covers.preview_of(fields["assets"], fields["width"])
+    cover = covers.cover_of("p", BOX, [10.0, 20.0, 110.0, 120.0], preview)
     assert cover["preview"]["crop"] == [5.0, 10.0, 55.0, 60.0]
 
 
